@@ -48,8 +48,11 @@ class Reporter:
             yield
             return
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=stderr_console, transient=False,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=stderr_console,
+            transient=False,
         ) as progress:
             task = progress.add_task(description, total=None)
             yield
@@ -62,7 +65,10 @@ class Reporter:
             yield lambda n: None
             return
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
             console=stderr_console,
         ) as progress:
             task = progress.add_task(description, total=total)
