@@ -1,0 +1,163 @@
+"""The pure pieces of the profile orchestration: command line, exit classification, memory, build reading."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgeship.android_harness.profile import (
+    ProfileOptions,
+    classify_exit,
+    memory_from_peaks,
+    probe_shell_command,
+    read_build,
+    sanitize_serial,
+    section_spans,
+)
+from edgeship.errors import InputError, UsageError
+from edgeship.hashing import sha256_file
+from edgeship.profiles.schema import (
+    STATUS_CRASH,
+    STATUS_NO_METRICS,
+    STATUS_OK,
+    STATUS_PROBE_ERROR,
+    STATUS_SIGNAL,
+    STATUS_TIMEOUT,
+)
+
+
+def test_sanitize_serial() -> None:
+    assert sanitize_serial("127.0.0.1:40001") == "127.0.0.1_40001"
+    assert sanitize_serial("R5CT1234") == "R5CT1234"
+    assert sanitize_serial("../../etc") == "_.._etc"
+    assert "/" not in sanitize_serial("a/b") and sanitize_serial("..") == "device"
+
+
+def test_probe_command_quotes_every_word(tmp_path: Path) -> None:
+    """Run the command line in a real shell with a fake probe that echoes its argv: nothing is interpreted."""
+    fake_probe = tmp_path / "probe it"
+    fake_probe.write_text('#!/bin/sh\nprintf "%s\\n" "$PWD" "$WEIRD" "$@"\n')
+    fake_probe.chmod(0o755)
+    out_dir = tmp_path / "run $(touch pwned) dir"
+    bundle = "/data/local/tmp/x; rm -rf /;`id`.litertlm"
+    runner = ["/bin/runner", "--model_path", bundle, "--flag=it's"]
+    command = probe_shell_command(
+        probe=str(fake_probe),
+        out_dir=str(out_dir),
+        interval_ms=50,
+        timeout_s=12.5,
+        maps=[bundle],
+        runner_argv=runner,
+        env={"WEIRD": "a b;$(c)"},
+    )
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True, cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(out_dir)  # the probe runs inside the run dir, which it created
+    assert lines[1] == "a b;$(c)"
+    assert lines[2:] == [
+        "--interval-ms",
+        "50",
+        "--timeout-s",
+        "12.5",
+        "--maps",
+        bundle,
+        "--out",
+        str(out_dir),
+        "--",
+        *runner,
+    ]
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "sig", "timed_out", "metrics", "status", "words"),
+    [
+        (0, None, False, True, STATUS_OK, None),
+        (None, 9, True, False, STATUS_TIMEOUT, "timed out"),
+        (None, signal.SIGKILL, False, False, STATUS_SIGNAL, "likely the OOM killer"),
+        (None, signal.SIGTERM, False, False, STATUS_SIGNAL, "SIGTERM"),
+        (None, signal.SIGSEGV, False, False, STATUS_CRASH, "crashed with SIGSEGV"),
+        (3, None, False, False, STATUS_CRASH, "code 3"),
+        (0, None, False, False, STATUS_NO_METRICS, "no benchmark figures"),
+        (None, None, False, False, STATUS_PROBE_ERROR, "no exit status"),
+    ],
+)
+def test_classify_exit(code, sig, timed_out, metrics, status, words) -> None:  # type: ignore[no-untyped-def]
+    result = classify_exit(code, sig, timed_out, metrics, timeout_s=30)
+    assert result.status == status
+    assert result.timed_out == timed_out
+    assert (result.note is None) if words is None else (words in result.note)
+
+
+def test_memory_from_peaks_keeps_missing_fields_missing() -> None:
+    peaks = {
+        "vm_rss": 100,
+        "rss": 99,
+        "vm_hwm": 120,
+        "rss_anon": 40,
+        "rss_file": 60,
+        "vm_swap": None,
+        "swap_pss": None,
+        "pss": None,
+        "pss_anon": None,
+    }
+    memory = memory_from_peaks(peaks, {"ple": {"bytes": 1000, "resident_peak": 10}}, rusage_maxrss=130)
+    assert (memory.peak_rss, memory.hwm, memory.peak_anon, memory.peak_file) == (100, 120, 40, 60)
+    assert memory.peak_pss is None and memory.peak_swap is None
+    assert memory.rusage_maxrss == 130
+    assert memory.sections["ple"].bytes == 1000 and memory.sections["ple"].resident_peak == 10
+    # rollup's Rss stands in when status lacks VmRSS
+    assert memory_from_peaks({"rss": 77}, {}, None).peak_rss == 77
+
+
+def test_section_spans_are_sorted_and_unique() -> None:
+    spans = section_spans(
+        [
+            {"kind": "TFLiteModel", "offset": 32768, "end": 49152},
+            {"kind": "LlmMetadataProto", "offset": 16384, "end": 16400},
+            {"kind": "TFLiteModel", "offset": 65536, "end": 65540},
+        ]
+    )
+    assert [s.kind for s in spans] == ["LlmMetadataProto", "TFLiteModel", "TFLiteModel#2"]
+    assert [s.bytes for s in spans] == [16, 16384, 4]
+
+
+def test_read_build(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no manifest\.json"):
+        read_build(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_build(tmp_path)
+    manifest = {
+        "schema": "edgeship.manifest/1",
+        "bundle": {"file": "model.litertlm", "sha256": "ab" * 32},
+        "sections": [{"kind": "tf_lite_per_layer_embedder", "offset": 16384, "end": 32768}],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="missing"):
+        read_build(tmp_path)
+    (tmp_path / "model.litertlm").write_bytes(b"\0" * 32768)
+    build = read_build(tmp_path)
+    assert build.sha12 == "ab" * 6
+    assert build.manifest_sha256 == sha256_file(tmp_path / "manifest.json")
+    assert build.to_record()["sections"] == [
+        {"kind": "tf_lite_per_layer_embedder", "offset": 16384, "end": 32768, "bytes": 16384}
+    ]
+
+
+def test_options_validation() -> None:
+    ProfileOptions().validate()
+    assert ProfileOptions(prefill=32, decode=16).effective_max_tokens == 48
+    for bad in (
+        ProfileOptions(iterations=0),
+        ProfileOptions(warmup=-1),
+        ProfileOptions(timeout_s=0),
+        ProfileOptions(backend="tpu"),
+        ProfileOptions(threads=0),
+    ):
+        with pytest.raises(UsageError):
+            bad.validate()
