@@ -73,7 +73,7 @@ def profile_command(
     from edgeship.android_harness.profile import ProfileOptions, profile_devices, raise_for_outcomes
     from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
-    from edgeship.profiles.summary import SummaryRow, failed_row, summary_table
+    from edgeship.profiles.summary import SummaryRow, failed_row, residency_lines, summary_table
 
     config = load_config()
     options = ProfileOptions(
@@ -118,6 +118,9 @@ def profile_command(
     else:
         stdout_console.print(summary_table(rows))
         for outcome in outcomes:
-            if outcome.profile_path:
-                stdout_console.print(f"{outcome.serial}: {outcome.profile_path}", highlight=False)
+            if outcome.profile is None:
+                continue
+            stdout_console.print(f"{outcome.serial}: {outcome.profile_path}", highlight=False)
+            for line in residency_lines(outcome.profile.summary):
+                stdout_console.print(f"  {line}", highlight=False)
     raise_for_outcomes(outcomes)

@@ -120,6 +120,16 @@ def format_residency(kind: str, section_bytes: int, resident_peak: int | None) -
     return f"{section_label(kind)}: {resident} resident of {format_bytes(section_bytes)}{share}"
 
 
+def residency_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per section with a measured residency (medians), largest section first."""
+    sections = summary.get("sections") or {}
+    lines = []
+    for kind, section in sorted(sections.items(), key=lambda item: -item[1]["bytes"]):
+        stats = section.get("resident_peak")
+        lines.append(format_residency(kind, section["bytes"], stats["median"] if stats else None))
+    return lines
+
+
 def describe_exit(iteration: Iteration) -> str:
     """One phrase for an iteration's end: 'ok', 'SIGKILL (likely the OOM killer)', 'exit 3', 'timeout'."""
     status = iteration.exit

@@ -23,6 +23,7 @@ from edgeship.profiles.summary import (
     SummaryRow,
     format_bytes,
     format_residency,
+    residency_lines,
     summarize_iterations,
     summarize_values,
     summary_table,
@@ -135,6 +136,8 @@ def test_table_row_reports_failures_and_ple() -> None:
     assert row.decode_tok_s == 10.0
     assert row.exit.startswith("1/2 ok; iter 2: killed by SIGKILL (likely the OOM killer)")
     assert row.ple == f"{format_bytes(400)} of {format_bytes(1000)}"
+    lines = residency_lines(profile.summary)
+    assert lines == [format_residency(PLE_SECTION_KIND, 1000, 400)]
     console = Console(width=250, record=True)
     console.print(summary_table([row]))
     text = console.export_text()
