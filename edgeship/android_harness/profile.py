@@ -255,27 +255,18 @@ def classify_exit(
     return ExitStatus(0, None, False, STATUS_OK, None)
 
 
-def _first_present(peaks: dict[str, Any], *names: str) -> int | None:
-    for name in names:
-        value = peaks.get(name)
-        if value is not None:
-            return int(value)
-    return None
-
-
-def memory_from_peaks(
-    peaks: dict[str, Any], sections: dict[str, dict[str, Any]], rusage_maxrss: int | None
+def memory_record(
+    figures: dict[str, int | None], sections: dict[str, dict[str, Any]], rusage_maxrss: int | None
 ) -> Memory:
-    """profile.json ``memory`` from the probe's per-field peaks (timeline.csv column names)."""
+    """profile.json ``memory`` from the probe's peak figures (``ProbeRun.memory_figures()``) and residency."""
     return Memory(
-        # smaps_rollup's Rss and status' VmRSS count the same pages; status is there on every kernel.
-        peak_rss=_first_present(peaks, "vm_rss", "rss"),
-        peak_pss=_first_present(peaks, "pss"),
-        peak_anon=_first_present(peaks, "rss_anon", "pss_anon"),
-        peak_file=_first_present(peaks, "rss_file", "pss_file"),
-        peak_swap=_first_present(peaks, "vm_swap", "swap_pss"),
-        hwm=_first_present(peaks, "vm_hwm"),
-        rusage_maxrss=rusage_maxrss,
+        peak_rss=figures.get("peak_rss"),
+        peak_pss=figures.get("peak_pss"),
+        peak_anon=figures.get("peak_anon"),
+        peak_file=figures.get("peak_file"),
+        peak_swap=figures.get("peak_swap"),
+        hwm=figures.get("hwm"),
+        rusage_maxrss=int(rusage_maxrss) if rusage_maxrss else None,
         sections={
             kind: SectionResidency(bytes=int(value["bytes"]), resident_peak=value.get("resident_peak"))
             for kind, value in sections.items()
@@ -393,7 +384,7 @@ def _set_up(
     from edgeship.android_harness.runners.resolve import resolve_runner
     from edgeship.android_harness.store import DeviceStore
 
-    facts = device_facts(device)
+    facts = device_facts(device, device_root=config.device_root)
     abi = facts.abi
     if not abi:
         raise DeviceError(f"{device.serial}: ro.product.cpu.abi is empty; cannot choose a probe or runner")
@@ -588,9 +579,9 @@ def _iteration_from_outputs(
         )
 
     spans = [(span.kind, span.offset, span.end) for span in session.build.sections]
-    memory = memory_from_peaks(
-        dict(run.peaks or {}), run.section_residency(spans), (run.rusage or {}).get("maxrss")
-    )
+    memory = memory_record(run.memory_figures(), run.section_residency(spans), run.rusage.get("maxrss"))
+    if run.probe_version:
+        session.profile.probe["version"] = run.probe_version
     metrics = _parse_runner(session.adapter, local_dir)
     if metrics is not None:
         latency = Latency(
@@ -603,9 +594,7 @@ def _iteration_from_outputs(
             decode_tokens=metrics.decode_tokens,
         )
     has_metrics = metrics is not None and metrics.decode_tok_s is not None
-    status = classify_exit(
-        run.exit_code, run.exit_signal, bool(run.timed_out), has_metrics, session.options.timeout_s
-    )
+    status = classify_exit(run.exit_code, run.signal, run.timed_out, has_metrics, session.options.timeout_s)
     if status.status == STATUS_PROBE_ERROR and shell_problem:
         status.note = shell_problem
     if status.status == STATUS_CRASH and status.signal is None:
@@ -623,8 +612,8 @@ def _iteration_from_outputs(
         timeline=f"{relative_dir}/timeline.csv" if timeline.exists() else None,
         wall_s=run.wall_s if run.wall_s is not None else shell_wall,
         raw_dir=relative_dir,
-        samples=getattr(run, "samples_count", None),
-        smaps_samples=getattr(run, "smaps_samples", None),
+        samples=len(run.samples),
+        smaps_samples=run.smaps_samples,
     )
 
 

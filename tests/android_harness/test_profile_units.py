@@ -12,7 +12,7 @@ import pytest
 from edgeship.android_harness.profile import (
     ProfileOptions,
     classify_exit,
-    memory_from_peaks,
+    memory_record,
     probe_shell_command,
     read_build,
     sanitize_serial,
@@ -93,25 +93,21 @@ def test_classify_exit(code, sig, timed_out, metrics, status, words) -> None:  #
     assert (result.note is None) if words is None else (words in result.note)
 
 
-def test_memory_from_peaks_keeps_missing_fields_missing() -> None:
-    peaks = {
-        "vm_rss": 100,
-        "rss": 99,
-        "vm_hwm": 120,
-        "rss_anon": 40,
-        "rss_file": 60,
-        "vm_swap": None,
-        "swap_pss": None,
-        "pss": None,
-        "pss_anon": None,
+def test_memory_record_keeps_missing_fields_missing() -> None:
+    figures = {
+        "peak_rss": 100,
+        "hwm": 120,
+        "peak_anon": 40,
+        "peak_file": 60,
+        "peak_swap": None,
+        "peak_pss": None,
     }
-    memory = memory_from_peaks(peaks, {"ple": {"bytes": 1000, "resident_peak": 10}}, rusage_maxrss=130)
+    memory = memory_record(figures, {"ple": {"bytes": 1000, "resident_peak": 10}}, rusage_maxrss=130)
     assert (memory.peak_rss, memory.hwm, memory.peak_anon, memory.peak_file) == (100, 120, 40, 60)
     assert memory.peak_pss is None and memory.peak_swap is None
     assert memory.rusage_maxrss == 130
     assert memory.sections["ple"].bytes == 1000 and memory.sections["ple"].resident_peak == 10
-    # rollup's Rss stands in when status lacks VmRSS
-    assert memory_from_peaks({"rss": 77}, {}, None).peak_rss == 77
+    assert memory_record({}, {}, None).rusage_maxrss is None
 
 
 def test_section_spans_are_sorted_and_unique() -> None:
