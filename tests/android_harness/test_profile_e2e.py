@@ -1,0 +1,181 @@
+"""`edgeship profile` end to end: the tiny Gemma-4 build on a virtual device through a real adb server.
+
+Real pieces only: the exported bundle, the adb server binary, the virtual device's sandboxed shell, the probe
+cross-built with zig, and the host runner on the LiteRT-LM engine. Misbehaving runners are shell scripts
+pushed as `--runner` that wrap the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeship.profiles.schema import (
+    PROFILE_SCHEMA,
+    STATUS_OK,
+    STATUS_SIGNAL,
+    STATUS_TIMEOUT,
+    TOP_LEVEL_KEYS,
+    load_profile,
+    validate_profile,
+)
+
+pytestmark = pytest.mark.e2e
+
+PLE_KIND = "tf_lite_per_layer_embedder"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **adb_server.env}
+    return subprocess.run(
+        [sys.executable, "-m", "edgeship", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
+    return [
+        "profile",
+        str(build),
+        "--device",
+        serial,
+        "--prefill",
+        "32",
+        "--decode",
+        "16",
+        "-o",
+        str(runs),
+        *extra,
+    ]
+
+
+def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = run_edgeship(
+        adb_server,
+        *profile_args(
+            tiny_gemma4_build, vdevice.serial, runs, "--iterations", "2", "--warmup", "1", "--json"
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    assert entry["ok"] and entry["serial"] == vdevice.serial
+    path = Path(entry["profile"])
+    assert path.parent.parent.parent == runs
+    data = json.loads(path.read_text())
+    assert list(data) == list(TOP_LEVEL_KEYS)
+    assert data["schema"] == PROFILE_SCHEMA
+    assert validate_profile(data) == []
+    manifest = json.loads((tiny_gemma4_build / "manifest.json").read_text())
+    assert data["bundle"]["sha256"] == manifest["bundle"]["sha256"]
+    assert path.parent.name == manifest["bundle"]["sha256"][:12]
+    assert data["device"]["serial"] == vdevice.serial and data["device"]["abi"] == "x86_64"
+    assert data["config"]["iterations"] == 2 and data["config"]["prefill"] == 32
+
+    iterations = data["iterations"]
+    assert [(it["warmup"], it["index"]) for it in iterations] == [(True, 1), (False, 1), (False, 2)]
+    section_bytes = {s["kind"]: s["bytes"] for s in data["bundle"]["sections"]}
+    assert PLE_KIND in section_bytes
+    for it in iterations:
+        assert it["exit"]["status"] == STATUS_OK, it["exit"]
+        latency = it["latency"]
+        for name in ("init_s", "ttft_s", "prefill_tok_s", "decode_tok_s"):
+            assert latency[name] is not None and latency[name] > 0, (name, latency)
+        assert latency["ttft_definition"]
+        memory = it["memory"]
+        assert memory["peak_rss"] > 0 and memory["hwm"] >= memory["peak_rss"]
+        assert 0 < memory["peak_anon"] <= memory["peak_rss"] and 0 < memory["peak_file"] <= memory["peak_rss"]
+        sections = memory["sections"]
+        assert set(sections) == set(section_bytes)
+        resident_sum = 0
+        for kind, residency in sections.items():
+            assert residency["bytes"] == section_bytes[kind]
+            # a mapping covers whole pages: at most the section rounded up to a page
+            assert 0 <= residency["resident_peak"] <= -(-residency["bytes"] // PAGE) * PAGE + PAGE, kind
+            resident_sum += residency["resident_peak"]
+        assert sections[PLE_KIND]["resident_peak"] > 0  # decoding looked rows up in the side-table
+        # the sections' pages are part of the process's RSS; RSS counters lag by a bounded slack (2%)
+        assert memory["peak_rss"] >= resident_sum - memory["peak_rss"] // 50
+        timeline = path.parent / it["timeline"]
+        rows = timeline.read_text().splitlines()
+        assert rows[0].startswith("t_ms,") and len(rows) >= 2
+        assert (path.parent / it["raw_dir"] / "result.json").is_file()
+        assert it["wall_s"] > 0
+
+    measured = [it for it in iterations if not it["warmup"]]
+    decode = [it["latency"]["decode_tok_s"] for it in measured]
+    summary = data["summary"]
+    assert summary["latency"]["decode_tok_s"]["median"] == pytest.approx(statistics.median(decode))
+    assert summary["latency"]["decode_tok_s"]["n"] == 2
+    assert summary["counts"]["ok"] == 2 and summary["counts"]["warmup"] == 1
+    assert set(data["state"]) >= {"before", "after"} and data["state"]["before"] is not None
+    assert load_profile(path).measured()[0].exit.ok
+
+
+def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
+    """Run 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs."""
+    script = tmp_path / "flaky_runner"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}\n"
+        'if [ "$n" = 2 ]; then echo "about to die" >&2; sleep 1; kill -9 $$; fi\n'
+        'if [ "$n" = 3 ]; then sleep 300; fi\n'
+        f'exec {real_runner} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_profile_records_killed_and_hung_runs(
+    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+) -> None:
+    from edgeship.android_harness.runners.resolve import resolve_runner
+
+    real_runner = Path(resolve_runner("x86_64", None, {}).path)
+    counter = f"/data/local/tmp/edgeship-test-counter-{uuid.uuid4().hex}"
+    runner = write_misbehaving_runner(tmp_path, real_runner, counter)
+    runs = tmp_path / "runs"
+    result = run_edgeship(
+        adb_server,
+        *profile_args(
+            tiny_gemma4_build,
+            vdevice.serial,
+            runs,
+            "--iterations",
+            "4",
+            "--warmup",
+            "0",
+            "--timeout",
+            "20",
+            "--runner",
+            str(runner),
+            "--json",
+        ),
+    )
+    assert result.returncode == 6, result.stderr  # RunError: runs failed, the device did not
+    assert "failed" in result.stderr
+    [entry] = json.loads(result.stdout)
+    assert not entry["ok"] and entry["error"] is None and entry["failed_runs"] == 2
+    data = json.loads(Path(entry["profile"]).read_text())
+    assert validate_profile(data) == []
+    statuses = [it["exit"]["status"] for it in data["iterations"]]
+    assert statuses == [STATUS_OK, STATUS_SIGNAL, STATUS_TIMEOUT, STATUS_OK]
+    killed, hung = data["iterations"][1], data["iterations"][2]
+    assert killed["exit"]["signal"] == 9 and "likely the OOM killer" in killed["exit"]["note"]
+    assert hung["exit"]["timed_out"] and "timed out" in hung["exit"]["note"]
+    assert hung["wall_s"] >= 20
+    for it in (killed, hung):  # the partial timelines are kept
+        rows = (Path(entry["profile"]).parent / it["timeline"]).read_text().splitlines()
+        assert len(rows) >= 2
+        assert it["latency"]["decode_tok_s"] is None
+    assert data["summary"]["counts"]["ok"] == 2 and data["summary"]["counts"]["failed"] == 2
+    assert data["summary"]["latency"]["decode_tok_s"]["n"] == 2
+    assert "likely the OOM killer" in entry["row"]["exit"]
