@@ -8,3 +8,17 @@ edgeship export "$out/ckpt-gemma4" -o "$out/build-int8" --recipe int8 --force
 edgeship export "$out/ckpt-gemma4" -o "$out/build-int4" --recipe int4 --force
 edgeship inspect "$out/build-int8"
 edgeship inspect "$out/build-int4"
+
+# Two virtual phones (a flagship and a 4 GB one) on the local adb server; stopped however the demo ends.
+devices=(demo-flagship demo-budget)
+stop_devices() { for name in "${devices[@]}"; do edgeship vdevice stop "$name" >/dev/null 2>&1 || true; done; }
+trap stop_devices EXIT
+serial_of() { python -c 'import json,sys; print(json.load(sys.stdin)["serial"])'; }
+flagship=$(edgeship vdevice start --name demo-flagship --profile vflagship --root "$out/vdevices/flagship" --json | serial_of)
+budget=$(edgeship vdevice start --name demo-budget --profile vbudget4g --root "$out/vdevices/budget" --json | serial_of)
+edgeship devices
+selection=(--device "$flagship" --device "$budget")
+
+edgeship push "$out/build-int8" "${selection[@]}"
+# Profile both devices in parallel: warm-up + 3 measured runs each through the native probe.
+edgeship profile "$out/build-int8" "${selection[@]}" --prefill 32 --decode 32 --iterations 3 --warmup 1 -o "$out/runs"
