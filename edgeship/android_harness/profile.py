@@ -337,6 +337,8 @@ def profile_device(
         outcome.error = exc.message
     except OSError as exc:  # the local disk (runs dir) or the adb socket
         outcome.error = f"{device.serial}: {exc}"
+    except Exception as exc:  # a bug must not stop the other devices' runs; the message says it is one
+        outcome.error = f"{device.serial}: unexpected {type(exc).__name__}: {exc} (please report)"
     if session is not None:
         outcome.failed_runs = len(session.profile.failed())
     return outcome
@@ -393,9 +395,15 @@ def _set_up(
     reporter.note(f"{device.serial}: {facts.model or '?'} ({abi}); runner {local_runner.path}")
     probe_path = build_probe(abi)
 
-    pushed = push_bundle(device, build.build_dir, reporter=reporter, root=config.device_root)
+    # Pushes of several devices run in these threads at once; their byte progress stays quiet (one rich live
+    # display per console) and a note says what each sent. `edgeship push` is the command with the bars.
+    pushed = push_bundle(device, build.build_dir, reporter=None, root=config.device_root)
     if not pushed.ok:
         raise DeviceError(f"{device.serial}: push failed: {pushed.error}")
+    reporter.note(
+        f"{device.serial}: bundle {build.sha12} on device "
+        f"({pushed.bytes_sent} bytes sent, {pushed.bytes_reused} reused, {pushed.seconds:.1f} s)"
+    )
     store = DeviceStore(device, root=config.device_root)
     remote_probe = store.ensure_file(Path(probe_path), "probe")
     runner_file = Path(local_runner.path)
@@ -531,8 +539,16 @@ def _run_once(session: _Session, index: int, warmup: bool) -> Iteration:
         shell_problem = exc.message
     shell_wall = time.monotonic() - started
 
-    _pull_run_dir(device, remote_dir, local_dir)
-    device.shell(["rm", "-rf", remote_dir])  # the raw files are on the host now; keep the phone clean
+    try:
+        _pull_run_dir(device, remote_dir, local_dir)
+        device.shell(["rm", "-rf", remote_dir])  # the raw files are on the host now; keep the phone clean
+    except DeviceError as exc:
+        # The device is gone: keep what this run left locally, then let the device be reported as failed.
+        lost = _iteration_from_outputs(session, index, warmup, local_dir, exc.message, shell_wall)
+        lost.exit = ExitStatus(None, None, False, STATUS_PROBE_ERROR, f"device lost: {exc.message}")
+        session.profile.iterations.append(lost)
+        _save(session)
+        raise
     iteration = _iteration_from_outputs(session, index, warmup, local_dir, shell_problem, shell_wall)
     iteration.cooldown = cooldown
     iteration.started_at = started_at
