@@ -1,0 +1,322 @@
+"""Read a probe output folder (result.json, timeline.csv, maps.csv) into a ``ProbeRun``.
+
+A folder may be partial: when the probe itself was killed (with the runner, e.g. by the OOM killer or a
+lost adb connection) there is no result.json, and everything is derived from the rows the probe flushed
+before dying.
+
+Section residency: the LiteRT-LM engine mmaps each bundle section on its own at the section's file offset,
+so a mapping of the bundle belongs to the section whose [offset, end) holds the mapping's file offset. The
+resident bytes of a section at one smaps sample are the sum of its mappings' Rss; its resident peak is the
+largest sum over the samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeship.errors import InputError
+
+# timeline.csv columns after t_ms, in the probe's order (bytes).
+TIMELINE_FIELDS: tuple[str, ...] = (
+    "vm_rss", "vm_hwm", "vm_swap", "rss_anon", "rss_file", "rss_shmem",
+    "rss", "pss", "pss_anon", "pss_file", "private_dirty", "swap_pss",
+)  # fmt: skip
+SIGKILL = 9
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timeline row: ``values[field]`` is bytes, or None when the kernel did not report the field."""
+
+    t_ms: float
+    values: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class MappingSample:
+    t_ms: float
+    path: str
+    offset: int
+    size: int
+    rss: int | None
+    pss: int | None
+
+
+@dataclass(frozen=True)
+class MappingPeak:
+    path: str
+    offset: int
+    size: int
+    rss_peak: int | None
+    pss_peak: int | None
+
+
+@dataclass
+class ProbeRun:
+    """What the probe saw of one runner execution."""
+
+    directory: Path
+    complete: bool  # result.json was written (the probe itself finished)
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    wall_s: float | None
+    rusage: dict[str, float | int]
+    peaks: dict[str, int | None]
+    missing: list[str]
+    samples: list[Sample]
+    mapping_samples: list[MappingSample]
+    mappings: list[MappingPeak]
+    interval_ms: int | None = None
+    smaps_samples: int = 0
+    smaps_cost_us_mean: float | None = None
+    sample_cost_us_mean: float | None = None
+    pid: int | None = None
+    argv: list[str] = field(default_factory=list)
+    error: str | None = None
+    probe_version: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.directory / "timeline.csv"
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and self.exit_code == 0 and self.signal is None and not self.timed_out
+
+    @property
+    def likely_oom_killed(self) -> bool:
+        """SIGKILL that the probe did not send for a timeout: on a phone that is almost always the low-memory
+        killer."""
+        return self.signal == SIGKILL and not self.timed_out
+
+    def stdout(self) -> str:
+        return _read_text(self.directory / "stdout.txt")
+
+    def stderr(self) -> str:
+        return _read_text(self.directory / "stderr.txt")
+
+    def memory_figures(self) -> dict[str, int | None]:
+        """The peak figures profile.json records, in bytes (None = not measurable on this kernel).
+
+        ``hwm`` is the largest of VmHWM, VmRSS+VmSwap (zram-swapped anonymous pages leave RSS but were
+        resident) and wait4's ru_maxrss.
+        """
+        peaks = self.peaks
+        candidates = [peaks.get("vm_hwm"), peaks.get("vm_rss"), _max_rss_plus_swap(self.samples)]
+        maxrss = self.rusage.get("maxrss")
+        if isinstance(maxrss, int) and maxrss > 0:
+            candidates.append(maxrss)
+        known = [value for value in candidates if value is not None]
+        return {
+            "peak_rss": _first_known(peaks.get("vm_rss"), peaks.get("rss")),
+            "peak_pss": peaks.get("pss"),
+            "peak_anon": _first_known(peaks.get("rss_anon"), peaks.get("pss_anon")),
+            "peak_file": _first_known(peaks.get("rss_file"), peaks.get("pss_file")),
+            "peak_swap": peaks.get("vm_swap"),
+            "hwm": max(known) if known else None,
+        }
+
+    def section_residency(
+        self, sections: Iterable[Sequence[Any]], path: str | None = None
+    ) -> dict[str, dict[str, int | None]]:
+        """Per section kind: ``{"bytes": end - offset, "resident_peak": bytes or None}``.
+
+        ``sections`` holds ``(kind, offset, end)`` triples (manifest order). ``path`` restricts to the
+        mappings of one --maps file (all of them when None). ``resident_peak`` is None when smaps was never
+        sampled (unknown), 0 when it was sampled and the section was never mapped. Kinds that repeat are
+        summed.
+        """
+        triples = [(str(kind), int(offset), int(end)) for kind, offset, end in sections]
+        result: dict[str, dict[str, int | None]] = {}
+        for kind, offset, end in triples:
+            entry = result.setdefault(kind, {"bytes": 0, "resident_peak": None})
+            entry["bytes"] = int(entry["bytes"] or 0) + (end - offset)
+        rows = [row for row in self.mapping_samples if path is None or row.path == path]
+        sampled_times = sorted({row.t_ms for row in self.mapping_samples})
+        if not sampled_times and self.smaps_samples == 0:
+            return result
+        per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row in rows:
+            kind = _section_of(triples, row.offset)
+            if kind is not None and row.rss is not None:
+                per_time[row.t_ms][kind] += row.rss
+        for kind in result:
+            result[kind]["resident_peak"] = max(
+                (totals.get(kind, 0) for totals in per_time.values()), default=0
+            )
+        return result
+
+
+def _section_of(triples: list[tuple[str, int, int]], file_offset: int) -> str | None:
+    for kind, offset, end in triples:
+        if offset <= file_offset < end:
+            return kind
+    return None
+
+
+def _first_known(*values: int | None) -> int | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _max_rss_plus_swap(samples: list[Sample]) -> int | None:
+    sums = [
+        s.values["vm_rss"] + s.values["vm_swap"]
+        for s in samples
+        if s.values.get("vm_rss") is not None and s.values.get("vm_swap") is not None
+    ]
+    return max(sums) if sums else None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if text is None or text.strip() == "":
+        return None
+    return int(text)
+
+
+def read_timeline(path: Path) -> list[Sample]:
+    """Rows of timeline.csv; a torn last row (probe killed mid-write) is dropped."""
+    samples: list[Sample] = []
+    try:
+        handle = path.open(newline="")
+    except FileNotFoundError:
+        return samples
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return samples
+        columns = header[1:]
+        for row in reader:
+            if len(row) != len(header):
+                continue
+            try:
+                values = {name: _int_or_none(cell) for name, cell in zip(columns, row[1:], strict=True)}
+                samples.append(Sample(float(row[0]), values))
+            except ValueError:
+                continue
+    return samples
+
+
+def read_maps(path: Path) -> list[MappingSample]:
+    rows: list[MappingSample] = []
+    try:
+        handle = path.open(newline="")
+    except FileNotFoundError:
+        return rows
+    with handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            try:
+                rows.append(
+                    MappingSample(
+                        t_ms=float(row["t_ms"]),
+                        path=row["path"],
+                        offset=int(row["offset"]),
+                        size=int(row["size"]),
+                        rss=_int_or_none(row["rss"]),
+                        pss=_int_or_none(row["pss"]),
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # torn last row
+    return rows
+
+
+def _peaks_from(samples: list[Sample]) -> tuple[dict[str, int | None], list[str]]:
+    peaks: dict[str, int | None] = {}
+    for name in TIMELINE_FIELDS:
+        seen = [s.values[name] for s in samples if s.values.get(name) is not None]
+        peaks[name] = max(seen) if seen else None  # type: ignore[type-var]
+    missing = [name for name, value in peaks.items() if value is None] if samples else list(TIMELINE_FIELDS)
+    return peaks, missing
+
+
+def _mapping_peaks(rows: list[MappingSample]) -> list[MappingPeak]:
+    grouped: dict[tuple[str, int, int], list[MappingSample]] = defaultdict(list)
+    for row in rows:
+        grouped[(row.path, row.offset, row.size)].append(row)
+    peaks = []
+    for (path, offset, size), group in grouped.items():
+        rss = [r.rss for r in group if r.rss is not None]
+        pss = [r.pss for r in group if r.pss is not None]
+        peaks.append(MappingPeak(path, offset, size, max(rss) if rss else None, max(pss) if pss else None))
+    return peaks
+
+
+def read_probe_output(directory: Path) -> ProbeRun:
+    """Parse a probe output folder; raise InputError if it holds no probe output at all."""
+    directory = Path(directory)
+    result_path = directory / "result.json"
+    timeline_path = directory / "timeline.csv"
+    if not result_path.is_file() and not timeline_path.is_file():
+        raise InputError(
+            f"{directory} holds no probe output (no result.json or timeline.csv); did the probe run?"
+        )
+    samples = read_timeline(timeline_path)
+    mapping_samples = read_maps(directory / "maps.csv")
+    raw: dict[str, Any] = {}
+    if result_path.is_file():
+        try:
+            raw = json.loads(result_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{result_path} is not valid JSON ({exc.msg}); was it cut short?") from None
+    if not raw:
+        peaks, missing = _peaks_from(samples)
+        return ProbeRun(
+            directory=directory,
+            complete=False,
+            exit_code=None,
+            signal=None,
+            timed_out=False,
+            wall_s=samples[-1].t_ms / 1000.0 if samples else None,
+            rusage={},
+            peaks=peaks,
+            missing=missing,
+            samples=samples,
+            mapping_samples=mapping_samples,
+            mappings=_mapping_peaks(mapping_samples),
+            smaps_samples=len({row.t_ms for row in mapping_samples}),
+        )
+    exit_info = raw.get("exit") or {}
+    mappings = [
+        MappingPeak(m["path"], int(m["offset"]), int(m["size"]), m.get("rss_peak"), m.get("pss_peak"))
+        for m in raw.get("mappings", [])
+    ]
+    return ProbeRun(
+        directory=directory,
+        complete=True,
+        exit_code=exit_info.get("code"),
+        signal=exit_info.get("signal"),
+        timed_out=bool(exit_info.get("timed_out")),
+        wall_s=raw.get("wall_s"),
+        rusage=dict(raw.get("rusage") or {}),
+        peaks={name: (raw.get("peaks") or {}).get(name) for name in TIMELINE_FIELDS},
+        missing=list(raw.get("missing") or []),
+        samples=samples,
+        mapping_samples=mapping_samples,
+        mappings=mappings,
+        interval_ms=raw.get("interval_ms"),
+        smaps_samples=int(raw.get("smaps_samples") or 0),
+        smaps_cost_us_mean=raw.get("smaps_cost_us_mean"),
+        sample_cost_us_mean=raw.get("sample_cost_us_mean"),
+        pid=raw.get("pid"),
+        argv=list(raw.get("argv") or []),
+        error=raw.get("error"),
+        probe_version=raw.get("probe_version"),
+        raw=raw,
+    )
