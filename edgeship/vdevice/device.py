@@ -1,0 +1,218 @@
+"""``VirtualDevice``: a listening adbd on 127.0.0.1, usable as a context manager or from the daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from edgeship.errors import DeviceError
+from edgeship.vdevice import packets
+from edgeship.vdevice.props import DEFAULT_PROFILE, DeviceProfile, load_profile
+from edgeship.vdevice.sandbox import ProcessTracker, Sandbox
+from edgeship.vdevice.transport import Connection, ServiceHandler
+
+log = logging.getLogger("edgeship.vdevice")
+
+FEATURES = ["shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"]
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_PATTERN.match(name):
+        raise DeviceError(
+            f"virtual device name {name!r} is not valid: use letters, digits, '.', '_' or '-' (max 64)"
+        )
+    return name
+
+
+class VirtualDevice:
+    """A virtual Android device speaking the device side of adb over TCP.
+
+    ``with VirtualDevice(name="vd1", profile="vflagship", root=tmp_path / "vd1") as vd:`` then
+    ``adb connect vd.serial``. ``root`` holds the sandbox folders; without one a temporary folder is
+    used and removed on stop.
+    """
+
+    def __init__(
+        self,
+        name: str = "vdevice",
+        profile: str | Path | DeviceProfile = DEFAULT_PROFILE,
+        root: str | Path | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        confine: bool | None = None,
+    ) -> None:
+        self.name = validate_name(name)
+        self.profile = load_profile(profile)
+        self.host = host
+        self.requested_port = port
+        self._own_root = root is None
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=f"edgeship-vd-{name}-"))
+        self.serialno = f"EDGE{name.upper()}"[:20]
+        self.sandbox = Sandbox(self.root, self.profile.system_properties(self.serialno), confine=confine)
+        self.processes = ProcessTracker()
+        self._banner = packets.make_banner(self.profile.banner_properties(), FEATURES)
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._connections: set[Connection] = set()
+        self._connections_lock = threading.Lock()
+        self._connection_threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.port = 0
+
+    # ---- what callers use ---------------------------------------------------------------------------
+    @property
+    def serial(self) -> str:
+        """The serial the adb server gives this device after ``adb connect``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def sandbox_root(self) -> Path:
+        """The host folder behind the device's /data/local/tmp."""
+        return self.sandbox.data_dir
+
+    @property
+    def sdcard_root(self) -> Path:
+        return self.sandbox.sdcard_dir
+
+    @property
+    def confined(self) -> bool:
+        return self.sandbox.confined
+
+    def start(self) -> VirtualDevice:
+        self.sandbox.prepare()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.requested_port))
+        except OSError as exc:
+            listener.close()
+            raise DeviceError(
+                f"virtual device {self.name}: cannot listen on {self.host}:{self.requested_port}: "
+                f"{exc.strerror}; pick another --port"
+            ) from None
+        listener.listen(16)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"vdevice-{self.name}", daemon=True
+        )
+        self._accept_thread.start()
+        log.info(
+            "virtual device %s (%s) listening on %s, sandbox %s, %s",
+            self.name,
+            self.profile.name,
+            self.serial,
+            self.root,
+            "confined by bubblewrap" if self.confined else "UNCONFINED",
+        )
+        return self
+
+    def stop(self) -> None:
+        """Close every connection, kill every command, stop listening (and remove a temporary root)."""
+        self._stopping.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        if self._accept_thread is not None:
+            self._accept_thread.join(5)
+            self._accept_thread = None
+        self.drop_connections()
+        for thread in self._connection_threads:
+            thread.join(5)
+        self._connection_threads = []
+        self.processes.kill_all()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        log.info("virtual device %s stopped", self.name)
+
+    def serve_forever(self) -> None:
+        """Block until stop() (the daemon calls this after start())."""
+        while not self._stopping.wait(3600):
+            pass
+
+    def __enter__(self) -> VirtualDevice:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def connection_count(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
+
+    def drop_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+    def reboot(self) -> None:
+        """What `adb reboot` does to a phone: every connection drops; the adb server reconnects."""
+        log.info("virtual device %s rebooting", self.name)
+
+        def later() -> None:
+            time.sleep(0.2)  # let the reboot stream's CLSE reach the host first
+            self.drop_connections()
+            self.processes.kill_all()
+
+        threading.Thread(target=later, daemon=True).start()
+
+    # ---- used by the transport and the services ------------------------------------------------------
+    def banner(self) -> bytes:
+        return self._banner
+
+    def open_service(self, name: str) -> ServiceHandler | None:
+        from edgeship.vdevice.services import open_service
+
+        return open_service(self, name)
+
+    def start_command(self, command: str, merge_stderr: bool) -> subprocess.Popen[bytes]:
+        argv, cwd = self.sandbox.shell_argv(command)
+        return self.processes.start(argv, self.sandbox.environment(), cwd, merge_stderr)
+
+    # ---- internals ----------------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, address = listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.05)  # EMFILE and friends: keep serving once resources come back
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
+            connection = Connection(sock, self, f"{address[0]}:{address[1]}")
+            with self._connections_lock:
+                self._connections.add(connection)
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._connection_threads = [t for t in self._connection_threads if t.is_alive()]
+            self._connection_threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection: Connection) -> None:
+        log.info("connection from %s", connection.peer)
+        try:
+            connection.serve()
+        finally:
+            with self._connections_lock:
+                self._connections.discard(connection)

@@ -1,0 +1,384 @@
+"""The device's filesystem and how its commands are confined.
+
+Host layout under the device root::
+
+    data-local-tmp/   the device's /data/local/tmp
+    sdcard/           the device's /sdcard
+    system/bin/       toybox applet links, sh (mksh), getprop; mounted at /system/bin
+    system/build.prop the properties getprop answers with
+
+Commands run under bubblewrap: every top-level host folder read-only, a tmpfs root (so /data, /sdcard and
+/system can exist without touching the host), the two sandbox folders bound read-write, a private /tmp,
+a fresh /proc and /dev, all capabilities dropped and a private PID namespace, so when the command's shell
+exits or is killed nothing it started survives. Sync paths are resolved here too, component by component,
+so ``..`` and symlinks cannot reach outside the two sandbox folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("edgeship.vdevice")
+
+DATA_LOCAL_TMP = "/data/local/tmp"
+SDCARD = "/sdcard"
+# Directories above the sandbox roots that a device shows (adb push does a STAT of its target's parent).
+VIRTUAL_DIRECTORIES = {"/": ["data", "sdcard"], "/data": ["local"], "/data/local": ["tmp"]}
+MAX_SYMLINK_HOPS = 40
+# Applets that would act on the host's kernel if the sandbox ever ran unconfined.
+UNSAFE_APPLETS = {
+    "reboot",
+    "halt",
+    "poweroff",
+    "insmod",
+    "rmmod",
+    "modprobe",
+    "swapon",
+    "swapoff",
+    "mount",
+    "umount",
+    "losetup",
+    "hwclock",
+    "devmem",
+    "switch_root",
+    "pivot_root",
+    "sysctl",
+    "vconfig",
+}
+_SKIPPED_HOST_ENTRIES = {"proc", "dev", "sys", "tmp", "data", "sdcard", "system", "lost+found"}
+
+
+class SandboxPathError(Exception):
+    """A device path that cannot be used; ``errno`` is the Linux error adbd would report."""
+
+    def __init__(self, error: int, path: str) -> None:
+        super().__init__(f"{path}: {os.strerror(error)}")
+        self.errno = error
+        self.path = path
+
+
+@dataclass(frozen=True)
+class ResolvedPath:
+    """A device path after following symlinks: a host path inside a sandbox folder, or a virtual dir."""
+
+    device_path: str
+    host_path: Path | None  # None for the virtual directories above the sandbox roots
+
+    @property
+    def is_virtual_directory(self) -> bool:
+        return self.host_path is None
+
+
+def find_shell() -> str:
+    return shutil.which("mksh") or "/bin/sh"
+
+
+def find_toybox() -> str | None:
+    return shutil.which("toybox")
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+class Sandbox:
+    """The folders of one virtual device and the way its commands are started."""
+
+    def __init__(self, root: Path, properties: dict[str, str], confine: bool | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.data_dir = self.root / "data-local-tmp"
+        self.sdcard_dir = self.root / "sdcard"
+        self.system_dir = self.root / "system"
+        self.bin_dir = self.system_dir / "bin"
+        self.properties = properties
+        self.shell_path = find_shell()
+        self.bwrap_path = find_bwrap() if confine is not False else None
+        self.confined = False
+        self._want_confined = confine
+        self._roots = {DATA_LOCAL_TMP: self.data_dir, SDCARD: self.sdcard_dir}
+        self._bwrap_prefix: list[str] = []
+
+    # ---- setup -------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        for folder in (self.data_dir, self.sdcard_dir, self.bin_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._write_properties()
+        self._make_bin_dir()
+        self.confined = False
+        if self.bwrap_path:
+            self._bwrap_prefix = self._bwrap_arguments()
+            self.confined = self._bwrap_works()
+        if not self.confined:
+            if self._want_confined:
+                raise RuntimeError(
+                    "bubblewrap (bwrap) is required for a confined device but does not work here"
+                )
+            log.warning(
+                "bwrap %s: shell commands run UNCONFINED in %s; install the 'bubblewrap' package",
+                "is not installed" if not self.bwrap_path else "does not work here",
+                self.data_dir,
+            )
+
+    def _write_properties(self) -> None:
+        lines = [f"{key}={value}\n" for key, value in self.properties.items()]
+        (self.system_dir / "build.prop").write_text("".join(lines))
+
+    def _make_bin_dir(self) -> None:
+        for entry in self.bin_dir.iterdir():
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+        toybox = find_toybox()
+        if toybox:
+            listing = subprocess.run([toybox], capture_output=True, text=True, check=False).stdout
+            for applet in listing.split():
+                if applet in UNSAFE_APPLETS or "/" in applet or applet.startswith("."):
+                    continue
+                (self.bin_dir / applet).symlink_to(toybox)
+        for name in ("sh", "mksh"):
+            target = self.bin_dir / name
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            target.symlink_to(self.shell_path)
+        getprop = self.bin_dir / "getprop"
+        if getprop.is_symlink() or getprop.exists():
+            getprop.unlink()
+        getprop.write_text(self._getprop_script())
+        getprop.chmod(0o755)
+
+    def _getprop_script(self) -> str:
+        # Reads /system/build.prop (inside the sandbox) or the host copy when unconfined.
+        return f"""#!/bin/sh
+# getprop for an edgeship virtual device: answers from its profile.
+props=/system/build.prop
+[ -r "$props" ] || props={_sh_quote(str(self.system_dir / "build.prop"))}
+if [ $# -eq 0 ]; then
+  while IFS='=' read -r key value; do printf '[%s]: [%s]\\n' "$key" "$value"; done < "$props"
+  exit 0
+fi
+while IFS='=' read -r key value; do
+  if [ "$key" = "$1" ]; then printf '%s\\n' "$value"; exit 0; fi
+done < "$props"
+printf '%s\\n' "${{2-}}"
+"""
+
+    def _bwrap_arguments(self) -> list[str]:
+        arguments = [self.bwrap_path or "bwrap", "--tmpfs", "/"]
+        for entry in sorted(os.listdir("/")):
+            if entry in _SKIPPED_HOST_ENTRIES:
+                continue
+            host = os.path.join("/", entry)
+            if os.path.islink(host):
+                arguments += ["--symlink", os.readlink(host), host]
+            elif os.path.isdir(host):
+                arguments += ["--ro-bind", host, host]
+        arguments += [
+            "--ro-bind-try", "/sys", "/sys",
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--tmpfs", "/tmp",
+            "--dir", DATA_LOCAL_TMP,
+            "--bind", str(self.data_dir), DATA_LOCAL_TMP,
+            "--bind", str(self.sdcard_dir), SDCARD,
+            "--ro-bind", str(self.system_dir), "/system",
+            "--remount-ro", "/",
+            "--chdir", "/",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--hostname", "localhost",
+            "--cap-drop", "ALL",
+            "--die-with-parent",
+        ]  # fmt: skip
+        return arguments
+
+    def _bwrap_works(self) -> bool:
+        try:
+            result = subprocess.run(
+                [*self._bwrap_prefix, "/system/bin/sh", "-c", f"test -w {DATA_LOCAL_TMP}"],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("bubblewrap check failed: %s", exc)
+            return False
+        if result.returncode != 0:
+            log.warning("bubblewrap check failed: %s", result.stderr.decode(errors="replace").strip())
+        return result.returncode == 0
+
+    # ---- commands ----------------------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        host_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        if self.confined:
+            bin_dir, tmp = "/system/bin", DATA_LOCAL_TMP
+        else:
+            bin_dir, tmp = str(self.bin_dir), str(self.data_dir)
+        # Android's own tools first, then the host's so python and friends stay callable.
+        return {
+            "PATH": f"{bin_dir}:{host_path}",
+            "HOME": "/" if self.confined else tmp,
+            "TMPDIR": tmp,
+            "ANDROID_DATA": "/data",
+            "ANDROID_ROOT": "/system",
+            "EXTERNAL_STORAGE": SDCARD,
+            "HOSTNAME": "localhost",
+            "USER": "shell",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "TERM": "dumb",
+        }
+
+    def shell_argv(self, command: str) -> tuple[list[str], str]:
+        """argv and cwd running ``command`` with the device's shell (an interactive one when empty)."""
+        shell_args = ["-c", command] if command else ["-i"]
+        if self.confined:
+            return [*self._bwrap_prefix, "--new-session", "/system/bin/sh", *shell_args], "/"
+        return [self.shell_path, *shell_args], str(self.data_dir)
+
+    # ---- sync paths --------------------------------------------------------------------------------
+    def resolve(self, device_path: str, follow_last: bool = True) -> ResolvedPath:
+        """Map a device path onto the host, following symlinks as the device would see them.
+
+        Raises SandboxPathError(ENOENT) for paths outside the sandbox roots and the virtual directories,
+        ELOOP for symlink loops, ENAMETOOLONG beyond PATH_MAX.
+        """
+        if len(device_path.encode()) > 4096:
+            raise SandboxPathError(errno.ENAMETOOLONG, device_path)
+        if "\0" in device_path:
+            raise SandboxPathError(errno.EINVAL, device_path)
+        pending = [part for part in device_path.split("/") if part not in ("", ".")]
+        pending.reverse()  # a stack: the next component is at the end
+        done: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            done.append(part)
+            current = "/" + "/".join(done)
+            host = self._host_for(current)
+            if host is None:
+                if current in VIRTUAL_DIRECTORIES:
+                    continue
+                raise SandboxPathError(errno.ENOENT, device_path)
+            if not pending and not follow_last:
+                break
+            try:
+                info = os.lstat(host)
+            except FileNotFoundError:
+                # Nothing below a missing component can be a symlink: the rest maps lexically.
+                continue
+            except NotADirectoryError:
+                raise SandboxPathError(errno.ENOTDIR, device_path) from None
+            if stat.S_ISLNK(info.st_mode) and current not in self._roots:
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise SandboxPathError(errno.ELOOP, device_path)
+                target = os.readlink(host)
+                done.pop()
+                if target.startswith("/"):
+                    done = []  # an absolute target is a device path, like on the device
+                pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+        final = "/" + "/".join(done)
+        host = self._host_for(final)
+        if host is None:
+            if final in VIRTUAL_DIRECTORIES:
+                return ResolvedPath(final, None)
+            raise SandboxPathError(errno.ENOENT, device_path)
+        return ResolvedPath(final, host)
+
+    def _host_for(self, device_path: str) -> Path | None:
+        for root, folder in self._roots.items():
+            if device_path == root:
+                return folder
+            if device_path.startswith(root + "/"):
+                return folder / device_path[len(root) + 1 :]
+        return None
+
+    def roots(self) -> list[Path]:
+        """The host folders backing /data/local/tmp and /sdcard."""
+        return list(self._roots.values())
+
+    def contains(self, host_path: Path) -> bool:
+        """True when ``host_path`` (already resolved) lies inside one of the sandbox folders."""
+        return any(host_path == folder or folder in host_path.parents for folder in self._roots.values())
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+class ProcessTracker:
+    """Every command a device started, so each can be killed with its whole process group."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: set[subprocess.Popen[bytes]] = set()
+
+    def start(
+        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool
+    ) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # its own session and process group, killed as a whole
+            close_fds=True,
+        )
+        with self._lock:
+            self._processes.add(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes], grace: float = 0.5) -> None:
+        """SIGHUP the group like adbd does, then SIGKILL what is left after ``grace`` seconds."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGHUP)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            log.error("process %d did not die after SIGKILL", process.pid)
+        self.forget(process)
+
+    def kill_in_background(self, process: subprocess.Popen[bytes]) -> None:
+        """kill() without blocking the caller (a connection's reader thread must keep reading)."""
+        threading.Thread(target=self.kill, args=(process,), name=f"kill-{process.pid}", daemon=True).start()
+
+    def reap(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for a command that ended by itself and kill anything left in its group."""
+        code = process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self.forget(process)
+        return code
+
+    def forget(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            processes = list(self._processes)
+        for process in processes:
+            self.kill(process, grace=0.2)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._processes)

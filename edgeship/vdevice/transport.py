@@ -1,0 +1,407 @@
+"""One host connection: the CNXN handshake, the stream table and per-stream flow control.
+
+Threads: one reader per connection parses packets and hands payloads to streams; each opened service runs
+in its own thread and talks to its ``Stream`` with blocking calls. Flow control follows adbd: a stream sends
+one WRTE, then waits for the host's OKAY; a received WRTE is acknowledged as soon as the service starts
+consuming it (which lets the host send the next one while this one is being written to disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from edgeship.vdevice import packets
+from edgeship.vdevice.packets import (
+    A_AUTH,
+    A_CLSE,
+    A_CNXN,
+    A_OKAY,
+    A_OPEN,
+    A_STLS,
+    A_VERSION,
+    A_WRTE,
+    MAX_PAYLOAD,
+    MalformedPacket,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+log = logging.getLogger("edgeship.vdevice")
+
+# A misbehaving host could open streams forever; adbd has no hard limit but is bounded by fds.
+MAX_STREAMS_PER_CONNECTION = 1024
+# A host that says it accepts less than this is broken; keep writes from degenerating to 1-byte packets.
+MIN_PAYLOAD = 256
+
+ServiceHandler = Callable[["Stream"], None]
+
+
+class ServiceOpener(Protocol):
+    """What a connection needs from the device: its banner and a way to open a named service."""
+
+    def banner(self) -> bytes: ...
+
+    def open_service(self, name: str) -> ServiceHandler | None: ...
+
+
+class StreamClosed(Exception):
+    """The stream was closed (by the host, by the device, or because the connection dropped)."""
+
+
+class ConnectionDropped(Exception):
+    """The TCP connection ended."""
+
+
+class Stream:
+    """One service stream multiplexed on a connection, seen from the service's thread."""
+
+    def __init__(self, connection: Connection, local_id: int, remote_id: int, name: str) -> None:
+        self.connection = connection
+        self.local_id = local_id
+        self.remote_id = remote_id
+        self.name = name
+        self._cond = threading.Condition()
+        self._inbound: deque[memoryview] = deque()
+        self._current: memoryview = memoryview(b"")
+        self._remote_closed = False
+        self._local_closed = False
+        self._can_send = True
+        self._write_lock = threading.Lock()
+        self._close_callbacks: list[Callable[[], None]] = []
+        self._callbacks_ran = False
+
+    # ---- called from the connection's reader thread -------------------------------------------------
+    def _deliver(self, payload: bytearray) -> None:
+        with self._cond:
+            if self._local_closed or self._remote_closed:
+                return
+            self._inbound.append(memoryview(payload))
+            self._cond.notify_all()
+
+    def _acknowledged(self) -> None:
+        with self._cond:
+            self._can_send = True
+            self._cond.notify_all()
+
+    def _closed_by_remote(self) -> None:
+        with self._cond:
+            self._remote_closed = True
+            self._cond.notify_all()
+        self._run_close_callbacks()
+
+    # ---- the service side ---------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._remote_closed or self._local_closed
+
+    @property
+    def max_payload(self) -> int:
+        return self.connection.max_payload
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once when the host closes the stream or the connection drops."""
+        run_now = False
+        with self._cond:
+            if self._remote_closed and not self._callbacks_ran:
+                run_now = True
+            else:
+                self._close_callbacks.append(callback)
+        if run_now:
+            callback()
+
+    def _run_close_callbacks(self) -> None:
+        with self._cond:
+            if self._callbacks_ran:
+                return
+            self._callbacks_ran = True
+            callbacks = list(self._close_callbacks)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("stream %d close callback failed", self.local_id)
+
+    def _next_packet(self) -> bool:
+        """Make the next received payload current and acknowledge it; False at end of stream."""
+        with self._cond:
+            while not self._inbound:
+                if self._remote_closed or self._local_closed:
+                    return False
+                self._cond.wait()
+            self._current = self._inbound.popleft()
+        self.connection.send_packet(A_OKAY, self.local_id, self.remote_id)
+        return True
+
+    def read_some(self) -> memoryview | None:
+        """The rest of the current payload or the next one; None at end of stream."""
+        while not self._current:
+            if not self._next_packet():
+                return None
+        view, self._current = self._current, memoryview(b"")
+        return view
+
+    def read_exact(self, size: int) -> bytes:
+        """Exactly ``size`` bytes across WRTE boundaries; raises StreamClosed on a short stream."""
+        if len(self._current) >= size:
+            data = bytes(self._current[:size])
+            self._current = self._current[size:]
+            return data
+        parts = bytearray()
+        while len(parts) < size:
+            if not self._current and not self._next_packet():
+                raise StreamClosed(f"stream {self.local_id} ended inside a message")
+            take = min(size - len(parts), len(self._current))
+            parts += self._current[:take]
+            self._current = self._current[take:]
+        return bytes(parts)
+
+    def copy_to(self, fd: int | None, size: int) -> None:
+        """Move ``size`` bytes of the stream to a file descriptor (None discards them), without copies."""
+        while size:
+            if not self._current and not self._next_packet():
+                raise StreamClosed(f"stream {self.local_id} ended inside a data block")
+            take = min(size, len(self._current))
+            chunk = self._current[:take]
+            self._current = self._current[take:]
+            size -= take
+            while fd is not None and chunk:
+                written = os.write(fd, chunk)
+                chunk = chunk[written:]
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as WRTE packets of at most max_payload, one outstanding packet at a time."""
+        view = memoryview(data)
+        with self._write_lock:
+            while view:
+                limit = self.connection.max_payload
+                chunk, view = view[:limit], view[limit:]
+                with self._cond:
+                    while not self._can_send and not self.closed:
+                        self._cond.wait()
+                    if self.closed:
+                        raise StreamClosed(f"stream {self.local_id} is closed")
+                    self._can_send = False
+                self.connection.send_packet(A_WRTE, self.local_id, self.remote_id, chunk)
+
+    def close(self) -> None:
+        """End the stream from the device side (CLSE), once."""
+        with self._cond:
+            if self._local_closed:
+                return
+            self._local_closed = True
+            send_close = not self._remote_closed
+            self._cond.notify_all()
+        try:
+            if send_close:
+                self.connection.send_packet(A_CLSE, self.local_id, self.remote_id)
+        finally:
+            self.connection.forget(self)
+
+
+class Connection:
+    """The device end of one TCP connection from an adb server (or any adb host)."""
+
+    def __init__(self, sock: socket.socket, device: ServiceOpener, peer: str) -> None:
+        self.sock = sock
+        self.device = device
+        self.peer = peer
+        self.online = False
+        self.peer_version = packets.A_VERSION_MIN
+        self.max_payload = packets.MAX_PAYLOAD_V1
+        self.peer_banner: dict[str, str] = {}
+        self._send_lock = threading.Lock()
+        self._streams: dict[int, Stream] = {}
+        self._streams_lock = threading.Lock()
+        self._next_id = 1
+        self._closed = False
+        self._service_threads: list[threading.Thread] = []
+
+    # ---- sending ------------------------------------------------------------------------------------
+    def send_packet(self, command: int, arg0: int, arg1: int, payload: bytes | memoryview = b"") -> None:
+        header = packets.pack_header(command, arg0, arg1, payload)
+        try:
+            with self._send_lock:
+                if len(payload) < 65536:
+                    self.sock.sendall(header + bytes(payload))
+                else:
+                    self.sock.sendall(header)
+                    self.sock.sendall(payload)
+        except OSError as exc:
+            # The reader notices the drop too and tears the streams down; the writer only has to stop.
+            raise StreamClosed(f"connection to {self.peer} lost: {exc}") from None
+
+    # ---- receiving ----------------------------------------------------------------------------------
+    def _recv_exact_into(self, view: memoryview) -> None:
+        received = 0
+        while received < len(view):
+            count = self.sock.recv_into(view[received:])
+            if count == 0:
+                raise ConnectionDropped()
+            received += count
+
+    def serve(self) -> None:
+        """Read and dispatch packets until the connection ends, then tear down every stream."""
+        header_buffer = bytearray(packets.HEADER_SIZE)
+        header_view = memoryview(header_buffer)
+        try:
+            while True:
+                self._recv_exact_into(header_view)
+                header = packets.parse_header(header_buffer, MAX_PAYLOAD)
+                payload = bytearray(header.data_length)
+                if header.data_length:
+                    self._recv_exact_into(memoryview(payload))
+                self._dispatch(header, payload)
+        except ConnectionDropped:
+            log.info("connection from %s closed", self.peer)
+        except MalformedPacket as exc:
+            log.warning("dropping connection from %s: %s", self.peer, exc)
+        except OSError as exc:
+            log.info("connection from %s lost: %s", self.peer, exc)
+        except Exception:
+            log.exception("dropping connection from %s after an internal error", self.peer)
+        finally:
+            self.close()
+
+    def _dispatch(self, header: packets.Header, payload: bytearray) -> None:
+        command = header.command
+        if command == A_CNXN:
+            self._handle_connect(header, payload)
+        elif command in (A_AUTH, A_STLS):
+            # ro.adb.secure=0: never asked for AUTH, never offered TLS; a host that sends them anyway waits.
+            log.debug("ignoring %s from %s", header.name, self.peer)
+        elif not self.online:
+            log.debug("ignoring %s before CNXN from %s", header.name, self.peer)
+        elif command == A_OPEN:
+            self._handle_open(header, payload)
+        elif command == A_WRTE:
+            stream = self._stream_for(header.arg1, header.arg0)
+            if stream is None:
+                return
+            if payload:
+                stream._deliver(payload)
+            else:
+                self.send_packet(A_OKAY, stream.local_id, stream.remote_id)
+        elif command == A_OKAY:
+            stream = self._stream_for(header.arg1, header.arg0)
+            if stream is not None:
+                stream._acknowledged()
+        elif command == A_CLSE:
+            with self._streams_lock:
+                stream = self._streams.get(header.arg1)
+                if stream is None or header.arg0 not in (0, stream.remote_id):
+                    return
+                del self._streams[header.arg1]
+            stream._closed_by_remote()
+        else:
+            log.debug("ignoring unknown command %s from %s", header.name, self.peer)
+
+    def _stream_for(self, local_id: int, remote_id: int) -> Stream | None:
+        with self._streams_lock:
+            stream = self._streams.get(local_id)
+        if stream is None or stream.remote_id != remote_id:
+            return None  # packets for ids we no longer know are ignored, like adbd
+        return stream
+
+    def _handle_connect(self, header: packets.Header, payload: bytearray) -> None:
+        if self.online:
+            # A second CNXN means the host restarted its side of the transport: drop our streams.
+            self._close_all_streams()
+        self.peer_version = min(header.arg0, A_VERSION)
+        self.max_payload = max(MIN_PAYLOAD, min(header.arg1, MAX_PAYLOAD))
+        self.peer_banner = packets.parse_banner(bytes(payload))
+        self.online = True
+        log.info(
+            "CNXN from %s: version 0x%08x, max payload %d, %s",
+            self.peer,
+            header.arg0,
+            header.arg1,
+            self.peer_banner.get("features", ""),
+        )
+        self.send_packet(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+
+    def _handle_open(self, header: packets.Header, payload: bytearray) -> None:
+        remote_id = header.arg0
+        if remote_id == 0:
+            return
+        name = bytes(payload).rstrip(b"\0").decode("utf-8", "replace")
+        handler: ServiceHandler | None = None
+        # A non-zero arg1 is a delayed-ack window; we never offered delayed_ack, so adbd would refuse.
+        if header.arg1 == 0 and len(self._streams) < MAX_STREAMS_PER_CONNECTION:
+            try:
+                handler = self.device.open_service(name)
+            except Exception:
+                log.exception("opening service %r failed", name)
+                handler = None
+        if handler is None:
+            log.info("refusing service %r", name[:200])
+            self.send_packet(A_CLSE, 0, remote_id)
+            return
+        stream = self._register(remote_id, name)
+        log.debug("OPEN %r -> stream %d", name[:200], stream.local_id)
+        self.send_packet(A_OKAY, stream.local_id, remote_id)
+        thread = threading.Thread(
+            target=_run_service, args=(handler, stream), name=f"vdevice-{name[:24]}", daemon=True
+        )
+        thread.start()
+        self._service_threads = [t for t in self._service_threads if t.is_alive()]
+        self._service_threads.append(thread)
+
+    def _register(self, remote_id: int, name: str) -> Stream:
+        with self._streams_lock:
+            while self._next_id in self._streams or self._next_id == 0:
+                self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+            stream = Stream(self, self._next_id, remote_id, name)
+            self._streams[stream.local_id] = stream
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+            return stream
+
+    def forget(self, stream: Stream) -> None:
+        with self._streams_lock:
+            if self._streams.get(stream.local_id) is stream:
+                del self._streams[stream.local_id]
+
+    def streams(self) -> Iterable[Stream]:
+        with self._streams_lock:
+            return list(self._streams.values())
+
+    def _close_all_streams(self) -> None:
+        with self._streams_lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            stream._closed_by_remote()
+
+    def close(self) -> None:
+        """Drop the connection: every stream sees a remote close, so its processes are killed."""
+        if self._closed:
+            return
+        self._closed = True
+        self.online = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._close_all_streams()
+
+    def join_services(self, timeout: float) -> None:
+        for thread in list(self._service_threads):
+            thread.join(timeout)
+
+
+def _run_service(handler: ServiceHandler, stream: Stream) -> None:
+    try:
+        handler(stream)
+    except StreamClosed:
+        pass
+    except Exception:
+        log.exception("service %r failed", stream.name[:200])
+    finally:
+        with contextlib.suppress(StreamClosed):
+            stream.close()
