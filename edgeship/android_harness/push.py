@@ -1,0 +1,458 @@
+"""Push a bundle to devices: reuse what the device holds, send the rest, verify on the device, rename.
+
+One device costs, when the bundle is already there, one shell round trip (the survey). Otherwise:
+
+1. survey (1 shell): bundles present, their section index, staged pieces from an interrupted push, free space;
+2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, which pieces to send;
+3. refuse with "needs X, has Y" when the pieces plus the assembled file would not fit;
+4. send missing pieces and the side files (manifest, tokenizer, section index) in one pipelined sync session;
+5. one shell script assembles staging/<sha>/model.litertlm with dd, checks size and sha256sum against the
+   manifest, and only then renames staging/<sha>/ to bundles/<sha>/ — a directory rename, atomic, so a
+   final path never holds anything but the verified bundle, whatever gets killed when.
+
+If assembling from reused sections gives the wrong sha256 (a tampered older bundle), the push is retried
+once sending everything.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeship.android_harness.bundle_plan import (
+    BLOCK,
+    INDEX_NAME,
+    BundlePlan,
+    DeviceIndex,
+    LocalBundle,
+    load_build,
+    parse_index_line,
+    plan_bundle,
+)
+from edgeship.android_harness.device import Device
+from edgeship.android_harness.facts import parse_df_available, split_sections
+from edgeship.android_harness.store import DeviceStore, human_bytes
+from edgeship.config import DEFAULT_DEVICE_ROOT
+from edgeship.console import Reporter, stderr_console
+from edgeship.errors import DeviceError, EdgeshipError
+
+ASSEMBLE_TIMEOUT_S = 1800.0
+EXIT_SIZE_MISMATCH = 8
+EXIT_SHA_MISMATCH = 9
+
+
+@dataclass
+class PushResult:
+    serial: str
+    bundle_sha256: str
+    remote_path: str | None
+    bytes_sent: int
+    bytes_reused: int
+    seconds: float
+    ok: bool
+    error: str | None = None
+    status: str = "pushed"  # pushed | present | planned | failed
+    bytes_resumed: int = 0  # part of bytes_reused: pieces left by an interrupted push
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PushProgress:
+    """What push_bundle tells about bytes in flight; the CLI maps it onto a rich progress bar."""
+
+    def start(self, total: int) -> None:  # bytes that will be sent
+        pass
+
+    def advance(self, sent: int) -> None:
+        pass
+
+    def phase(self, text: str) -> None:  # "survey", "verify on device"...
+        pass
+
+
+# -- device-side scripts -----------------------------------------------------------------------------------
+
+
+def _nearest_dir_df(root: str) -> str:
+    return (
+        f'd={shlex.quote(root)}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${{d%/*}}"; done; '
+        '[ -n "$d" ] || d=/; echo \'@df\'; df -k -P "$d" 2>/dev/null || df -k "$d"\n'
+    )
+
+
+def survey_script(root: str, bundle_sha: str) -> str:
+    staging = f"staging/{bundle_sha}"
+    return (
+        _nearest_dir_df(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
+        "echo '@bundles'; stat -c '%s %n' bundles/*/model.litertlm 2>/dev/null\n"
+        f'echo \'@index\'; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
+        f"echo '@pieces'; [ -d {staging}/pieces ] && echo 'dir present'; "
+        f"stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
+        f"echo '@staged'; stat -c %s {staging}/model.litertlm 2>/dev/null\n"
+        "echo '@end'\n"
+    )
+
+
+@dataclass
+class Survey:
+    index: DeviceIndex
+    pieces_dir: bool
+
+
+def parse_survey(text: str) -> Survey:
+    _, sections = split_sections(text)
+    index = DeviceIndex(free_bytes=parse_df_available(sections.get("df", [])))
+    for line in sections.get("bundles", []):
+        size, _, path = line.strip().partition(" ")
+        parts = path.split("/")
+        if size.isdigit() and len(parts) == 3 and len(parts[1]) == 64:
+            index.bundles[parts[1]] = int(size)
+    for line in sections.get("index", []):
+        path, _, rest = line.strip().partition(" ")
+        parts = path.split("/")
+        if len(parts) == 3 and parts[1] in index.bundles:
+            parse_index_line(parts[1], rest, index)
+    pieces_dir = False
+    for line in sections.get("pieces", []):
+        if line.strip() == "dir present":
+            pieces_dir = True
+            continue
+        size, _, path = line.strip().partition(" ")
+        if size.isdigit() and path:
+            index.pieces[path.rsplit("/", 1)[-1]] = int(size)
+    staged = [line.strip() for line in sections.get("staged", []) if line.strip().isdigit()]
+    index.staged_bytes = int(staged[0]) if staged else None
+    return Survey(index=index, pieces_dir=pieces_dir)
+
+
+def finish_script(store: DeviceStore, local: LocalBundle, verify: bool) -> list[str]:
+    """Size and sha256 check of the staged file, then the atomic rename of its folder."""
+    q = shlex.quote
+    lines = [
+        'size=$(stat -c %s "$out")',
+        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
+        f"exit {EXIT_SIZE_MISMATCH}; }}",
+    ]
+    if verify:
+        lines += [
+            'sum=$(sha256sum "$out")',
+            'sum="${sum%% *}"',
+            f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum" >&2; exit {EXIT_SHA_MISMATCH}; }}',
+        ]
+    final = store.bundle_dir(local.sha256)
+    lines += [
+        'rm -rf "$S/pieces" "$S/assemble.sh"',
+        f"mkdir -p {q(store.bundles_dir)}",
+        # A final folder whose model is missing or short (we only get here then) is not a verified bundle.
+        f"rm -rf {q(final)}",
+        f'mv "$S" {q(final)}',
+    ]
+    return lines
+
+
+def assemble_script(
+    store: DeviceStore, local: LocalBundle, plan: BundlePlan, side_copies: dict[str, str], verify: bool
+) -> str:
+    q = shlex.quote
+    lines = ["set -e", f"S={q(store.staging_for(local.sha256))}", 'out="$S/model.litertlm"', 'rm -f "$out"']
+    for copy in plan.copies:
+        source = store.bundle_path(copy.source_bundle)
+        lines.append(
+            f'dd if={q(source)} of="$out" bs={BLOCK} skip={copy.source_offset // BLOCK} '
+            f"seek={copy.offset // BLOCK} count={copy.length // BLOCK} conv=notrunc"
+        )
+    for piece in plan.pieces:
+        lines.append(
+            f'dd if="$S/pieces/{piece.name}" of="$out" bs={BLOCK} seek={piece.offset // BLOCK} conv=notrunc'
+        )
+    for name, source_bundle in side_copies.items():
+        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$S/{name}"')
+    lines += finish_script(store, local, verify)
+    return "\n".join(lines) + "\n"
+
+
+# -- one device ----------------------------------------------------------------------------------------------
+
+
+def _script_failure(device: Device, result: Any, what: str) -> DeviceError:
+    text = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
+    reason = text[-1] if text else f"exit {result.exit_code}"
+    return DeviceError(f"{device.serial}: {what}: {reason}")
+
+
+class _Attempt:
+    """One push of one bundle to one device (reuse may be switched off for the retry)."""
+
+    def __init__(
+        self, device: Device, local: LocalBundle, store: DeviceStore, verify: bool, progress: PushProgress
+    ) -> None:
+        self.device = device
+        self.local = local
+        self.store = store
+        self.verify = verify
+        self.progress = progress
+
+    def survey(self) -> Survey:
+        result = self.device.shell(survey_script(self.store.root, self.local.sha256), timeout=60)
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "surveying the device store failed")
+        return parse_survey(result.text)
+
+    def side_copies(self, index: DeviceIndex) -> tuple[dict[str, str], list[Any]]:
+        """Side files the device already has (same sha256 beside another bundle) and the ones to send."""
+        copies: dict[str, str] = {}
+        to_send = []
+        for side in self.local.side_files:
+            holder = index.side_files.get(side.sha256)
+            if holder and index.side_names.get(side.sha256) == side.name and holder != self.local.sha256:
+                copies[side.name] = holder
+            else:
+                to_send.append(side)
+        return copies, to_send
+
+    def finalize_staged(self) -> bool:
+        """An earlier push was killed between verification and rename: check again and rename."""
+        head = [
+            "set -e",
+            f"S={shlex.quote(self.store.staging_for(self.local.sha256))}",
+            'out="$S/model.litertlm"',
+        ]
+        script = "\n".join([*head, *finish_script(self.store, self.local, verify=True)])
+        return self.device.shell(script, timeout=ASSEMBLE_TIMEOUT_S).exit_code == 0
+
+    def send_and_assemble(self, plan: BundlePlan, survey: Survey) -> int:
+        staging = self.store.staging_for(self.local.sha256)
+        side_copies, side_to_send = self.side_copies(survey.index)
+        sent = 0
+        self.device.shell(["mkdir", "-p", f"{staging}/pieces"], check=True, timeout=60)
+        ranges = [(p.offset, p.length, f"{staging}/pieces/{p.name}") for p in plan.pieces_to_send]
+        self.progress.start(plan.bytes_to_send + sum(side.bytes for side in side_to_send))
+        if ranges:
+            sent += self.device.push_ranges(self.local.path, ranges, progress=self.progress.advance)
+        for side in side_to_send:
+            sent += self.device.push_file(side.path, f"{staging}/{side.name}")
+            self.progress.advance(side.bytes)
+        self.device.push_bytes(self.local.index_text().encode(), f"{staging}/{INDEX_NAME}")
+        # The script goes through sync too: a 1.5 GB bundle has ~100 dd lines, past the 4 KiB command
+        # limit of older adbd.
+        script = assemble_script(self.store, self.local, plan, side_copies, self.verify)
+        self.device.push_bytes(script.encode(), f"{staging}/assemble.sh")
+        self.progress.phase("assembling and verifying on the device")
+        result = self.device.shell(["sh", f"{staging}/assemble.sh"], timeout=ASSEMBLE_TIMEOUT_S)
+        if result.exit_code == EXIT_SHA_MISMATCH:
+            raise _ShaMismatch(
+                _script_failure(self.device, result, "assembled bundle failed sha256sum").message
+            )
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "assembling the bundle failed")
+        return sent
+
+
+class _ShaMismatch(DeviceError):
+    pass
+
+
+def push_bundle(
+    device: Device,
+    build_dir: Path | str,
+    *,
+    verify: bool = True,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    root: str = DEFAULT_DEVICE_ROOT,
+    local: LocalBundle | None = None,
+    progress: PushProgress | None = None,
+) -> PushResult:
+    """Make bundles/<sha>/ on the device hold the verified bundle; device failures come back in the result.
+
+    A bad BUILD_DIR (no manifest, sha256 mismatch) raises InputError before anything is sent.
+    """
+    started = time.monotonic()
+    if local is None:
+        local = load_build(build_dir, verify=verify)
+    reporter = reporter or Reporter()
+    if progress is None:
+        progress = _ReporterProgress(reporter, device.serial)
+    store = DeviceStore(device, root=root)
+    result = PushResult(
+        serial=device.serial,
+        bundle_sha256=local.sha256,
+        remote_path=None,
+        bytes_sent=0,
+        bytes_reused=0,
+        seconds=0.0,
+        ok=False,
+    )
+    try:
+        if device.state != "device":
+            raise DeviceError(f"device {device.serial} is {device.state}")
+        _push_one(device, local, store, verify, dry_run, progress, result, reporter)
+        result.ok = True
+    except EdgeshipError as exc:
+        result.ok = False
+        result.status = "failed"
+        result.error = exc.message
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _push_one(
+    device: Device,
+    local: LocalBundle,
+    store: DeviceStore,
+    verify: bool,
+    dry_run: bool,
+    progress: PushProgress,
+    result: PushResult,
+    reporter: Reporter,
+) -> None:
+    attempt = _Attempt(device, local, store, verify, progress)
+    progress.phase("survey")
+    survey = attempt.survey()
+    final_path = store.bundle_path(local.sha256)
+    if survey.index.bundles.get(local.sha256) == local.bytes:
+        result.status = "present"
+        result.remote_path = final_path
+        result.bytes_reused = local.bytes
+        return
+    if (
+        not dry_run
+        and survey.index.staged_bytes == local.bytes
+        and not survey.pieces_dir
+        and attempt.finalize_staged()
+    ):
+        result.status = "pushed"
+        result.remote_path = final_path
+        result.bytes_reused = result.bytes_resumed = local.bytes
+        return
+
+    plan = plan_bundle(local, survey.index)
+    _, side_to_send = attempt.side_copies(survey.index)
+    side_bytes = sum(side.bytes for side in side_to_send)
+    result.bytes_reused = plan.bytes_copied + plan.bytes_resumed
+    result.bytes_resumed = plan.bytes_resumed
+    # The assembled file is written in full, beside the pieces until it is verified.
+    needed = plan.bytes_to_send + side_bytes + local.bytes
+    if dry_run:
+        result.status = "planned"
+        result.bytes_sent = plan.bytes_to_send + side_bytes
+        result.remote_path = final_path
+        if survey.index.free_bytes is not None and needed > survey.index.free_bytes:
+            raise store.space_error(needed, survey.index.free_bytes, "bundle")
+        return
+    if survey.index.free_bytes is not None and needed > survey.index.free_bytes:
+        raise store.space_error(needed, survey.index.free_bytes, "bundle")
+    reporter.note(
+        f"{device.serial}: sending {human_bytes(plan.bytes_to_send + side_bytes)}, "
+        f"reusing {human_bytes(result.bytes_reused)} of {human_bytes(local.bytes)}"
+    )
+    try:
+        result.bytes_sent = attempt.send_and_assemble(plan, survey)
+    except _ShaMismatch:
+        if not plan.copies and not plan.present_pieces:
+            raise
+        # Something reused was not what its index said: start clean and send every byte.
+        reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")
+        device.shell(["rm", "-rf", store.staging_for(local.sha256)], timeout=120)
+        clean = DeviceIndex(free_bytes=survey.index.free_bytes)
+        plan = plan_bundle(local, clean, reuse=False)
+        result.bytes_reused = result.bytes_resumed = 0
+        result.bytes_sent += attempt.send_and_assemble(plan, Survey(clean, pieces_dir=False))
+    result.status = "pushed"
+    result.remote_path = final_path
+
+
+class _ReporterProgress(PushProgress):
+    def __init__(self, reporter: Reporter, serial: str) -> None:
+        self.reporter = reporter
+        self.serial = serial
+
+    def phase(self, text: str) -> None:
+        self.reporter.note(f"{self.serial}: {text}")
+
+
+# -- many devices --------------------------------------------------------------------------------------------
+
+
+class _RichProgress(PushProgress):
+    def __init__(self, progress: Any, serial: str, lock: threading.Lock) -> None:
+        self.progress = progress
+        self.lock = lock
+        self.task = progress.add_task(serial, total=None, phase="")
+        self.serial = serial
+
+    def start(self, total: int) -> None:
+        with self.lock:
+            self.progress.update(self.task, total=max(total, 1), completed=0 if total else 1, phase="sending")
+
+    def advance(self, sent: int) -> None:
+        with self.lock:
+            self.progress.advance(self.task, sent)
+
+    def phase(self, text: str) -> None:
+        with self.lock:
+            self.progress.update(self.task, phase=text)
+
+
+def push_many(
+    devices: Sequence[Device],
+    build_dir: Path | str,
+    *,
+    verify: bool = True,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    root: str = DEFAULT_DEVICE_ROOT,
+    local: LocalBundle | None = None,
+) -> list[PushResult]:
+    """Push to every device in parallel; one failing device does not stop the others."""
+    if local is None:
+        local = load_build(build_dir, verify=verify)
+    reporter = reporter or Reporter()
+    if not devices:
+        return []
+
+    def run(device: Device, progress: PushProgress | None) -> PushResult:
+        return push_bundle(
+            device,
+            build_dir,
+            verify=verify,
+            dry_run=dry_run,
+            reporter=reporter,
+            root=root,
+            local=local,
+            progress=progress,
+        )
+
+    if reporter.quiet or dry_run:
+        return _in_threads(devices, lambda device: run(device, PushProgress()))
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    lock = threading.Lock()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[phase]}"),
+        console=stderr_console,
+    ) as bars:
+        trackers = {device.serial: _RichProgress(bars, device.serial, lock) for device in devices}
+        results = _in_threads(devices, lambda device: run(device, trackers[device.serial]))
+        for result in results:
+            tracker = trackers[result.serial]
+            with lock:
+                bars.update(tracker.task, phase="ok" if result.ok else "failed")
+    return results
+
+
+def _in_threads(devices: Sequence[Device], work: Callable[[Device], PushResult]) -> list[PushResult]:
+    with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="push") as pool:
+        return list(pool.map(work, devices))

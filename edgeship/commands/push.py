@@ -1,0 +1,161 @@
+"""`edgeship push BUILD_DIR [selection]` and `edgeship gc [selection] [--keep N]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgeship.console import make_reporter, print_json, stdout_console
+
+
+def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--device/--all/--label/--adb, the same on every command that acts on devices."""
+    for option in reversed(
+        [
+            click.option("--device", "-s", "serials", multiple=True, help="Device serial (repeatable)."),
+            click.option("--all", "all_", is_flag=True, help="Every online device on every adb server."),
+            click.option("--label", "labels", multiple=True, help="Devices of a label in edgeship.yaml."),
+            click.option("--adb", "servers", multiple=True, help="Extra adb server HOST:PORT (repeatable)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command("push")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@selection_options
+@click.option("--dry-run", is_flag=True, help="Show what would be sent and reused per device; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+@click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (host and device); sizes only.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def push_command(
+    build_dir: Path,
+    serials: tuple[str, ...],
+    all_: bool,
+    labels: tuple[str, ...],
+    servers: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    no_verify: bool,
+    quiet: bool,
+) -> None:
+    """Push BUILD_DIR's bundle to devices, sending only the sections they do not already hold.
+
+    The bundle lands at <device root>/bundles/<sha256>/model.litertlm with its manifest and tokenizer,
+    renamed into place only after sha256sum on the device. Exit code 5 when any device failed.
+    """
+    from edgeship.android_harness.bundle_plan import load_build
+    from edgeship.android_harness.push import push_many
+    from edgeship.android_harness.selection import select_devices
+    from edgeship.config import load_config
+    from edgeship.errors import DeviceError
+
+    config = load_config()
+    # A bad BUILD_DIR is refused before any device is touched.
+    local = load_build(build_dir, verify=not no_verify)
+    devices = select_devices(config, serials, all_, labels, servers)
+    reporter = make_reporter(quiet or as_json)
+    results = push_many(
+        devices,
+        build_dir,
+        verify=not no_verify,
+        dry_run=dry_run,
+        reporter=reporter,
+        root=config.device_root,
+        local=local,
+    )
+    if as_json:
+        print_json([result.to_dict() for result in results])
+    else:
+        _print_results(results, dry_run)
+    failed = [result for result in results if not result.ok]
+    if failed:
+        if len(results) == 1:
+            raise DeviceError(failed[0].error or f"push to {failed[0].serial} failed")
+        raise DeviceError(
+            f"push failed on {len(failed)} of {len(results)} devices: "
+            + "; ".join(f"{result.serial}: {result.error}" for result in failed)
+        )
+
+
+def _print_results(results: list[Any], dry_run: bool) -> None:
+    from rich.table import Table
+
+    from edgeship.android_harness.store import human_bytes
+
+    table = Table(header_style="bold")
+    for column in (
+        "serial",
+        "status",
+        "would send" if dry_run else "sent",
+        "reused",
+        "seconds",
+        "path / error",
+    ):
+        table.add_column(column)
+    for result in results:
+        table.add_row(
+            result.serial,
+            result.status,
+            human_bytes(result.bytes_sent),
+            human_bytes(result.bytes_reused),
+            f"{result.seconds:.2f}",
+            result.remote_path if result.ok else (result.error or ""),
+        )
+    stdout_console.print(table)
+
+
+@click.command("gc")
+@selection_options
+@click.option("--keep", default=2, show_default=True, help="Most recently pushed bundles to keep.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+def gc_command(
+    serials: tuple[str, ...],
+    all_: bool,
+    labels: tuple[str, ...],
+    servers: tuple[str, ...],
+    keep: int,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove old bundles (all but the --keep newest) and leftovers (staging, runs) from devices."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeship.android_harness.selection import select_devices
+    from edgeship.android_harness.store import collect_garbage, human_bytes
+    from edgeship.config import load_config
+    from edgeship.errors import DeviceError, UsageError
+
+    if keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    config = load_config()
+    devices = select_devices(config, serials, all_, labels, servers)
+    with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
+        results = list(
+            pool.map(
+                lambda d: collect_garbage(d, keep=keep, root=config.device_root, dry_run=dry_run), devices
+            )
+        )
+    if as_json:
+        print_json([result.to_dict() for result in results])
+    else:
+        verb = "would free" if dry_run else "freed"
+        for result in results:
+            if result.ok:
+                removed = len(result.removed_bundles)
+                leftovers = len(result.removed_leftovers)
+                stdout_console.print(
+                    f"{result.serial}: kept {len(result.kept)} bundle(s), removed {removed} and "
+                    f"{leftovers} leftover(s); {verb} {human_bytes(result.freed_bytes)}",
+                    highlight=False,
+                )
+            else:
+                stdout_console.print(f"{result.serial}: gc failed: {result.error}", highlight=False)
+    failed = [result for result in results if not result.ok]
+    if failed:
+        raise DeviceError("; ".join(f"{result.serial}: {result.error}" for result in failed))
