@@ -1,0 +1,184 @@
+"""`edgeship vdevice start|stop|list`: virtual Android devices that real adb servers connect to."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import click
+
+from edgeship.console import print_json, stdout_console
+from edgeship.errors import DeviceError
+
+CONNECT_TIMEOUT_S = 20.0
+
+
+def _connect(server_text: str | None, serial: str) -> str:
+    """`adb connect` the serial on the server (started when none runs locally); returns the server."""
+    from adbutils.errors import AdbError
+
+    from edgeship.android_harness.adb import connect_server
+    from edgeship.config import AdbServer, default_adb_server
+
+    server = AdbServer.parse(server_text) if server_text else default_adb_server()
+    client = connect_server(server).client
+    try:
+        reply = client.connect(serial, timeout=CONNECT_TIMEOUT_S)
+    except (AdbError, OSError) as exc:
+        raise DeviceError(f"adb server {server} could not connect to {serial}: {exc}") from None
+    if "connected" not in reply:
+        raise DeviceError(f"adb server {server} could not connect to {serial}: {reply.strip()}")
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    state = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            state = client.device(serial).get_state()
+        except (AdbError, OSError) as exc:
+            state = str(exc)
+        if state == "device":
+            return str(server)
+        time.sleep(0.1)
+    raise DeviceError(f"{serial} stayed {state!r} on adb server {server}; see the device log")
+
+
+def _disconnect(server_text: str | None, serial: str) -> None:
+    from adbutils import AdbClient
+    from adbutils.errors import AdbError
+
+    from edgeship.config import AdbServer
+
+    if not server_text:
+        return
+    server = AdbServer.parse(server_text)
+    # The server may be gone or may already have forgotten the device: nothing to undo then.
+    with contextlib.suppress(AdbError, OSError):
+        AdbClient(host=server.host, port=server.port).disconnect(serial)
+
+
+@click.group("vdevice")
+def vdevice_group() -> None:
+    """Virtual Android devices: adbd over TCP, a sandboxed shell, getprop from a device profile."""
+
+
+@vdevice_group.command("start")
+@click.option("--name", default="vdevice1", show_default=True, help="Device name (state folder, logs).")
+@click.option("--profile", default="vflagship", show_default=True, help="Profile name or path to a .yaml.")
+@click.option("--port", type=int, default=0, help="TCP port to listen on (default: a free one).")
+@click.option("--adb-server", default=None, help="adb server HOST:PORT to connect it to (default: local).")
+@click.option("--no-connect", is_flag=True, help="Only start the device; do not `adb connect` it.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Host folder for the sandbox (default: the device's state folder).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the device record as JSON.")
+def start_command(
+    name: str,
+    profile: str,
+    port: int,
+    adb_server: str | None,
+    no_connect: bool,
+    root: Path | None,
+    as_json: bool,
+) -> None:
+    """Start a virtual device in the background, `adb connect` it, print its serial."""
+    from edgeship.config import default_adb_server
+    from edgeship.vdevice import daemon, load_profile, registry
+
+    load_profile(profile)  # fail here, with the profile's own message, rather than in the daemon log
+    server_text = None if no_connect else (adb_server or str(default_adb_server()))
+    record = daemon.spawn(
+        name=name, profile=profile, port=port, root=root.resolve() if root else None, adb_server=server_text
+    )
+    if server_text:
+        try:
+            record.adb_server = _connect(server_text, record.serial)
+        except DeviceError:
+            daemon.terminate_pid(record.pid)
+            registry.remove_record(name)
+            raise
+        registry.write_record(record)
+    if as_json:
+        print_json(record.to_json())
+        return
+    if not record.confined:
+        click.echo("warning: bubblewrap is missing: this device's shell is NOT confined", err=True)
+    click.echo(record.serial)
+
+
+@vdevice_group.command("stop")
+@click.argument("names", nargs=-1)
+@click.option("--all", "stop_all", is_flag=True, help="Stop every virtual device.")
+@click.option("--keep-data", is_flag=True, help="Keep the sandbox folders of the state folder.")
+def stop_command(names: tuple[str, ...], stop_all: bool, keep_data: bool) -> None:
+    """Stop virtual devices: adb disconnect, stop the daemon, clean its state."""
+    import shutil
+
+    from edgeship.vdevice import daemon, registry
+
+    if not names and not stop_all:
+        raise click.UsageError("name a device or pass --all")
+    records = registry.list_records()
+    if not stop_all:
+        by_name = {record.name: record for record in records}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise DeviceError(f"no virtual device named {', '.join(missing)} (running: {known})")
+        records = [by_name[name] for name in names]
+    for record in records:
+        _disconnect(record.adb_server, record.serial)
+        daemon.terminate_pid(record.pid)
+        registry.remove_record(record.name)
+        default_root = record.state_dir / "root"
+        if not keep_data and Path(record.root) == default_root:
+            shutil.rmtree(record.state_dir, ignore_errors=True)
+        click.echo(f"stopped {record.name} ({record.serial})")
+
+
+@vdevice_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(as_json: bool) -> None:
+    """List the virtual devices started with `edgeship vdevice start`."""
+    from rich.table import Table
+
+    from edgeship.vdevice import registry
+
+    records = registry.list_records()
+    if as_json:
+        print_json([record.to_json() for record in records])
+        return
+    if not records:
+        click.echo("no virtual devices (start one with `edgeship vdevice start`)")
+        return
+    # Sandbox and log paths are long: they are in --json.
+    table = Table("name", "serial", "state", "profile", "model", "adb server")
+    for record in records:
+        state = "running" if record.alive() else "dead"
+        if record.alive() and not record.confined:
+            state += " (unconfined)"
+        table.add_row(
+            record.name, record.serial, state, record.profile, record.model,
+            record.adb_server or "-",
+        )  # fmt: skip
+    stdout_console.print(table)
+
+
+@vdevice_group.command("profiles")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def profiles_command(as_json: bool) -> None:
+    """List the device profiles (built-in and ~/.config/edgeship/vdevice-profiles/)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from edgeship.vdevice import list_profiles
+
+    profiles = list_profiles()
+    if as_json:
+        print_json([asdict(profile) for profile in profiles])
+        return
+    table = Table("name", "model", "soc", "abi", "android", "ram")
+    for profile in profiles:
+        android = f"{profile.release} (sdk {profile.sdk})"
+        ram = f"{profile.ram_bytes / 1024**3:.0f} GiB"
+        table.add_row(profile.name, profile.model, profile.soc_model, profile.abi, android, ram)
+    stdout_console.print(table)
