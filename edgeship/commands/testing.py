@@ -1,0 +1,41 @@
+"""`edgeship testing`: helpers for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeship.console import make_reporter, print_json
+from edgeship.exporter.arch import SYNTHETIC_ARCHS
+
+
+@click.group("testing")
+def testing_group() -> None:
+    """Test helpers: generate tiny deterministic checkpoints."""
+
+
+@testing_group.command("make-checkpoint")
+@click.option("--arch", type=click.Choice(sorted(SYNTHETIC_ARCHS)), default="gemma4", show_default=True)
+@click.option("--size", type=click.Choice(["tiny", "ple-heavy"]), default="tiny", show_default=True)
+@click.option(
+    "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Folder to write."
+)
+@click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def make_checkpoint_command(arch: str, size: str, out: Path, force: bool, as_json: bool, quiet: bool) -> None:
+    """Write a deterministic HF checkpoint (random weights, a real BPE tokenizer) for tests and demos.
+
+    `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle.
+    """
+    from edgeship.exporter.synthetic import make_checkpoint
+
+    reporter = make_reporter(quiet or as_json)
+    with reporter.step(f"Generate {arch} {size} checkpoint"):
+        path = make_checkpoint(arch, size, out, force=force)
+    files = sorted(p.name for p in path.iterdir())
+    if as_json:
+        print_json({"path": str(path), "arch": arch, "size": size, "files": files})
+    else:
+        click.echo(str(path))

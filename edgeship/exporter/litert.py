@@ -1,0 +1,245 @@
+"""The one place that drives litert-torch (0.10.0).
+
+We run litert-torch's own export tasks in this process — the same work ``export_hf`` does, with one model
+load — in the order its ``export()`` uses for text generation, with three changes:
+
+1. Text-only PLE checkpoints (``gemma4_text``, ``gemma3n_text``) are loaded as the multimodal model *without*
+   vision/audio towers, because litert-torch only splits the PLE table on its ``gemma4``/``gemma3n`` paths.
+   Gemma 4's multimodal model accepts ``vision_config=None``; Gemma 3n's always builds its towers (~1 B
+   parameters), so a subclass builds only the language model. Weights are loaded once, with their names
+   mapped ``model.X`` → ``model.language_model.X``.
+2. Quantization runs per section kind (a recipe can give the PLE table int4 and the transformer int8),
+   instead of one recipe for every graph.
+3. Each task reports to our Reporter, and litert-torch's own console tree is silenced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeship.console import Reporter
+from edgeship.errors import ExportError
+from edgeship.exporter.checkpoint import Checkpoint
+from edgeship.quantize.recipes import EMBEDDER, PER_LAYER_EMBEDDER, PREFILL_DECODE, Recipe, aeq_recipe
+
+# Text-only checkpoints name weights model.X; the multimodal model holds the same module at
+# model.language_model.X (lm_head is tied or at the top level in both).
+TEXT_TO_MULTIMODAL_KEYS = {r"^model\.(?!language_model\.)": "model.language_model."}
+
+
+@dataclass(frozen=True)
+class LitertSettings:
+    prefill_lengths: tuple[int, ...]
+    cache_length: int
+    externalize_embedder: bool
+
+
+@dataclass
+class LitertResult:
+    bundle: Path  # model.litertlm inside the work dir (stamps not yet normalised)
+    section_files: dict[str, Path]  # section kind -> the .tflite that went into the bundle
+    tokenizer: Path | None
+
+
+def default_externalize_embedder(ckpt: Checkpoint) -> bool:
+    # Required for the PLE models (litert-torch asserts it); the generic path keeps the embedder inside.
+    return ckpt.arch.has_ple
+
+
+def _multimodal_config(ckpt: Checkpoint, text_config: Any) -> Any:
+    import transformers
+
+    if ckpt.arch.load_as == "gemma4":
+        return transformers.Gemma4Config(
+            text_config=text_config.to_dict(),
+            vision_config=None,
+            audio_config=None,
+            tie_word_embeddings=getattr(text_config, "tie_word_embeddings", True),
+        )
+    # Gemma3nConfig always fills default tower configs; they are only configs here, never built.
+    return transformers.Gemma3nConfig(text_config=text_config.to_dict())
+
+
+def _text_only_model_class(load_as: str) -> Any:
+    """The multimodal CausalLM class for ``load_as``, built without vision/audio towers."""
+    import transformers
+
+    if load_as == "gemma4":
+        return transformers.Gemma4ForConditionalGeneration  # towers are None when their configs are None
+    from transformers.models.gemma3n import modeling_gemma3n as g3n
+
+    class Gemma3nTextOnlyModel(g3n.Gemma3nModel):
+        """Gemma3nModel with the language model only: no ~1 B-parameter vision/audio towers."""
+
+        def __init__(self, config: Any) -> None:
+            g3n.Gemma3nPreTrainedModel.__init__(self, config)
+            self.vocab_size = config.text_config.vocab_size
+            self.language_model = transformers.AutoModel.from_config(config.text_config)
+            self.vocab_size_per_layer_input = config.text_config.vocab_size_per_layer_input
+            self.post_init()
+
+    class Gemma3nTextOnlyForConditionalGeneration(g3n.Gemma3nForConditionalGeneration):
+        def __init__(self, config: Any) -> None:
+            g3n.Gemma3nPreTrainedModel.__init__(self, config)
+            self.model = Gemma3nTextOnlyModel(config)
+            self.lm_head = __import__("torch").nn.Linear(
+                config.text_config.hidden_size, config.text_config.vocab_size, bias=False
+            )
+            self.post_init()
+
+    return Gemma3nTextOnlyForConditionalGeneration
+
+
+def _load_text_only_as_multimodal(ckpt: Checkpoint, export_config: Any) -> Any:
+    """litert-torch's ``load_model`` for a text-only PLE checkpoint, as the tower-less multimodal model."""
+    import torch
+    import transformers
+    from litert_torch.generative.export_hf.core import export_lib
+    from litert_torch.generative.export_hf.model_ext import patches as model_ext_patches
+
+    text_config = transformers.AutoConfig.from_pretrained(str(ckpt.path), dtype=torch.float32)
+    config = _multimodal_config(ckpt, text_config)
+    for cfg in (config, config.text_config):
+        if hasattr(cfg, "allow_global_per_layer_attribute_access"):
+            cfg.allow_global_per_layer_attribute_access = True
+    config._attn_implementation = "lrt_transposed_attention"
+    config.text_config.dtype = torch.float32
+    model_cls = _text_only_model_class(ckpt.arch.load_as or "")
+    with model_ext_patches.get_patch_context(config.model_type):
+        model = model_cls.from_pretrained(
+            str(ckpt.path), config=config, dtype=torch.float32, key_mapping=TEXT_TO_MULTIMODAL_KEYS
+        )
+        model = model.to(torch.float32)
+    model.generation_config.cache_implementation = "static"
+    model.generation_config.do_sample = False
+    export_lib.verify_model_compatibility(model, config, config.text_config)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(ckpt.path))
+    return export_lib.SourceModelArtifacts(
+        model=model, model_config=config, text_model_config=config.text_config, tokenizer=tokenizer
+    )
+
+
+def _quantize_file(path: Path, recipe: Any) -> Path:
+    from ai_edge_quantizer import quantizer as quantizer_lib
+
+    out = path.with_name(path.stem.removesuffix("_quantized") + "_quantized.tflite")
+    qt = quantizer_lib.Quantizer(str(path))
+    qt.load_quantization_recipe(recipe)
+    qt.quantize().export_model(str(out), overwrite=True)
+    return out
+
+
+def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> Any:
+    """Quantize each exported graph with the scheme its section kind gets in the recipe."""
+    replacements: dict[str, Any] = {}
+    graphs = [(PREFILL_DECODE, "prefill_decode_model_path"), (EMBEDDER, "embedder_model_path")]
+    for kind, attribute in graphs:
+        path = getattr(artifacts, attribute)
+        scheme = recipe.scheme_for(kind)
+        if path and scheme.aeq:
+            with reporter.step(f"Quantize {kind} ({scheme.name})"):
+                replacements[attribute] = str(_quantize_file(Path(path), aeq_recipe(scheme)))
+            gc.collect()
+    additional = dict(artifacts.additional_model_paths or {})
+    if "per_layer_embedder" in additional:
+        scheme = recipe.scheme_for(PER_LAYER_EMBEDDER)
+        if scheme.aeq:
+            with reporter.step(f"Quantize {PER_LAYER_EMBEDDER} ({scheme.name})"):
+                additional["per_layer_embedder"] = str(
+                    _quantize_file(Path(additional["per_layer_embedder"]), aeq_recipe(scheme))
+                )
+            replacements["additional_model_paths"] = additional
+    return dataclasses.replace(artifacts, **replacements)
+
+
+def _silence_litert_console() -> Callable[[], None]:
+    """litert-torch prints a task tree on its own rich console; our Reporter shows progress instead."""
+    from litert_torch import progress
+
+    previous = progress.config.show_progress
+    progress.config.show_progress = False
+
+    def restore() -> None:
+        progress.config.show_progress = previous
+
+    return restore
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    import edgeship
+
+    out = {"edgeship": edgeship.__version__}
+    for dist in ("litert-torch", "transformers", "torch", "ai-edge-quantizer", "litert-lm-builder"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def run_export(
+    ckpt: Checkpoint, work_dir: Path, settings: LitertSettings, recipe: Recipe, reporter: Reporter
+) -> LitertResult:
+    """Export ``ckpt`` into ``work_dir`` (model.litertlm + the section .tflite files)."""
+    with reporter.step("Import litert-torch"):
+        from litert_torch.generative.export_hf.core import export_lib, exportable_module
+        from litert_torch.generative.export_hf.core import litert_lm_builder as packer
+
+    export_config = exportable_module.ExportableModuleConfig(
+        model=str(ckpt.path),
+        output_dir=str(work_dir),
+        work_dir=str(work_dir),
+        keep_temporary_files=True,
+        prefill_lengths=list(settings.prefill_lengths),
+        cache_length=settings.cache_length,
+        quantization_recipe=None,  # applied per section below
+        externalize_embedder=settings.externalize_embedder,
+        bundle_litert_lm=True,
+    )
+    restore = _silence_litert_console()
+    try:
+        with reporter.step(f"Load checkpoint ({ckpt.model_type})"):
+            if ckpt.arch.adapted:
+                source = _load_text_only_as_multimodal(ckpt, export_config)
+            else:
+                source = export_lib.load_model(str(ckpt.path), export_config)
+            export_config = export_lib.update_export_config(export_config, source)
+        artifacts = export_lib.ExportedModelArtifacts()
+        tasks: list[tuple[str, Callable[..., Any]]] = []
+        if export_config.externalize_embedder:
+            tasks.append(("Export embedder", export_lib.export_embedder_model))
+        tasks.append(("Export prefill/decode graphs", export_lib.export_text_prefill_decode_model))
+        tasks.append(("Export per-layer embedder", export_lib.export_additional_models))
+        for description, task in tasks:
+            with reporter.step(description):
+                artifacts = task(source, export_config, artifacts)
+            gc.collect()
+        artifacts = _quantize_sections(recipe, artifacts, reporter)
+        with reporter.step("Package model.litertlm"):
+            artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
+            artifacts = packer.package_model(source, export_config, artifacts)
+    except (OSError, MemoryError):
+        raise  # disk full / out of memory are reported by the pipeline with the path involved
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"litert-torch failed to export {ckpt.model_type} checkpoint:"
+            f" {type(exc).__name__}: {message[:300]}"
+            " (rerun with --debug for the traceback)"
+        ) from exc
+    finally:
+        restore()
+    sections = {PREFILL_DECODE: Path(artifacts.prefill_decode_model_path)}
+    if artifacts.embedder_model_path:
+        sections[EMBEDDER] = Path(artifacts.embedder_model_path)
+    if artifacts.additional_model_paths and "per_layer_embedder" in artifacts.additional_model_paths:
+        sections[PER_LAYER_EMBEDDER] = Path(artifacts.additional_model_paths["per_layer_embedder"])
+    tokenizer = Path(artifacts.tokenizer_model_path) if artifacts.tokenizer_model_path else None
+    return LitertResult(Path(artifacts.litert_lm_model_path), sections, tokenizer)

@@ -1,0 +1,246 @@
+"""`edgeship export`: checkpoint folder → BUILD_DIR/{model.litertlm, manifest.json, tokenizer.json}.
+
+Order matters for the user: everything cheap (recipe, checkpoint headers, output folder) is checked before the
+minute of torch/MLIR work starts. The build is written into a hidden staging folder next to BUILD_DIR (same
+filesystem) and renamed into place only when complete, so BUILD_DIR never holds a partial bundle — after a
+disk-full, a crash or Ctrl-C, the old build (or nothing) is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeship.console import Reporter, stderr_console
+from edgeship.errors import EdgeshipError, ExportError, UsageError
+from edgeship.exporter import litert, litertlm
+from edgeship.exporter.checkpoint import model_facts, read_checkpoint
+from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
+from edgeship.hashing import sha256_file, sha256_files
+from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
+
+DEFAULT_PREFILL = (32, 128)
+DEFAULT_CACHE_LENGTH = 1024
+LOG_FILE = "export.log"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything `edgeship export` can be told; the CLI fills it, tests and benchmarks build it directly."""
+
+    recipe: str = "int8"
+    prefill_lengths: tuple[int, ...] = DEFAULT_PREFILL
+    cache_length: int = DEFAULT_CACHE_LENGTH
+    force: bool = False
+
+
+def parse_prefill(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise UsageError(f"--prefill must be comma-separated token counts like 32,128, got '{text}'") from exc
+    if not values or any(v <= 0 for v in values):
+        raise UsageError(f"--prefill must be positive token counts like 32,128, got '{text}'")
+    return values
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UsageError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
+
+
+@contextlib.contextmanager
+def _output_to_log(log_path: Path) -> Iterator[None]:
+    """Send the toolchain's chatter (C++ and Python, stdout and stderr) to a log; keep our progress visible.
+
+    stdout must stay clean for --json. Our Reporter's console is pointed at a copy of the real stderr, while
+    fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import bind) and Python warnings
+    all go to the log, which is kept beside the build for whoever needs the details.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    our_stderr = os.fdopen(os.dup(saved_err), "w", buffering=1)
+    previous_showwarning = warnings.showwarning
+    with open(log_path, "ab") as log, open(log_path, "a", buffering=1) as log_text:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        stderr_console.file = our_stderr
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: (
+            log_text.write(warnings.formatwarning(message, category, filename, lineno, line))
+        )
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous_showwarning
+            stderr_console.file = None  # back to following sys.stderr
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            our_stderr.close()
+
+
+def _is_disk_full(exc: BaseException, where: Path) -> bool:
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, OSError) and candidate.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if candidate is not None and "No space left on device" in str(candidate):
+            return True
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(where).free < 1024 * 1024
+    return False
+
+
+def _reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOptions, versions: dict) -> str:
+    settings = {
+        "weights": weights_sha256,
+        "recipe": recipe.to_dict(),
+        "prefill": list(options.prefill_lengths),
+        "cache": options.cache_length,
+        "versions": versions,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Atomically put ``staging`` at ``out`` (the old build is removed only after the rename)."""
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(trash)
+        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+def export_build(
+    checkpoint_dir: str | Path,
+    out: str | Path,
+    options: ExportOptions | str | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Export a checkpoint into BUILD_DIR ``out`` and return the manifest (also written to manifest.json).
+
+    ``options`` may be just a recipe name (``export_build(ckpt, out, "int4")``).
+    """
+    if isinstance(options, str):
+        options = ExportOptions(recipe=options)
+    options = options or ExportOptions()
+    reporter = reporter or Reporter()
+    out = Path(out).absolute()
+    recipe = resolve_recipe(options.recipe)
+    if options.cache_length <= max(options.prefill_lengths):
+        raise UsageError(
+            f"--cache-length {options.cache_length} must be larger than the longest prefill"
+            f" {max(options.prefill_lengths)}"
+        )
+    ckpt = read_checkpoint(checkpoint_dir)
+    _check_output(out, options.force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    log_path = staging / LOG_FILE
+    try:
+        with reporter.step("Hash checkpoint weights"):
+            weights_sha256 = sha256_files(ckpt.path / f for f in ckpt.weight_files)
+        settings = litert.LitertSettings(
+            prefill_lengths=options.prefill_lengths,
+            cache_length=options.cache_length,
+            externalize_embedder=litert.default_externalize_embedder(ckpt),
+        )
+        work = staging / "work"
+        work.mkdir()
+        with _output_to_log(log_path):
+            result = litert.run_export(ckpt, work, settings, recipe, reporter)
+            versions = litert.versions()
+        bundle = staging / BUNDLE_FILE
+        result.bundle.rename(bundle)
+        with reporter.step("Normalise and hash the bundle"):
+            stamps = litertlm.normalise_stamps(
+                bundle, _reproducibility_seed(weights_sha256, recipe, options, versions)
+            )
+            header = litertlm.read_header(bundle)
+            bundle_sha256 = sha256_file(bundle)
+        tokenizer_file = None
+        tokenizer_src = (
+            result.tokenizer if result.tokenizer and result.tokenizer.name == TOKENIZER_FILE else None
+        )
+        tokenizer_src = tokenizer_src or (
+            ckpt.path / TOKENIZER_FILE if ckpt.tokenizer_file == TOKENIZER_FILE else None
+        )
+        if tokenizer_src and tokenizer_src.is_file():
+            shutil.copyfile(tokenizer_src, staging / TOKENIZER_FILE)
+            tokenizer_file = TOKENIZER_FILE
+        shutil.rmtree(work)
+        ple_scheme = recipe.scheme_for(PER_LAYER_EMBEDDER)
+        manifest = build_manifest(
+            bundle=bundle,
+            header=header,
+            bundle_sha256=bundle_sha256,
+            ckpt=ckpt,
+            weights_sha256=weights_sha256,
+            facts=model_facts(ckpt, ple_scheme.bits),
+            recipe=recipe,
+            prefill_lengths=list(options.prefill_lengths),
+            cache_length=options.cache_length,
+            versions=versions,
+            tokenizer_file=tokenizer_file,
+            stamps=stamps,
+        )
+        write_manifest(staging, manifest)
+        _fsync(bundle, staging / "manifest.json")
+        _replace_dir(staging, out)
+        return manifest
+    except BaseException as exc:
+        kept_log = _keep_log(log_path)
+        disk_full = isinstance(exc, Exception) and _is_disk_full(exc, staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        where = f"; log: {kept_log}" if kept_log else ""
+        if disk_full:
+            raise ExportError(
+                f"disk full while exporting into {out.parent}; free space there (a build needs a few"
+                f" times the bundle size while it is made){where}"
+            ) from exc
+        if isinstance(exc, EdgeshipError):
+            if kept_log:
+                exc.message = f"{exc.message}{where}"
+            raise
+        if isinstance(exc, OSError):
+            raise ExportError(f"export failed: {exc.strerror or exc}: {exc.filename or out}{where}") from exc
+        raise
+
+
+def _fsync(*paths: Path) -> None:
+    """Data on disk before the rename makes the build visible (a crash must not leave a hollow bundle)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _keep_log(log_path: Path) -> Path | None:
+    """Move the toolchain log out of the staging folder before it is removed."""
+    if not log_path.is_file() or log_path.stat().st_size == 0:
+        return None
+    kept = Path(tempfile.gettempdir()) / f"edgeship-export-{os.getpid()}.log"
+    with contextlib.suppress(OSError):
+        shutil.move(str(log_path), kept)
+        return kept
+    return None

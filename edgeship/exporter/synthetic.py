@@ -1,0 +1,285 @@
+"""Tiny deterministic checkpoints for tests, benchmarks and the demo.
+
+Weights come from a seeded numpy generator per tensor name (not torch's init, which may change between torch
+versions), and the tokenizer is a real byte-level BPE trained with `tokenizers` on a built-in corpus, padded
+with unreachable entries up to the model's vocabulary so every token id has a piece.
+
+Sizes:
+- ``tiny``: hidden 64, 8 layers, vocab 512, PLE 16 per layer — exports in about a minute.
+- ``ple-heavy``: vocab 65 536 x 8 layers x 256 PLE (~134 M of ~144 M parameters are the PLE table), so the
+  side-table dominates the bundle the way it does for a real E2B model (262 144 x 35 x 256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import UsageError
+from edgeship.exporter.arch import SYNTHETIC_ARCHS
+
+SIZES = ("tiny", "ple-heavy")
+SHARD_BYTES = 256 * 1024 * 1024  # larger checkpoints are written sharded, with an index, like HF does
+SEED = 20260
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ message['role'] }}\n"
+    "{{ message['content'] }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+_CORPUS_LINES = [
+    "edgeship takes a checkpoint to a phone, measures it and reports what it finds.",
+    "The per-layer embedding table is looked up one row per token and stays memory mapped.",
+    "Sliding window layers alternate with global attention layers; the last layers share their caches.",
+    "A quick brown fox jumps over the lazy dog while the compiler lowers the graph.",
+    "Prefill processes the prompt at once; decode produces one token after another.",
+    "Quantization turns float weights into int8 or int4 values with a scale per channel or per block.",
+    "Push the bundle section by section, so an unchanged table is never sent twice.",
+    "Numbers 0 1 2 3 4 5 6 7 8 9 10 100 1000 and punctuation: commas, periods; colons!",
+]
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    arch: str  # make-checkpoint name (gemma4, gemma4-text, gemma3n-text, gemma3)
+    size: str
+    model_type: str
+    config: dict[str, Any]
+
+
+def _gemma4_text_config(size: str) -> dict[str, Any]:
+    heavy = size == "ple-heavy"
+    vocab = 65536 if heavy else 512
+    return {
+        "model_type": "gemma4_text",
+        "vocab_size": vocab,
+        "vocab_size_per_layer_input": vocab,
+        "hidden_size": 128 if heavy else 64,
+        "hidden_size_per_layer_input": 256 if heavy else 16,
+        "intermediate_size": 256 if heavy else 128,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "global_head_dim": 64,
+        # KV sharing needs both layer types among the producing layers (transformers refuses otherwise).
+        "layer_types": ["sliding_attention"] * 3
+        + ["full_attention"]
+        + ["sliding_attention"] * 3
+        + ["full_attention"],
+        "num_kv_shared_layers": 2,
+        "sliding_window": 64,
+        "max_position_embeddings": 4096,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
+
+
+def _gemma3n_text_config(size: str) -> dict[str, Any]:
+    heavy = size == "ple-heavy"
+    vocab = 65536 if heavy else 512
+    layers = 8
+    return {
+        "model_type": "gemma3n_text",
+        "vocab_size": vocab,
+        "vocab_size_per_layer_input": vocab,
+        "hidden_size": 128 if heavy else 64,
+        "hidden_size_per_layer_input": 256 if heavy else 16,
+        "intermediate_size": 256 if heavy else 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2,
+        "num_kv_shared_layers": 2,
+        "sliding_window": 64,
+        "laurel_rank": 8,
+        "altup_num_inputs": 4,
+        "activation_sparsity_pattern": [0.0] * layers,
+        "max_position_embeddings": 4096,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
+
+
+def _gemma3_text_config(size: str) -> dict[str, Any]:
+    if size != "tiny":
+        raise UsageError(
+            "gemma3 has no PLE table; use --size tiny (ple-heavy exists for gemma4 and gemma3n-text)"
+        )
+    return {
+        "model_type": "gemma3_text",
+        "vocab_size": 512,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "query_pre_attn_scalar": 32,
+        "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+        "sliding_window": 64,
+        "max_position_embeddings": 4096,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
+
+
+def synthetic_spec(arch: str, size: str) -> SyntheticSpec:
+    if arch not in SYNTHETIC_ARCHS:
+        raise UsageError(f"unknown --arch '{arch}'; choose one of {', '.join(SYNTHETIC_ARCHS)}")
+    if size not in SIZES:
+        raise UsageError(f"unknown --size '{size}'; choose one of {', '.join(SIZES)}")
+    model_type = SYNTHETIC_ARCHS[arch]
+    if model_type.startswith("gemma4"):
+        config = _gemma4_text_config(size)
+    elif model_type.startswith("gemma3n"):
+        config = _gemma3n_text_config(size)
+    else:
+        config = _gemma3_text_config(size)
+    return SyntheticSpec(arch=arch, size=size, model_type=model_type, config=config)
+
+
+def _build_config(spec: SyntheticSpec) -> Any:
+    """The transformers config object (multimodal with no towers for `gemma4`)."""
+    import transformers
+
+    text = dict(spec.config)
+    text_type = text.pop("model_type")
+    text_config_cls = transformers.AutoConfig.for_model(text_type).__class__
+    text_config = text_config_cls(**text)
+    if spec.model_type == "gemma4":
+        return transformers.Gemma4Config(
+            text_config=text_config.to_dict(), vision_config=None, audio_config=None, tie_word_embeddings=True
+        )
+    return text_config
+
+
+def _tensor_shapes(config: Any) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the weights, from the model class built on the meta device (no memory)."""
+    import torch
+    import transformers
+
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if getattr(config, "tie_word_embeddings", False) or getattr(
+        config.get_text_config(), "tie_word_embeddings", False
+    ):
+        shapes.pop("lm_head.weight", None)  # tied to the token embedding: HF does not save it
+    return shapes
+
+
+def _tensor_values(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(f"{SEED}:{name}".encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    if len(shape) <= 1:
+        # Norm scales and layer scalars: near one keeps activations in range through the layers.
+        return (1.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+    return (0.02 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+
+
+def _write_weights(shapes: dict[str, tuple[int, ...]], out: Path) -> list[str]:
+    from safetensors.numpy import save_file
+
+    names = sorted(shapes)
+    total = sum(int(np.prod(shapes[n])) * 4 for n in names)
+    if total <= SHARD_BYTES:
+        save_file(
+            {n: _tensor_values(n, shapes[n]) for n in names}, str(out / "model.safetensors"), {"format": "pt"}
+        )
+        return ["model.safetensors"]
+    shards: list[list[str]] = [[]]
+    size = 0
+    for name in names:
+        nbytes = int(np.prod(shapes[name])) * 4
+        if shards[-1] and size + nbytes > SHARD_BYTES:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += nbytes
+    files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    weight_map = {}
+    for file, shard in zip(files, shards, strict=True):
+        save_file({n: _tensor_values(n, shapes[n]) for n in shard}, str(out / file), {"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, file))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return files
+
+
+def _corpus() -> list[str]:
+    rng = np.random.default_rng(SEED)
+    words = " ".join(_CORPUS_LINES).replace(",", "").replace(".", "").split()
+    lines = list(_CORPUS_LINES)
+    for _ in range(400):
+        lines.append(" ".join(rng.choice(words, size=12)))
+    return lines
+
+
+def _write_tokenizer(vocab_size: int, out: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=min(vocab_size, 512),
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    # Pad the vocabulary to the model's with unreachable pieces: every id the model can emit decodes.
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    next_id = max(vocab.values()) + 1
+    while next_id < vocab_size:
+        vocab[f"<unused{next_id}>"] = next_id
+        next_id += 1
+    tokenizer = Tokenizer.from_str(json.dumps(data))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=4096,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(str(out))
+
+
+def make_checkpoint(arch: str, size: str, out: str | Path, force: bool = False) -> Path:
+    """Write a deterministic HF checkpoint folder (config.json, safetensors, tokenizer); returns its path."""
+    spec = synthetic_spec(arch, size)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"{out} exists and is not empty; choose another -o or pass --force")
+        shutil.rmtree(out)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    config = _build_config(spec)
+    config.save_pretrained(str(staging))
+    _write_weights(_tensor_shapes(config), staging)
+    _write_tokenizer(spec.config["vocab_size"], staging)
+    if out.exists():
+        out.rmdir()
+    staging.rename(out)
+    return out
