@@ -1,0 +1,141 @@
+"""The virtual device through the real adb CLI and server: adbutils' adb 36.x and Debian's adb 29.x."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+
+import pytest
+
+from tests.fixtures.adb import free_port
+
+
+def _digest(path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def test_connect_and_devices_lists_the_model(any_adb_server, vdevice_factory):
+    device = vdevice_factory(any_adb_server, profile="vbudget4g")
+    listing = any_adb_server.run("devices", "-l").stdout
+    line = next(line for line in listing.splitlines() if line.startswith(device.serial))
+    # adb sanitizes the model: every non-alphanumeric character becomes '_'
+    expected_model = "".join(c if c.isalnum() else "_" for c in device.profile.model)
+    assert f"model:{expected_model}" in line
+    assert f"device:{device.profile.device}" in line
+    assert line.split()[1] == "device"
+
+
+def test_shell_exit_codes_and_streams(any_adb_server, vdevice_factory):
+    device = vdevice_factory(any_adb_server)
+    run = any_adb_server.run
+    assert run("-s", device.serial, "shell", "exit 3").returncode == 3
+    assert run("-s", device.serial, "shell", "true").returncode == 0
+    assert run("-s", device.serial, "shell", "kill -9 $$").returncode == 128 + 9
+    result = run("-s", device.serial, "shell", "echo out; echo err >&2; exit 5")
+    assert (result.returncode, result.stdout, result.stderr) == (5, "out\n", "err\n")
+    model = run("-s", device.serial, "shell", "getprop ro.product.model").stdout.strip()
+    assert model == device.profile.model
+
+
+def test_shell_reads_stdin(any_adb_server, vdevice_factory):
+    device = vdevice_factory(any_adb_server)
+    result = any_adb_server.run("-s", device.serial, "shell", "cat; echo done", input="line one\nline two\n")
+    assert result.stdout == "line one\nline two\ndone\n"
+
+
+def _push_pull_roundtrip(server, device, source, tmp_path):
+    target = f"/data/local/tmp/sub/{source.name}"
+    pushed = server.run("-s", device.serial, "push", str(source), target)
+    assert pushed.returncode == 0, pushed.stderr
+    on_host = device.sandbox_root / "sub" / source.name
+    assert _digest(on_host) == _digest(source)
+    back = tmp_path / (source.name + ".back")
+    pulled = server.run("-s", device.serial, "pull", target, str(back))
+    assert pulled.returncode == 0, pulled.stderr
+    assert _digest(back) == _digest(source)
+
+
+def test_push_pull_small_files(any_adb_server, vdevice_factory, tmp_path):
+    device = vdevice_factory(any_adb_server)
+    for size in (0, 1, 65535, 65536, 65537, 3 * 1024 * 1024 + 17):
+        source = tmp_path / f"f{size}.bin"
+        source.write_bytes(os.urandom(size))
+        _push_pull_roundtrip(any_adb_server, device, source, tmp_path)
+
+
+@pytest.mark.e2e
+def test_push_pull_100_mb(any_adb_server, vdevice_factory, tmp_path):
+    device = vdevice_factory(any_adb_server)
+    source = tmp_path / "random100.bin"
+    with open(source, "wb") as handle:
+        for _ in range(100):
+            handle.write(os.urandom(1024 * 1024))
+    _push_pull_roundtrip(any_adb_server, device, source, tmp_path)
+
+
+def test_ls(any_adb_server, vdevice_factory):
+    device = vdevice_factory(any_adb_server)
+    (device.sandbox_root / "hello.txt").write_bytes(b"12345")
+    lines = any_adb_server.run("-s", device.serial, "ls", "/data/local/tmp").stdout.splitlines()
+    entries = {line.split()[-1]: line.split() for line in lines}
+    assert {".", "..", "hello.txt"} <= set(entries)
+    mode, size = int(entries["hello.txt"][0], 16), int(entries["hello.txt"][1], 16)
+    assert size == 5
+    assert mode & 0o170000 == 0o100000
+    root_names = {
+        line.split()[-1] for line in any_adb_server.run("-s", device.serial, "ls", "/").stdout.splitlines()
+    }
+    assert {"data", "sdcard"} <= root_names
+
+
+class EchoServer:
+    """A TCP echo server on the host, standing for a service listening on the phone."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _echo(client: socket.socket) -> None:
+        with client:
+            while data := client.recv(65536):
+                client.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_forward_reaches_a_device_port(any_adb_server, vdevice_factory):
+    device = vdevice_factory(any_adb_server)
+    echo = EchoServer()
+    local = free_port()
+    try:
+        forwarded = any_adb_server.run("-s", device.serial, "forward", f"tcp:{local}", f"tcp:{echo.port}")
+        assert forwarded.returncode == 0, forwarded.stderr
+        payload = os.urandom(300_000)
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as conn:
+            conn.sendall(payload)
+            received = bytearray()
+            while len(received) < len(payload):
+                chunk = conn.recv(65536)
+                assert chunk, "forwarded connection closed early"
+                received += chunk
+        assert bytes(received) == payload
+    finally:
+        any_adb_server.run("-s", device.serial, "forward", "--remove", f"tcp:{local}")
+        echo.close()
