@@ -1,0 +1,154 @@
+"""Which runner binary to push for a device ABI, and the host-runner launcher for x86-64 devices.
+
+Order: ``--runner PATH`` (explicit), else edgeship.yaml ``runners: {<abi>: PATH}``, else — for x86_64 only —
+the host runner built on litert-lm-api. edgeship cannot download ``litert_lm_main`` for phones: LiteRT-LM
+publishes it on its GitHub releases page, and the user points to it.
+
+A path may name the binary or the folder it sits in (a release's ``android_arm64`` folder). For GPU/NPU the
+accelerator ``.so`` files beside it are pushed too and LD_LIBRARY_PATH names their device folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeship.errors import UsageError
+
+RUNNER_NAME = "litert_lm_main"
+BINARY_NAMES = ("litert_lm_main", "litert_lm_advanced_main")
+HOST_RUNNER_ABIS = ("x86_64",)
+RELEASES_URL = "https://github.com/google-ai-edge/LiteRT-LM/releases"
+# Linux reads at most this many bytes of a "#!" line (BINPRM_BUF_SIZE); a longer interpreter path is cut.
+MAX_SHEBANG_BYTES = 255
+# Shipped next to litert_lm_main in releases and loaded at start by recent builds even on CPU.
+ALWAYS_NEEDED_LIBRARY_HINTS = ("ConstraintProvider",)
+
+
+@dataclass
+class LocalRunner:
+    """A runner on this machine, ready to be pushed."""
+
+    name: str  # the adapter that parses its output
+    path: Path
+    extra_files: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    is_host_runner: bool = False
+    version: str | None = None
+
+    @property
+    def needs_library_path(self) -> bool:
+        return any(path.suffix == ".so" or ".so." in path.name for path in self.extra_files)
+
+    def device_env(self, library_dirs: list[str]) -> dict[str, str]:
+        """Environment for the run on the device, given the device folders the extra files landed in."""
+        env = dict(self.env)
+        if self.needs_library_path and library_dirs:
+            unique = list(dict.fromkeys(library_dirs))
+            env["LD_LIBRARY_PATH"] = ":".join(unique)
+        return env
+
+
+def resolve_runner(
+    abi: str, explicit: str | None, config_runners: dict[str, str], backend: str = "cpu"
+) -> LocalRunner:
+    """The runner for a device of ``abi``; raises UsageError with what to do when there is none."""
+    configured = config_runners.get(abi)
+    if explicit:
+        return _local_binary(Path(explicit).expanduser(), "--runner", backend)
+    if configured:
+        return _local_binary(Path(configured).expanduser(), f"edgeship.yaml runners.{abi}", backend)
+    if abi in HOST_RUNNER_ABIS:
+        if importlib.util.find_spec("litert_lm") is None:
+            raise UsageError(
+                "the x86_64 host runner needs litert-lm-api: pip install 'edgeship[runtime]' "
+                "(or point to a runner with --runner PATH)"
+            )
+        from edgeship.android_harness.probe.build import cache_root
+
+        launcher = host_runner_launcher(cache_root() / "runners" / "host")
+        return LocalRunner(
+            name=RUNNER_NAME,
+            path=launcher,
+            is_host_runner=True,
+            version=f"host-litert-lm-api-{_api_version()}",
+        )
+    raise UsageError(
+        f"no litert_lm_main for ABI {abi}: edgeship cannot download it; get the android_arm64 build from "
+        f"LiteRT-LM releases ({RELEASES_URL}) and set it in edgeship.yaml (runners: {{{abi}: PATH}}) "
+        "or pass --runner PATH"
+    )
+
+
+def _local_binary(path: Path, origin: str, backend: str) -> LocalRunner:
+    if path.is_dir():
+        candidates = [path / name for name in BINARY_NAMES if (path / name).is_file()]
+        if not candidates:
+            raise UsageError(f"{origin}: folder {path} holds no {' or '.join(BINARY_NAMES)}")
+        path = candidates[0]
+    if not path.is_file():
+        raise UsageError(f"{origin}: runner {path} does not exist; check the path")
+    libraries = sorted(p for p in path.parent.glob("*.so") if p.is_file())
+    if backend == "cpu":
+        libraries = [p for p in libraries if any(hint in p.name for hint in ALWAYS_NEEDED_LIBRARY_HINTS)]
+    elif not libraries:
+        raise UsageError(
+            f"backend {backend} needs the accelerator .so files beside {path.name} (from the same LiteRT-LM "
+            f"release folder); none found in {path.parent}"
+        )
+    return LocalRunner(name=RUNNER_NAME, path=path, extra_files=libraries)
+
+
+def _api_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("litert-lm-api")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def launcher_text(python: str | None = None) -> str:
+    """The launcher script: this venv's python runs the host runner's main, found where edgeship is."""
+    python = python or sys.executable
+    package_root = Path(__file__).resolve().parents[3]  # …/edgeship/android_harness/runners/resolve.py
+    shebang = f"#!{python}"
+    if len(shebang.encode()) > MAX_SHEBANG_BYTES:
+        raise UsageError(
+            f"the python path {python} is longer than the {MAX_SHEBANG_BYTES - 2} bytes a #! line allows; "
+            "use a venv at a shorter path for the host runner"
+        )
+    return (
+        f"{shebang}\n"
+        "# edgeship host runner (x86-64): litert_lm_main's flags and output on litert-lm-api.\n"
+        "# Written by edgeship.android_harness.runners.resolve; exec'ing it makes python the exact pid.\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(package_root)!r})\n"
+        "from edgeship.android_harness.runners.host_runner import main\n"
+        "sys.exit(main())\n"
+    )
+
+
+def host_runner_launcher(dest_dir: Path) -> Path:
+    """Write (once, atomically) the launcher into ``dest_dir/<content sha256 prefix>/litert_lm_main``."""
+    text = launcher_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    target = Path(dest_dir) / digest / RUNNER_NAME
+    if target.is_file() and target.read_text() == text and os.access(target, os.X_OK):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=".launcher-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temp_name, 0o755)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
