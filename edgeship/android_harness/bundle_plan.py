@@ -281,8 +281,9 @@ def cut_pieces(start: int, end: int, grid: int = PIECE_GRID) -> list[Piece]:
 
 
 def plan_bundle(
-    local: LocalBundle, index: DeviceIndex, reuse: bool = True, grid: int = PIECE_GRID
+    local: LocalBundle, index: DeviceIndex, reuse: bool = True, grid: int | None = None
 ) -> BundlePlan:
+    grid = grid or PIECE_GRID
     copies: list[BlockCopy] = []
     if reuse:
         for section in local.sections:

@@ -1,0 +1,203 @@
+"""Push against virtual devices through a real adb server: reuse, idempotence, resume, refusals, CLI, gc."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeship.android_harness import bundle_plan
+from edgeship.android_harness.bundle_plan import BLOCK, DeviceIndex, load_build, plan_bundle
+from edgeship.android_harness.device import Device
+from edgeship.android_harness.push import push_bundle, push_many
+from edgeship.android_harness.store import collect_garbage
+from edgeship.errors import InputError
+from tests.android_harness.conftest import device_on
+from tests.android_harness.synthetic import write_build
+
+ROOT = "/data/local/tmp/edgeship"
+
+
+def _host_path(vdevice: Any, remote: str) -> Path:
+    return vdevice.sandbox_root / Path(remote).relative_to("/data/local/tmp")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def builds(tmp_path: Path) -> dict[str, Path]:
+    """v1, and v2 where only the 'transformer' changed (PLE bytes identical)."""
+    ple = os.urandom(6 * 1024 * 1024 + 1234)
+    embedder = os.urandom(300_000)
+    v1 = write_build(
+        tmp_path / "v1",
+        [
+            ("tf_lite_per_layer_embedder", ple),
+            ("tf_lite_embedder", embedder),
+            ("tf_lite_prefill_decode", os.urandom(2_000_000)),
+        ],
+    )
+    v2 = write_build(
+        tmp_path / "v2",
+        [
+            ("tf_lite_per_layer_embedder", ple),
+            ("tf_lite_embedder", embedder),
+            ("tf_lite_prefill_decode", os.urandom(2_100_000)),
+        ],
+    )
+    return {"v1": v1, "v2": v2}
+
+
+def test_first_push_present_and_transformer_only_rebuild(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    v1, v2 = load_build(builds["v1"]), load_build(builds["v2"])
+    first = push_bundle(device, builds["v1"])
+    assert first.ok and first.status == "pushed", first.error
+    assert first.bytes_reused == 0 and first.bytes_sent >= v1.bytes
+    final = _host_path(vdevice, first.remote_path)
+    assert _sha(final) == v1.sha256
+    folder = final.parent
+    assert (folder / "manifest.json").read_bytes() == (builds["v1"] / "manifest.json").read_bytes()
+    assert (folder / "tokenizer.json").read_bytes() == (builds["v1"] / "tokenizer.json").read_bytes()
+    assert not any((vdevice.sandbox_root / "edgeship" / "staging").iterdir())
+
+    again = push_bundle(device, builds["v1"])
+    assert again.ok and again.status == "present" and again.bytes_sent == 0
+
+    rebuild = push_bundle(device, builds["v2"])
+    assert rebuild.ok and rebuild.status == "pushed", rebuild.error
+    changed = v2.sections[2].bytes
+    header = v2.sections[0].offset
+    manifest = (builds["v2"] / "manifest.json").stat().st_size
+    # Derived bound: the changed section, the header, one block per reused section, and the new manifest
+    # (the tokenizer is the same file, copied on the device).
+    assert rebuild.bytes_sent <= changed + header + 2 * BLOCK + manifest
+    assert rebuild.bytes_reused >= v2.sections[0].bytes - BLOCK
+    assert _sha(_host_path(vdevice, rebuild.remote_path)) == v2.sha256
+    assert _sha(final) == v1.sha256  # the older bundle is untouched
+
+
+def test_dry_run_sends_nothing(device: Device, vdevice: Any, builds: dict[str, Path]) -> None:
+    planned = push_bundle(device, builds["v1"], dry_run=True)
+    assert planned.ok and planned.status == "planned"
+    assert planned.bytes_sent >= load_build(builds["v1"]).bytes
+    assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
+
+
+def test_interrupted_push_resumes_with_the_pieces_that_arrived(
+    device: Device, vdevice: Any, builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_plan, "PIECE_GRID", 1024 * 1024)
+    local = load_build(builds["v1"])
+    plan = plan_bundle(local, DeviceIndex())
+    staging = f"{ROOT}/staging/{local.sha256}/pieces"
+    device.shell(["mkdir", "-p", staging], check=True)
+    # What a push killed in its second piece leaves: one whole piece, one cut short.
+    whole, cut = plan.pieces[0], plan.pieces[1]
+    device.push_range(local.path, f"{staging}/{whole.name}", whole.offset, whole.length)
+    device.push_range(local.path, f"{staging}/{cut.name}", cut.offset, cut.length // 2)
+    resumed = push_bundle(device, builds["v1"])
+    assert resumed.ok, resumed.error
+    assert resumed.bytes_resumed == whole.length
+    assert resumed.bytes_sent < local.bytes
+    assert _sha(_host_path(vdevice, resumed.remote_path)) == local.sha256
+
+
+def test_a_corrupt_resumed_piece_is_caught_and_the_push_redone(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    local = load_build(builds["v1"])
+    piece = plan_bundle(local, DeviceIndex()).pieces[0]
+    staging = f"{ROOT}/staging/{local.sha256}/pieces"
+    device.shell(["mkdir", "-p", staging], check=True)
+    device.push_bytes(os.urandom(piece.length), f"{staging}/{piece.name}")  # right size, wrong bytes
+    result = push_bundle(device, builds["v1"])
+    assert result.ok, result.error
+    assert result.bytes_sent >= local.bytes
+    assert _sha(_host_path(vdevice, result.remote_path)) == local.sha256
+
+
+def test_not_enough_space_is_refused_before_sending(device: Device, vdevice: Any, tmp_path: Path) -> None:
+    build = write_build(tmp_path / "huge", [("tf_lite_prefill_decode", b"x" * 100)])
+    manifest = json.loads((build / "manifest.json").read_text())
+    stats = os.statvfs(vdevice.sandbox_root)
+    huge = 2 * stats.f_bavail * stats.f_frsize + BLOCK  # sparse: twice what the device's disk has free
+    with (build / "model.litertlm").open("r+b") as handle:
+        handle.truncate(huge)
+    manifest["bundle"]["bytes"] = huge
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    result = push_bundle(device, build, verify=False)
+    assert not result.ok
+    assert "needs" in result.error and "has" in result.error and "\n" not in result.error
+    assert not (vdevice.sandbox_root / "edgeship" / "staging").exists()
+
+
+def test_unwritable_root_fails_in_one_line(device: Device, builds: dict[str, Path]) -> None:
+    result = push_bundle(device, builds["v1"], root="/system/edgeship")
+    assert not result.ok and result.error and "\n" not in result.error
+
+
+def test_bad_build_is_refused_before_anything_is_sent(device: Device, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no manifest\.json"):
+        push_bundle(device, tmp_path)
+
+
+def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[str, Path]) -> None:
+    devices = [device_on(adb_server, vdevice_factory(name=f"many{i}")) for i in range(2)]
+    results = push_many(devices, builds["v1"])
+    assert [r.ok for r in results] == [True, True]
+    assert {r.serial for r in results} == {d.serial for d in devices}
+    assert all(push_bundle(d, builds["v2"]).ok for d in devices)
+    dry = collect_garbage(devices[0], keep=1, dry_run=True)
+    assert dry.removed_bundles == [load_build(builds["v1"]).sha256]
+    done = collect_garbage(devices[0], keep=1)
+    assert done.ok and done.kept == [load_build(builds["v2"]).sha256]
+    assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
+
+
+def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**server.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("ANDROID_SERIAL", None)
+    env.pop("EDGESHIP_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeship", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_cli_push_devices_and_errors(
+    adb_server: Any, vdevice: Any, builds: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = _cli(["push", str(builds["v1"]), "--device", vdevice.serial, "--json"], adb_server, tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    [row] = json.loads(pushed.stdout)
+    assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
+    assert row["ok"] and row["bundle_sha256"] == load_build(builds["v1"]).sha256
+
+    listed = _cli(["devices", "--json"], adb_server, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [entry] = [d for d in json.loads(listed.stdout) if d["serial"] == vdevice.serial]
+    assert entry["abi"] == "x86_64" and entry["ram_total"] > 0
+
+    no_manifest = _cli(["push", str(tmp_path), "--device", vdevice.serial], adb_server, tmp_path)
+    assert no_manifest.returncode == InputError.exit_code
+    assert no_manifest.stderr.strip().count("\n") == 0 and "manifest" in no_manifest.stderr
+    unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
+    assert unknown.returncode == 5 and "not connected" in unknown.stderr
+    dry = _cli(["push", str(builds["v2"]), "--dry-run", "--json"], adb_server, tmp_path)
+    assert dry.returncode == 0 and json.loads(dry.stdout)[0]["status"] == "planned"
+    gc = _cli(["gc", "--keep", "0", "--json"], adb_server, tmp_path)
+    assert gc.returncode == 0 and json.loads(gc.stdout)[0]["removed_bundles"]
