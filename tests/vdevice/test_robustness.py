@@ -1,0 +1,274 @@
+"""The daemon never dies, leaks no process and writes nothing outside its sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from adbutils.errors import AdbError, AdbTimeout
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeship.vdevice import VirtualDevice
+from tests.vdevice.rawclient import OPEN, WRTE, RawHost, encode
+
+COMMANDS = [
+    int.from_bytes(tag, "little") for tag in (b"CNXN", b"OPEN", b"OKAY", b"CLSE", b"WRTE", b"AUTH", b"STLS")
+]
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host pids whose command line contains ``marker`` (the sandbox's PID namespace is visible from here)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline.replace(b"\0", b" "):
+                found.append(int(entry))
+    return found
+
+
+def wait_until_gone(marker: str, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = processes_with(marker)
+        if not left:
+            return []
+        time.sleep(0.1)
+    return processes_with(marker)
+
+
+def wait_until_present(marker: str, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = processes_with(marker)
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def serves(device: VirtualDevice) -> bool:
+    host = RawHost(device.port)
+    try:
+        host.connect()
+        local, reply = host.open("shell:echo alive")
+        data, _ = host.read_stream(local)
+        return reply.name == "OKAY" and data == b"alive\n"
+    finally:
+        host.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_device(tmp_path_factory):
+    with VirtualDevice(name="fuzz", root=tmp_path_factory.mktemp("fuzz")) as vd:
+        yield vd
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=1, max_size=600))
+def test_random_bytes_do_not_kill_the_daemon(fuzz_device, garbage):
+    host = RawHost(fuzz_device.port, timeout=5)
+    with contextlib.suppress(OSError):
+        host.sock.sendall(garbage)
+    host.close()
+    assert serves(fuzz_device)
+
+
+packet = st.tuples(
+    st.sampled_from(COMMANDS) | st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1) | st.integers(0, 8),
+    st.integers(0, 2**32 - 1) | st.integers(0, 8),
+    st.binary(max_size=300)
+    | st.sampled_from([b"shell:true\0", b"sync:\0", b"tcp:1\0", b"STAT\x04\x00\x00\x00/xyz"]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(packet, max_size=12))
+def test_random_packets_after_connect(fuzz_device, sequence):
+    host = RawHost(fuzz_device.port, timeout=5)
+    try:
+        host.connect()
+        for command, arg0, arg1, data, break_magic in sequence:
+            raw = bytearray(encode(command, arg0, arg1, data))
+            if break_magic:
+                raw[20] ^= 0xFF
+            host.sock.sendall(raw)
+    except OSError:
+        pass  # the device may drop a connection that sent garbage, like adbd
+    finally:
+        host.close()
+    assert serves(fuzz_device)
+
+
+def test_client_disconnecting_mid_push(tmp_path):
+    with VirtualDevice(name="midpush", root=tmp_path / "midpush") as device:
+        host = RawHost(device.port)
+        host.connect()
+        local, reply = host.open("sync:")
+        path = b"/data/local/tmp/partial.bin,33188"
+        block = os.urandom(65536)
+        host.send(WRTE, local, reply.arg0, b"SEND" + struct.pack("<I", len(path)) + path)
+        host.receive()
+        for _ in range(5):
+            host.send(WRTE, local, reply.arg0, b"DATA" + struct.pack("<I", len(block)) + block)
+            host.receive()
+        host.close()  # gone without DONE
+        deadline = time.monotonic() + 5
+        while (device.sandbox_root / "partial.bin").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not (device.sandbox_root / "partial.bin").exists(), "the partial file is removed, like adbd"
+        assert serves(device)
+
+
+def test_stream_close_and_connection_drop_kill_the_process_group(tmp_path):
+    marker_a, marker_b, marker_c = (str(random.randint(10**6, 10**7)) for _ in range(3))
+    with VirtualDevice(name="leaks", root=tmp_path / "leaks") as device:
+        host = RawHost(device.port)
+        host.connect()
+        # 1. the host closes the stream while a command and its background child run
+        local, reply = host.open(f"shell:sleep {marker_a} & sleep {marker_a}")
+        assert wait_until_present(marker_a)
+        host.send(int.from_bytes(b"CLSE", "little"), local, reply.arg0)
+        assert wait_until_gone(marker_a) == []
+        # 2. a command that exits leaves a daemonised grandchild behind: it goes with the stream
+        daemonise = f"setsid sleep {marker_b} >/dev/null 2>&1 </dev/null & p=$!; "
+        daemonise += "sleep 0.3; kill -0 $p && echo alive"
+        local, reply = host.open(f"shell:{daemonise}")
+        data, _ = host.read_stream(local)
+        assert data == b"alive\n"
+        assert wait_until_gone(marker_b) == []
+        # 3. the TCP connection drops while a command runs
+        host.send(OPEN, 500, 0, f"shell,v2:sleep {marker_c}\0".encode())
+        assert wait_until_present(marker_c)
+        host.close()
+        assert wait_until_gone(marker_c) == []
+        assert serves(device)
+        assert len(device.processes) == 0
+
+
+def test_adbutils_timeout_kills_the_command(adb_server, vdevice):
+    marker = str(random.randint(10**6, 10**7))
+    device = adb_server.client().device(vdevice.serial)
+    with pytest.raises((AdbTimeout, AdbError)):
+        device.shell(f"sleep {marker}", timeout=1)
+    assert wait_until_gone(marker) == []
+
+
+def test_concurrent_shells_and_pushes(adb_server, vdevice, tmp_path):
+    device = adb_server.client().device(vdevice.serial)
+    payloads = {i: os.urandom(2_000_000 + i) for i in range(4)}
+    for i, data in payloads.items():
+        (tmp_path / f"p{i}").write_bytes(data)
+
+    def push(i: int) -> bool:
+        device.sync.push(str(tmp_path / f"p{i}"), f"/data/local/tmp/conc/p{i}")
+        return device.sync.read_bytes(f"/data/local/tmp/conc/p{i}") == payloads[i]
+
+    def shell(i: int) -> bool:
+        result = device.shell2(f"sleep 0.{i}; echo shell-{i}; exit {i}", v2=True)
+        return result.returncode == i and result.stdout == f"shell-{i}\n"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(push, i) for i in payloads] + [pool.submit(shell, i) for i in range(6)]
+        assert all(job.result(timeout=120) for job in jobs)
+
+
+def test_several_devices_on_one_server(adb_server, vdevice_factory):
+    devices = [
+        vdevice_factory(adb_server, name=f"multi{i}", profile=p)
+        for i, p in enumerate(["vflagship", "vbudget4g", "vflagship"])
+    ]
+    client = adb_server.client()
+    serials = {info.serial for info in client.list()}
+    assert {d.serial for d in devices} <= serials
+    for index, vd in enumerate(devices):
+        handle = client.device(vd.serial)
+        assert handle.prop.model == vd.profile.model
+        handle.sync.push(f"device {index}".encode(), "/data/local/tmp/who")
+    for index, vd in enumerate(devices):
+        assert (vd.sandbox_root / "who").read_text() == f"device {index}"
+        assert client.device(vd.serial).shell("cat /data/local/tmp/who") == f"device {index}"
+
+
+def test_shell_cannot_write_outside_the_sandbox(adb_server, vdevice, tmp_path):
+    if not vdevice.confined:
+        pytest.skip("bubblewrap (package 'bubblewrap') is not installed: the shell runs unconfined")
+    device = adb_server.client().device(vdevice.serial)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    marker = f"edgeship-escape-{random.randint(10**6, 10**7)}"
+    attempts = [
+        f"echo x > {outside}/a",
+        f"touch /etc/{marker}",
+        f"mkdir /{marker}",
+        f"echo x > /tmp/{marker}",  # private tmpfs: allowed, but must not reach the host's /tmp
+        f"ln -s {outside} /data/local/tmp/link && echo x > /data/local/tmp/link/b",
+        "mount -o remount,rw / 2>&1",
+    ]
+    for command in attempts:
+        device.shell2(command, v2=True)
+    assert list(outside.iterdir()) == []
+    assert not Path(f"/etc/{marker}").exists()
+    assert not Path(f"/{marker}").exists()
+    assert not Path(f"/tmp/{marker}").exists()
+    # while inside /data/local/tmp the shell writes land in the sandbox folder
+    assert (
+        device.shell2("echo inside > /data/local/tmp/ok && cat /data/local/tmp/ok", v2=True).stdout
+        == "inside\n"
+    )
+    assert (vdevice.sandbox_root / "ok").read_text() == "inside\n"
+    # the profiler reads these
+    assert "MemTotal" in device.shell("cat /proc/meminfo")
+    assert device.shell2("cat /proc/self/smaps_rollup >/dev/null", v2=True).returncode == 0
+
+
+def test_sync_cannot_leave_the_sandbox(adb_server, vdevice, tmp_path):
+    device = adb_server.client().device(vdevice.serial)
+    outside = tmp_path / "outside-sync"
+    outside.mkdir()
+    (outside / "secret").write_text("host secret")
+    os.symlink(str(outside), vdevice.sandbox_root / "hostlink")
+    os.symlink("../../../..", vdevice.sandbox_root / "uplink")
+    targets = [
+        "/data/local/tmp/../../../" + str(outside).lstrip("/") + "/dotdot",
+        "/data/local/tmp/hostlink/via-symlink",
+        "/data/local/tmp/uplink/" + str(outside).lstrip("/") + "/via-up",
+        str(outside / "direct"),
+        "/etc/edgeship-sync-escape",
+    ]
+    for target in targets:
+        with pytest.raises(AdbError):
+            device.sync.push(b"payload", target)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert not Path("/etc/edgeship-sync-escape").exists()
+    for source in (
+        "/data/local/tmp/hostlink/secret",
+        "/data/local/tmp/../../../" + str(outside / "secret"),
+        "/etc/passwd",
+    ):
+        with pytest.raises(AdbError):
+            device.sync.read_bytes(source)
+    assert not device.sync.exists("/etc/passwd")
+    assert [e.path for e in device.sync.list("/data/local/tmp/hostlink")] == []
+
+
+def test_daemon_threads_do_not_pile_up(tmp_path):
+    with VirtualDevice(name="threads", root=tmp_path / "threads") as device:
+        before = threading.active_count()
+        for _ in range(20):
+            assert serves(device)
+        time.sleep(0.5)
+        assert threading.active_count() <= before + 2
