@@ -79,22 +79,25 @@ def inspect_command(build_dir: Path, as_json: bool) -> None:
 
 
 def _mib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**20:,.2f} MiB"
+    """Bytes in the unit that keeps 3 significant figures readable (a tiny build has KiB sections)."""
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n} B"
 
 
 def _print_summary(summary: dict) -> None:
     bundle = summary["bundle"]
     table = Table(title=f"{summary['build_dir']}  ({_mib(bundle['bytes'])}, sha256 {bundle['sha256'][:12]}…)")
-    for column in ("#", "kind", "offset", "bytes", "share", "quant"):
-        table.add_column(column, justify="right" if column in ("#", "offset", "bytes", "share") else "left")
+    for column in ("#", "kind", "bytes", "share", "quant"):
+        table.add_column(
+            column, justify="right" if column in ("#", "bytes", "share") else "left", no_wrap=True
+        )
     for s in summary["sections"]:
         table.add_row(
-            str(s["index"]),
-            s["kind"],
-            f"{s['offset']:,}",
-            _mib(s["bytes"]),
-            f"{s['share'] * 100:.1f}%",
-            s["quant"],
+            str(s["index"]), s["kind"], _mib(s["bytes"]), f"{s['share'] * 100:.1f}%", s["quant_short"]
         )
     stdout_console.print(table)
     model = summary["model"]

@@ -15,9 +15,11 @@ load — in the order its ``export()`` uses for text generation, with three chan
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,17 +159,25 @@ def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> An
     return dataclasses.replace(artifacts, **replacements)
 
 
-def _silence_litert_console() -> Callable[[], None]:
-    """litert-torch prints a task tree on its own rich console; our Reporter shows progress instead."""
+@contextlib.contextmanager
+def _quiet_toolchain() -> Iterator[None]:
+    """litert-torch prints a task tree on its own console (our Reporter shows progress instead), and torch
+    emits the pytree deprecation warnings export_hf's own run_export_tasks filters."""
     from litert_torch import progress
 
     previous = progress.config.show_progress
     progress.config.show_progress = False
-
-    def restore() -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", category=FutureWarning, message=r".*isinstance\(treespec, LeafSpec\)`.*"
+            )
+            warnings.filterwarnings(
+                "ignore", category=FutureWarning, message=r".*treespec\.children_specs`.*"
+            )
+            yield
+    finally:
         progress.config.show_progress = previous
-
-    return restore
 
 
 def versions() -> dict[str, str]:
@@ -184,26 +194,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_export(
-    ckpt: Checkpoint, work_dir: Path, settings: LitertSettings, recipe: Recipe, reporter: Reporter
-) -> LitertResult:
-    """Export ``ckpt`` into ``work_dir`` (model.litertlm + the section .tflite files)."""
-    with reporter.step("Import litert-torch"):
-        from litert_torch.generative.export_hf.core import export_lib, exportable_module
-        from litert_torch.generative.export_hf.core import litert_lm_builder as packer
+def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: Reporter) -> Any:
+    """litert-torch's text-generation task list, one model load, per-section quantization before packaging."""
+    from litert_torch.generative.export_hf.core import export_lib
+    from litert_torch.generative.export_hf.core import litert_lm_builder as packer
 
-    export_config = exportable_module.ExportableModuleConfig(
-        model=str(ckpt.path),
-        output_dir=str(work_dir),
-        work_dir=str(work_dir),
-        keep_temporary_files=True,
-        prefill_lengths=list(settings.prefill_lengths),
-        cache_length=settings.cache_length,
-        quantization_recipe=None,  # applied per section below
-        externalize_embedder=settings.externalize_embedder,
-        bundle_litert_lm=True,
-    )
-    restore = _silence_litert_console()
     try:
         with reporter.step(f"Load checkpoint ({ckpt.model_type})"):
             if ckpt.arch.adapted:
@@ -224,7 +219,7 @@ def run_export(
         artifacts = _quantize_sections(recipe, artifacts, reporter)
         with reporter.step("Package model.litertlm"):
             artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
-            artifacts = packer.package_model(source, export_config, artifacts)
+            return packer.package_model(source, export_config, artifacts)
     except (OSError, MemoryError):
         raise  # disk full / out of memory are reported by the pipeline with the path involved
     except Exception as exc:
@@ -234,8 +229,28 @@ def run_export(
             f" {type(exc).__name__}: {message[:300]}"
             " (rerun with --debug for the traceback)"
         ) from exc
-    finally:
-        restore()
+
+
+def run_export(
+    ckpt: Checkpoint, work_dir: Path, settings: LitertSettings, recipe: Recipe, reporter: Reporter
+) -> LitertResult:
+    """Export ``ckpt`` into ``work_dir`` (model.litertlm + the section .tflite files)."""
+    with reporter.step("Import litert-torch"):
+        from litert_torch.generative.export_hf.core import exportable_module
+
+    export_config = exportable_module.ExportableModuleConfig(
+        model=str(ckpt.path),
+        output_dir=str(work_dir),
+        work_dir=str(work_dir),
+        keep_temporary_files=True,
+        prefill_lengths=list(settings.prefill_lengths),
+        cache_length=settings.cache_length,
+        quantization_recipe=None,  # applied per section below
+        externalize_embedder=settings.externalize_embedder,
+        bundle_litert_lm=True,
+    )
+    with _quiet_toolchain():
+        artifacts = _run_tasks(ckpt, export_config, recipe, reporter)
     sections = {PREFILL_DECODE: Path(artifacts.prefill_decode_model_path)}
     if artifacts.embedder_model_path:
         sections[EMBEDDER] = Path(artifacts.embedder_model_path)

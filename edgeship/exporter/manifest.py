@@ -129,6 +129,14 @@ def load_manifest(build_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def _quant_short(quant: dict[str, Any] | None) -> str:
+    if not quant:
+        return "-"
+    if not quant.get("bits"):
+        return "float"
+    return f"int{quant['bits']} {quant.get('granularity', '')}".strip()
+
+
 def summarize(manifest: dict[str, Any], build_dir: str | Path) -> dict[str, Any]:
     """The view `inspect` and `export --json` print: sections with their share, PLE facts, params."""
     total = manifest["bundle"]["bytes"] or 1
@@ -143,7 +151,8 @@ def summarize(manifest: dict[str, Any], build_dir: str | Path) -> dict[str, Any]
                 "offset": s["offset"],
                 "bytes": s["bytes"],
                 "share": s["bytes"] / total,
-                "quant": (quant.get("scheme") if quant else "-") or "-",
+                "quant": quant,
+                "quant_short": _quant_short(quant),
                 "sha256": s["sha256"],
             }
         )

@@ -154,7 +154,10 @@ def export_build(
     _check_output(out, options.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    log_path = staging / LOG_FILE
+    # The toolchain log lives outside the staging folder: it must survive a failure, and a full disk there.
+    log_fd, log_name = tempfile.mkstemp(prefix="edgeship-export-", suffix=".log")
+    os.close(log_fd)
+    log_path = Path(log_name)
     try:
         with reporter.step("Hash checkpoint weights"):
             weights_sha256 = sha256_files(ckpt.path / f for f in ckpt.weight_files)
@@ -205,9 +208,13 @@ def export_build(
         write_manifest(staging, manifest)
         _fsync(bundle, staging / "manifest.json")
         _replace_dir(staging, out)
+        with contextlib.suppress(OSError):
+            shutil.move(str(log_path), out / LOG_FILE)
         return manifest
     except BaseException as exc:
-        kept_log = _keep_log(log_path)
+        kept_log = log_path if log_path.is_file() and log_path.stat().st_size else None
+        if kept_log is None:
+            log_path.unlink(missing_ok=True)
         disk_full = isinstance(exc, Exception) and _is_disk_full(exc, staging)
         shutil.rmtree(staging, ignore_errors=True)
         where = f"; log: {kept_log}" if kept_log else ""
@@ -233,14 +240,3 @@ def _fsync(*paths: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _keep_log(log_path: Path) -> Path | None:
-    """Move the toolchain log out of the staging folder before it is removed."""
-    if not log_path.is_file() or log_path.stat().st_size == 0:
-        return None
-    kept = Path(tempfile.gettempdir()) / f"edgeship-export-{os.getpid()}.log"
-    with contextlib.suppress(OSError):
-        shutil.move(str(log_path), kept)
-        return kept
-    return None

@@ -1,0 +1,214 @@
+"""Real exports (litert-torch, ai-edge-quantizer, litert-lm-builder) of every tested architecture, checked
+byte for byte against their manifests and loaded in the real LiteRT-LM engine.
+
+Builds come from the session cache (tests/fixtures/builds.py): each (arch, recipe) is exported once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeship.exporter.arch import ARCHITECTURES, SYNTHETIC_ARCHS
+from edgeship.exporter.litertlm import read_header
+from edgeship.exporter.manifest import load_manifest
+from edgeship.hashing import sha256_file
+
+pytestmark = pytest.mark.e2e
+
+PLE_KIND = "tf_lite_per_layer_embedder"
+ALL_ARCHS = list(SYNTHETIC_ARCHS)  # gemma4, gemma4-text, gemma3n-text, gemma3
+
+
+@pytest.fixture(scope="module", params=ALL_ARCHS)
+def int8_build(request: pytest.FixtureRequest, build_factory) -> tuple[str, Path]:
+    return request.param, build_factory(request.param, "tiny", "int8")
+
+
+def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
+    _, build = int8_build
+    manifest = load_manifest(build)
+    bundle = build / manifest["bundle"]["file"]
+    assert manifest["bundle"]["bytes"] == bundle.stat().st_size
+    assert manifest["bundle"]["sha256"] == sha256_file(bundle)
+    header = manifest["header"]
+    assert header["sha256"] == sha256_file(bundle, header["offset"], header["end"] - header["offset"])
+    on_disk = read_header(bundle).sections
+    assert [(s.offset, s.end, s.kind) for s in on_disk] == [
+        (s["offset"], s["end"], s["kind"]) for s in manifest["sections"]
+    ]
+    for section in manifest["sections"]:
+        assert section["bytes"] == section["end"] - section["offset"]
+        assert section["offset"] % manifest["bundle"]["alignment"] == 0
+        assert section["sha256"] == sha256_file(bundle, section["offset"], section["bytes"]), section["kind"]
+    kinds = {s["kind"] for s in manifest["sections"]}
+    assert {"tf_lite_prefill_decode", "LlmMetadataProto", "HF_Tokenizer_Zlib"} <= kinds
+    assert (build / "tokenizer.json").is_file()
+
+
+def test_ple_section_exactly_for_ple_models(int8_build: tuple[str, Path]) -> None:
+    arch, build = int8_build
+    manifest = load_manifest(build)
+    has_ple = ARCHITECTURES[SYNTHETIC_ARCHS[arch]].has_ple
+    kinds = [s["kind"] for s in manifest["sections"]]
+    assert (PLE_KIND in kinds) == has_ple
+    assert (manifest["model"]["ple"] is not None) == has_ple
+    if has_ple:
+        assert "tf_lite_embedder" in kinds
+        ple = manifest["model"]["ple"]
+        config = json.loads((Path(manifest["checkpoint"]["path"]) / "config.json").read_text())
+        text = config.get("text_config", config)
+        assert (ple["vocab"], ple["layers"], ple["dim"]) == (
+            text["vocab_size_per_layer_input"],
+            text["num_hidden_layers"],
+            text["hidden_size_per_layer_input"],
+        )
+        assert ple["row_bytes"] == ple["layers"] * ple["dim"] * ple["bits"] // 8
+        assert manifest["model"]["params_core"] < manifest["model"]["params_total"]
+
+
+def test_quant_recorded_per_tflite_section(int8_build: tuple[str, Path]) -> None:
+    _, build = int8_build
+    for section in load_manifest(build)["sections"]:
+        if section["data_type"] == "TFLiteModel":
+            assert section["quant"] == {
+                "recipe": "int8", "scheme": "dynamic_wi8_afp32", "bits": 8, "granularity": "channelwise",
+            }  # fmt: skip
+        else:
+            assert section["quant"] is None
+
+
+def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:
+    litert_lm = pytest.importorskip("litert_lm")
+    _, build = int8_build
+    bench = litert_lm.Benchmark(
+        str(build / "model.litertlm"),
+        backend=litert_lm.interfaces.CPU(),
+        prefill_tokens=32,
+        decode_tokens=8,
+        max_num_tokens=256,
+    )
+    info = bench.run()
+    assert info.last_prefill_token_count == 32
+    assert info.last_decode_token_count == 8
+    assert info.last_decode_tokens_per_second > 0
+    del bench
+
+
+def test_export_is_byte_reproducible_through_cli(build_factory, tmp_path: Path) -> None:
+    """A fresh `edgeship export` of the same checkpoint and recipe gives the cached build's exact bytes."""
+    cached = build_factory("gemma4", "tiny", "int8")
+    manifest = load_manifest(cached)
+    fresh = tmp_path / "again"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeship",
+            "export",
+            manifest["checkpoint"]["path"],
+            "-o",
+            str(fresh),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["bundle"]["sha256"] == manifest["bundle"]["sha256"]
+    assert sha256_file(fresh / "model.litertlm") == manifest["bundle"]["sha256"]
+    assert [s["sha256"] for s in summary["sections"]] == [s["sha256"] for s in manifest["sections"]]
+    assert "Traceback" not in result.stderr
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_text_only_gemma4_gets_same_split_as_multimodal(build_factory) -> None:
+    multimodal = load_manifest(build_factory("gemma4", "tiny", "int8"))
+    text_only = load_manifest(build_factory("gemma4-text", "tiny", "int8"))
+    assert text_only["model"]["adapted_as"] == "gemma4"
+    assert [s["kind"] for s in text_only["sections"]] == [s["kind"] for s in multimodal["sections"]]
+    assert [s["bytes"] for s in text_only["sections"]] == [s["bytes"] for s in multimodal["sections"]]
+
+
+def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
+    int8 = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "int8"))["sections"]}
+    mixed = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "mixed48"))["sections"]}
+    assert mixed[PLE_KIND]["quant"]["bits"] == 4
+    assert mixed["tf_lite_embedder"]["quant"]["bits"] == 4
+    assert mixed["tf_lite_prefill_decode"]["quant"]["granularity"] == "mixed"
+    # int4 rows are half the int8 ones: the PLE and embedder sections shrink, the metadata does not.
+    assert mixed[PLE_KIND]["bytes"] < int8[PLE_KIND]["bytes"]
+    assert mixed["tf_lite_embedder"]["bytes"] < int8["tf_lite_embedder"]["bytes"]
+    assert mixed["tf_lite_prefill_decode"]["bytes"] < int8["tf_lite_prefill_decode"]["bytes"]
+
+
+def test_inspect_json_and_table(build_factory) -> None:
+    build = build_factory("gemma4", "tiny", "int8")
+    manifest = load_manifest(build)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeship", "inspect", str(build), "--json"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert sum(s["bytes"] for s in data["sections"]) <= manifest["bundle"]["bytes"]
+    assert (
+        abs(
+            sum(s["share"] for s in data["sections"])
+            - sum(s["bytes"] for s in manifest["sections"]) / manifest["bundle"]["bytes"]
+        )
+        < 1e-9
+    )
+    assert data["model"]["ple"]["section_bytes"] == next(
+        s["bytes"] for s in manifest["sections"] if s["kind"] == PLE_KIND
+    )
+    table = subprocess.run(
+        [sys.executable, "-m", "edgeship", "inspect", str(build)], capture_output=True, text=True
+    )
+    assert table.returncode == 0
+    assert PLE_KIND in table.stdout and "bytes read per token" in table.stdout
+
+
+def test_disk_full_leaves_no_bundle(tiny_gemma4_checkpoint: Path, tmp_path: Path) -> None:
+    """A real ENOSPC: BUILD_DIR on a 1 MiB tmpfs (root only); the float graphs do not fit."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        build = mount_point / "build"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgeship",
+                "export",
+                str(tiny_gemma4_checkpoint),
+                "-o",
+                str(build),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "disk full" in lines[0], result.stderr
+        assert not build.exists()
+        assert list(mount_point.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+        shutil.rmtree(mount_point, ignore_errors=True)
