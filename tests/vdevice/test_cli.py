@@ -1,0 +1,85 @@
+"""`edgeship vdevice start|list|stop` as a user runs it: background daemons, a real adb server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgeship.vdevice.registry import process_is_daemon
+
+
+@pytest.fixture
+def cli(adb_server, tmp_path):
+    env = {**adb_server.env, "EDGESHIP_HOME": str(tmp_path / "home")}
+    started: list[str] = []
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "edgeship", "vdevice", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        if args and args[0] == "start" and result.returncode == 0:
+            started.append(args[args.index("--name") + 1])
+        return result
+
+    yield run
+    if started:
+        run("stop", "--all")
+
+
+def test_start_list_stop(cli, adb_server, tmp_path):
+    first = cli("start", "--name", "alpha", "--json")
+    assert first.returncode == 0, first.stderr
+    alpha = json.loads(first.stdout)
+    second = cli("start", "--name", "beta", "--profile", "vbudget4g")
+    assert second.returncode == 0, second.stderr
+    beta_serial = second.stdout.strip()
+    assert alpha["serial"] != beta_serial
+
+    listing = json.loads(cli("list", "--json").stdout)
+    by_name = {entry["name"]: entry for entry in listing}
+    assert set(by_name) == {"alpha", "beta"}
+    assert all(entry["running"] for entry in listing)
+    assert by_name["beta"]["serial"] == beta_serial
+    assert by_name["beta"]["model"] == "Virtual Budget 4G"
+    assert by_name["alpha"]["adb_server"] == adb_server.address
+    assert os.path.isfile(by_name["alpha"]["log"])
+
+    devices = adb_server.run("devices", "-l").stdout
+    assert alpha["serial"] in devices and beta_serial in devices
+    assert (
+        adb_server.run("-s", beta_serial, "shell", "getprop ro.product.model").stdout.strip()
+        == "Virtual Budget 4G"
+    )
+
+    again = cli("start", "--name", "alpha")
+    assert again.returncode == 5
+    assert "already runs" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+    assert cli("stop", "alpha").returncode == 0
+    assert not process_is_daemon(alpha["pid"])
+    assert [entry["name"] for entry in json.loads(cli("list", "--json").stdout)] == ["beta"]
+    assert cli("stop", "--all").returncode == 0
+    assert json.loads(cli("list", "--json").stdout) == []
+    deadline = time.monotonic() + 10
+    while alpha["serial"] in adb_server.run("devices").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alpha["serial"] not in adb_server.run("devices").stdout
+    assert not (tmp_path / "home" / "vdevices" / "alpha").exists()
+
+
+def test_user_errors_are_one_line(cli):
+    unknown = cli("start", "--name", "x1", "--profile", "no-such-profile")
+    assert unknown.returncode == 2
+    assert "unknown device profile" in unknown.stderr
+    assert cli("stop", "nobody").returncode == 5
+    bad_name = cli("start", "--name", "../evil")
+    assert bad_name.returncode == 5 and "not valid" in bad_name.stderr
