@@ -171,3 +171,39 @@ def normalise_stamps(path: str | Path, seed: str) -> dict[str, str]:
             handle.write(encoded)
             written[key] = value
     return written
+
+
+@dataclass(frozen=True)
+class BundleDigests:
+    bundle: str
+    header: str  # bytes [0, first section offset)
+    sections: list[str]  # per section, bytes [offset, end)
+
+
+def digest_bundle(
+    path: str | Path, header: BundleHeader, chunk_bytes: int = 4 * 1024 * 1024
+) -> BundleDigests:
+    """sha256 of the whole bundle, its header and every section in ONE sequential read.
+
+    A PLE-heavy bundle is mostly one large section; reading it once instead of twice keeps `export` close to
+    the raw export_hf time.
+    """
+    import hashlib
+
+    size = Path(path).stat().st_size
+    first = min((s.offset for s in header.sections), default=size)
+    ranges = [(0, first)] + [(s.offset, s.end) for s in header.sections]
+    whole = hashlib.sha256()
+    parts = [hashlib.sha256() for _ in ranges]
+    position = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            whole.update(chunk)
+            end = position + len(chunk)
+            view = memoryview(chunk)
+            for digest, (begin, stop) in zip(parts, ranges, strict=True):
+                lo, hi = max(begin, position), min(stop, end)
+                if lo < hi:
+                    digest.update(view[lo - position : hi - position])
+            position = end
+    return BundleDigests(whole.hexdigest(), parts[0].hexdigest(), [d.hexdigest() for d in parts[1:]])

@@ -12,8 +12,7 @@ from typing import Any
 
 from edgeship.errors import InputError
 from edgeship.exporter.checkpoint import Checkpoint, ModelFacts
-from edgeship.exporter.litertlm import BundleHeader
-from edgeship.hashing import sha256_file
+from edgeship.exporter.litertlm import BundleDigests, BundleHeader
 from edgeship.quantize.recipes import Recipe
 
 SCHEMA = "edgeship.manifest/1"
@@ -23,10 +22,10 @@ TOKENIZER_FILE = "tokenizer.json"
 ALIGNMENT = 16 * 1024
 
 
-def section_entries(bundle: Path, header: BundleHeader, recipe: Recipe) -> list[dict[str, Any]]:
+def section_entries(header: BundleHeader, digests: BundleDigests, recipe: Recipe) -> list[dict[str, Any]]:
     """One entry per section with its byte range and the sha256 of exactly those bytes."""
     entries = []
-    for section in header.sections:
+    for section, sha256 in zip(header.sections, digests.sections, strict=True):
         quant = (
             recipe.scheme_for(section.kind).describe(recipe.name)
             if section.data_type == "TFLiteModel"
@@ -40,7 +39,7 @@ def section_entries(bundle: Path, header: BundleHeader, recipe: Recipe) -> list[
                 "offset": section.offset,
                 "end": section.end,
                 "bytes": section.bytes,
-                "sha256": sha256_file(bundle, section.offset, section.bytes),
+                "sha256": sha256,
                 "quant": quant,
             }
         )
@@ -51,7 +50,7 @@ def build_manifest(
     *,
     bundle: Path,
     header: BundleHeader,
-    bundle_sha256: str,
+    digests: BundleDigests,
     ckpt: Checkpoint,
     weights_sha256: str,
     facts: ModelFacts,
@@ -68,13 +67,13 @@ def build_manifest(
         "bundle": {
             "file": BUNDLE_FILE,
             "bytes": bundle.stat().st_size,
-            "sha256": bundle_sha256,
+            "sha256": digests.bundle,
             "alignment": ALIGNMENT,
             "version": ".".join(str(v) for v in header.version),
             "stamps": stamps,
         },
-        "sections": section_entries(bundle, header, recipe),
-        "header": {"offset": 0, "end": first, "sha256": sha256_file(bundle, 0, first)},
+        "sections": section_entries(header, digests, recipe),
+        "header": {"offset": 0, "end": first, "sha256": digests.header},
         "model": {
             "arch": ckpt.arch.family,
             "model_type": ckpt.model_type,

@@ -8,6 +8,7 @@ disk-full, a crash or Ctrl-C, the old build (or nothing) is there.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -27,7 +28,7 @@ from edgeship.errors import EdgeshipError, ExportError, UsageError
 from edgeship.exporter import litert, litertlm
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
 from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
-from edgeship.hashing import sha256_file, sha256_files
+from edgeship.hashing import sha256_files
 from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
 
 DEFAULT_PREFILL = (32, 128)
@@ -159,8 +160,10 @@ def export_build(
     os.close(log_fd)
     log_path = Path(log_name)
     try:
-        with reporter.step("Hash checkpoint weights"):
-            weights_sha256 = sha256_files(ckpt.path / f for f in ckpt.weight_files)
+        # The weights digest (seconds for a large checkpoint) runs beside the export, not before it.
+        hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-sha256")
+        weights_future = hasher.submit(sha256_files, [ckpt.path / f for f in ckpt.weight_files])
+        hasher.shutdown(wait=False)
         settings = litert.LitertSettings(
             prefill_lengths=options.prefill_lengths,
             cache_length=options.cache_length,
@@ -173,12 +176,13 @@ def export_build(
             versions = litert.versions()
         bundle = staging / BUNDLE_FILE
         result.bundle.rename(bundle)
+        weights_sha256 = weights_future.result()
         with reporter.step("Normalise and hash the bundle"):
             stamps = litertlm.normalise_stamps(
                 bundle, _reproducibility_seed(weights_sha256, recipe, options, versions)
             )
             header = litertlm.read_header(bundle)
-            bundle_sha256 = sha256_file(bundle)
+            digests = litertlm.digest_bundle(bundle, header)
         tokenizer_file = None
         tokenizer_src = (
             result.tokenizer if result.tokenizer and result.tokenizer.name == TOKENIZER_FILE else None
@@ -194,7 +198,7 @@ def export_build(
         manifest = build_manifest(
             bundle=bundle,
             header=header,
-            bundle_sha256=bundle_sha256,
+            digests=digests,
             ckpt=ckpt,
             weights_sha256=weights_sha256,
             facts=model_facts(ckpt, ple_scheme.bits),
