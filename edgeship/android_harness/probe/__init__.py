@@ -35,6 +35,7 @@ def probe_command(
     maps: Sequence[str] = (),
     timeout_s: float | None = None,
     smaps_interval_ms: int | None = None,
+    proc_dir: str | None = None,
 ) -> list[str]:
     """The probe's argv (a list: quote it with shlex.join when it goes through a device shell)."""
     argv = [probe_path, "--interval-ms", str(interval_ms)]
@@ -44,6 +45,8 @@ def probe_command(
         argv += ["--maps", path]
     if timeout_s:
         argv += ["--timeout-s", f"{timeout_s:g}"]
+    if proc_dir:  # tests only: crafted status/smaps files instead of /proc/PID
+        argv += ["--proc-dir", str(proc_dir)]
     argv += ["--out", out_dir, "--", *runner_argv]
     return argv
 

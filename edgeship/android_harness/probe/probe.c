@@ -18,6 +18,9 @@
  * at its own rate: fixed with --smaps-interval-ms, else adaptively so that time spent reading it stays <= 1% of
  * wall time (next read no sooner than 100x the last read's cost) and never more often than --interval-ms.
  *
+ * --proc-dir DIR reads DIR/status, DIR/smaps_rollup and DIR/smaps instead of /proc/PID/… (for tests of
+ * kernels that lack a field or a file; the runner still runs and is waited for).
+ *
  * Exit code: the runner's exit code, 128+signal if it was killed, 127 if it could not be started, 2 on a usage
  * error of the probe itself.
  */
@@ -89,6 +92,7 @@ static const char *out_dir = NULL;
 static map_target_t targets[MAX_MAPS];
 static int target_count = 0;
 static char **runner_argv = NULL;
+static const char *proc_dir = NULL; /* --proc-dir: read crafted status/smaps files instead of /proc/PID (tests) */
 
 static tracked_mapping_t mappings[MAX_TRACKED_MAPPINGS];
 static int mapping_count = 0;
@@ -233,8 +237,9 @@ typedef struct {
 } proc_reader_t;
 
 static int open_proc(pid_t pid, const char *name) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    char path[4096];
+    if (proc_dir) snprintf(path, sizeof path, "%s/%s", proc_dir, name);
+    else snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
@@ -449,6 +454,7 @@ static void parse_args(int argc, char **argv) {
             timeout_s = strtod(value, &end);
             if (!end || *end || timeout_s < 0) die_usage("--timeout-s needs seconds >= 0, got '%s'", value);
         } else if (strcmp(flag, "--out") == 0) out_dir = value;
+        else if (strcmp(flag, "--proc-dir") == 0) proc_dir = value;
         else die_usage("unknown option '%s'", flag);
     }
     if (!out_dir) die_usage("--out DIR is required");

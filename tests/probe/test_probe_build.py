@@ -1,0 +1,112 @@
+"""The probe's cross-build: cache by source hash, concurrency-safe, arm64 under qemu, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from edgeship.android_harness.probe import build
+from edgeship.android_harness.probe.build import build_probe, cached_probe_path, probe_source_sha256
+from edgeship.errors import UsageError
+from edgeship.hashing import sha256_file
+
+QEMU_AARCH64 = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+
+
+def elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    return int.from_bytes(header[18:20], "little")
+
+
+def test_cache_path_is_keyed_by_source_hash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path))
+    assert cached_probe_path("x86_64") == tmp_path / "probe" / probe_source_sha256() / "x86_64" / "probe"
+    with pytest.raises(UsageError, match="no probe build for ABI"):
+        build_probe("mips")
+
+
+def test_concurrent_builds_leave_one_complete_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path / "cache"))
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(build_probe("x86_64"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(set(results)) == 1
+    binary = results[0]
+    assert elf_machine(binary) == 62  # EM_X86_64
+    assert [p.name for p in binary.parent.iterdir()] == ["probe"]  # no temp files left behind
+    completed = subprocess.run([str(binary)], capture_output=True)
+    assert completed.returncode == 2 and b"usage" in completed.stderr
+    copy = build_probe("x86_64", tmp_path / "out" / "probe-x86_64")  # a file path (its folder is made)
+    assert copy == tmp_path / "out" / "probe-x86_64" and sha256_file(copy) == sha256_file(binary)
+
+
+def test_compile_error_is_a_one_line_build_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    broken = tmp_path / "probe.c"
+    broken.write_text("int main(void) { return missing_symbol; }\n")
+    monkeypatch.setattr(build, "PROBE_SOURCE", broken)
+    monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(build.ProbeBuildError, match="zig cc -target x86_64-linux-musl failed") as info:
+        build_probe("x86_64")
+    assert "\n" not in str(info.value)
+    assert not list((tmp_path / "cache").rglob("probe"))
+
+
+@pytest.mark.skipif(
+    QEMU_AARCH64 is None, reason="qemu-aarch64-static not installed (Debian qemu-user-static)"
+)
+def test_arm64_build_runs_under_qemu(tmp_path: Path) -> None:
+    binary = build_probe("arm64-v8a")
+    assert elf_machine(binary) == 183  # EM_AARCH64
+    out = tmp_path / "o"
+    # The arm64 probe (emulated) runs a native runner: fork/exec, sampling and exit recording all work.
+    completed = subprocess.run(
+        [
+            QEMU_AARCH64,
+            str(binary),
+            "--interval-ms",
+            "20",
+            "--out",
+            str(out),
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; exit 5",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert completed.returncode == 5, completed.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["exit"] == {"code": 5, "signal": None, "timed_out": False}
+    assert result["samples"] >= 5 and result["peaks"]["vm_rss"] > 0
+
+
+def test_cli_probe_build_json(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edgeship.cli import cli
+
+    result = CliRunner().invoke(cli, ["probe", "build", "--abi", "x86_64", "-o", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert Path(data["path"]) == tmp_path / "probe"
+    assert data["sha256"] == sha256_file(tmp_path / "probe")
+    assert data["source_sha256"] == probe_source_sha256()

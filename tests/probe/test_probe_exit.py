@@ -1,0 +1,137 @@
+"""Exit code, signal, timeout and exec-failure recording; partial output; crafted /proc files."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeship.android_harness.probe import probe_command, read_probe_output
+from edgeship.android_harness.probe.results import TIMELINE_FIELDS
+
+
+def run_probe(probe: Path, out: Path, runner: list[str], **options) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        probe_command(str(probe), str(out), runner, **options), capture_output=True, timeout=60
+    )
+
+
+def test_exit_code_passes_through(probe_x86: Path, tmp_path: Path) -> None:
+    completed = run_probe(probe_x86, tmp_path / "o", ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    run = read_probe_output(tmp_path / "o")
+    assert completed.returncode == 3
+    assert (run.exit_code, run.signal, run.timed_out) == (3, None, False)
+    assert run.stdout() == "out\n" and run.stderr() == "err\n"
+    assert run.argv == ["sh", "-c", "echo out; echo err >&2; exit 3"]
+
+
+def test_signal_is_recorded_as_128_plus(probe_x86: Path, tmp_path: Path) -> None:
+    completed = run_probe(probe_x86, tmp_path / "o", ["sh", "-c", "kill -SEGV $$"])
+    run = read_probe_output(tmp_path / "o")
+    assert completed.returncode == 128 + signal.SIGSEGV
+    assert run.exit_code is None and run.signal == signal.SIGSEGV and not run.timed_out
+    assert not run.likely_oom_killed
+
+
+def test_sigkill_not_from_timeout_reads_as_likely_oom(probe_x86: Path, tmp_path: Path) -> None:
+    run_probe(probe_x86, tmp_path / "o", ["sh", "-c", "kill -KILL $$"])
+    assert read_probe_output(tmp_path / "o").likely_oom_killed
+
+
+def test_timeout_kills_the_whole_group(probe_x86: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "grandchild-alive"
+    # The runner starts a grandchild in its group; the timeout must take both down.
+    script = f"(sleep 3; touch {marker}) & sleep 30"
+    started = time.monotonic()
+    completed = run_probe(probe_x86, tmp_path / "o", ["sh", "-c", script], timeout_s=0.5)
+    elapsed = time.monotonic() - started
+    run = read_probe_output(tmp_path / "o")
+    assert run.timed_out and run.signal == signal.SIGKILL and not run.likely_oom_killed
+    assert completed.returncode == 128 + signal.SIGKILL
+    assert elapsed < 3
+    time.sleep(3.5)
+    assert not marker.exists()
+
+
+def test_missing_runner_is_exit_127_with_error(probe_x86: Path, tmp_path: Path) -> None:
+    completed = run_probe(probe_x86, tmp_path / "o", [str(tmp_path / "no-such-runner")])
+    run = read_probe_output(tmp_path / "o")
+    assert completed.returncode == 127
+    assert run.exit_code == 127 and "No such file" in (run.error or "")
+    assert b"cannot start" in completed.stderr
+
+
+def test_usage_errors_exit_2(probe_x86: Path, tmp_path: Path) -> None:
+    for argv in (
+        [str(probe_x86)],
+        [str(probe_x86), "--out", str(tmp_path)],
+        [str(probe_x86), "--bogus", "1"],
+    ):
+        completed = subprocess.run(argv, capture_output=True, timeout=10)
+        assert completed.returncode == 2 and completed.stderr.startswith(b"probe: ")
+
+
+def test_missing_fields_are_empty_not_zero(probe_x86: Path, tmp_path: Path) -> None:
+    """A kernel without RssShmem/VmSwap in status and without smaps_rollup (Android 9): reported missing."""
+    fake = tmp_path / "proc"
+    fake.mkdir()
+    (fake / "status").write_text(
+        "Name:\tfake\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n"
+        "RssAnon:\t     512 kB\nRssFile:\t     512 kB\n"
+    )
+    run_probe(probe_x86, tmp_path / "o", ["sleep", "0.3"], interval_ms=20, proc_dir=fake)
+    run = read_probe_output(tmp_path / "o")
+    expected_missing = ["vm_swap", "rss_shmem", *TIMELINE_FIELDS[6:]]
+    assert run.missing == expected_missing
+    assert run.peaks["vm_rss"] == 1024 * 1024 and run.peaks["vm_swap"] is None
+    assert run.samples and all(s.values["vm_swap"] is None for s in run.samples)
+    rows = (tmp_path / "o" / "timeline.csv").read_text().splitlines()
+    assert rows[1].split(",")[1:4] == [str(1024 * 1024), str(2048 * 1024), ""]
+    figures = run.memory_figures()
+    assert figures["peak_pss"] is None and figures["peak_swap"] is None and figures["peak_rss"] == 1024 * 1024
+
+
+def test_rollup_fields_parsed_from_crafted_file(probe_x86: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "proc"
+    fake.mkdir()
+    (fake / "status").write_text("VmRSS:\t 100 kB\nVmHWM:\t 200 kB\nVmSwap:\t 0 kB\n")
+    (fake / "smaps_rollup").write_text(
+        "00400000-7fff [rollup]\nRss:  100 kB\nPss:   60 kB\nPss_Anon:  10 kB\nPss_File:  50 kB\n"
+        "Private_Dirty:  7 kB\nSwapPss:  3 kB\n"
+    )
+    run_probe(probe_x86, tmp_path / "o", ["sleep", "0.2"], interval_ms=20, proc_dir=fake)
+    run = read_probe_output(tmp_path / "o")
+    assert run.peaks["pss"] == 60 * 1024 and run.peaks["swap_pss"] == 3 * 1024
+    assert run.peaks["private_dirty"] == 7 * 1024
+    assert set(run.missing) == {"rss_anon", "rss_file", "rss_shmem"}
+
+
+def test_partial_output_without_result_json(tmp_path: Path) -> None:
+    """The probe killed with the runner: what it flushed is still read; a torn last row is dropped."""
+    header = "t_ms," + ",".join(TIMELINE_FIELDS)
+    full = ",".join(["100"] * len(TIMELINE_FIELDS))
+    (tmp_path / "timeline.csv").write_text(f"{header}\n0,{full}\n50,{full.replace('100', '300', 1)}\n100,30")
+    (tmp_path / "maps.csv").write_text("t_ms,path,offset,size,rss,pss\n50,/b,16384,8192,4096,4096\n50,/b,1")
+    run = read_probe_output(tmp_path)
+    assert not run.complete and run.exit_code is None
+    assert len(run.samples) == 2 and run.peaks["vm_rss"] == 300 and run.missing == []
+    assert run.wall_s == 0.05
+    assert run.section_residency([("x", 16384, 32768)]) == {"x": {"bytes": 16384, "resident_peak": 4096}}
+
+
+def test_no_output_at_all_is_an_input_error(tmp_path: Path) -> None:
+    from edgeship.errors import InputError
+
+    with pytest.raises(InputError, match="no probe output"):
+        read_probe_output(tmp_path)
+
+
+def test_result_json_is_valid_with_odd_argv(probe_x86: Path, tmp_path: Path) -> None:
+    odd = 'quote " backslash \\ tab \t newline \n comma, done'
+    run_probe(probe_x86, tmp_path / "o", ["echo", odd])
+    raw = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert raw["argv"] == ["echo", odd]

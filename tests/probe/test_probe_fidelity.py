@@ -1,0 +1,98 @@
+"""The probe's figures against a program whose memory is known in advance (x86_64 build, run natively)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgeship.android_harness.probe import probe_command, read_probe_output
+
+MIB = 1024 * 1024
+TOLERANCE = 0.02
+
+ANON_MIB = 64
+FILE_MIB = 32
+TOUCH_MIB = 8  # of the mapping at file offset 0
+OFFSET_MIB = 16  # second mapping starts here in the file
+OFFSET_TOUCH_MIB = 2
+SPIKE_MIB = 128
+SPIKE_MS = 100
+HOLD_MS = 300
+EXIT_CODE = 7
+
+
+def within(measured: int | None, expected: int, tolerance: float = TOLERANCE) -> bool:
+    return measured is not None and abs(measured - expected) <= tolerance * expected
+
+
+@pytest.fixture(scope="module")
+def fidelity_run(probe_x86: Path, fidelity_x86: Path, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("fidelity-run")
+    data = work / "data.bin"
+    data.write_bytes(os.urandom(FILE_MIB * MIB))
+    out = work / "out"
+    argv = probe_command(
+        str(probe_x86),
+        str(out),
+        [str(fidelity_x86), str(ANON_MIB), str(data), str(TOUCH_MIB), str(OFFSET_MIB), str(OFFSET_TOUCH_MIB),
+         str(SPIKE_MIB), str(SPIKE_MS), str(HOLD_MS), str(EXIT_CODE)],
+        interval_ms=50,
+        maps=[str(data)],
+    )  # fmt: skip
+    completed = subprocess.run(argv, capture_output=True, timeout=60)
+    return completed, read_probe_output(out), str(data)
+
+
+def test_exit_code_and_outputs(fidelity_run) -> None:
+    completed, run, _ = fidelity_run
+    assert completed.returncode == EXIT_CODE
+    assert completed.stdout == b""  # the probe keeps adb shell's stdout clean; the runner's goes to a file
+    assert run.complete and run.exit_code == EXIT_CODE and run.signal is None and not run.timed_out
+    assert run.stdout().split() == ["steady", "spike", "after"]
+    assert run.missing == []  # this kernel has every field
+
+
+def test_anonymous_memory_and_spike_seen_at_50ms(fidelity_run) -> None:
+    _, run, _ = fidelity_run
+    anon = [s.values["rss_anon"] for s in run.samples]
+    expected_peak = (ANON_MIB + SPIKE_MIB) * MIB
+    assert within(max(anon), expected_peak), (max(anon) / MIB, anon)
+    assert within(run.peaks["rss_anon"], expected_peak)
+    # The spike is seen as a rise and a fall in instantaneous samples (not only in VmHWM).
+    peak_index = anon.index(max(anon))
+    assert any(within(value, ANON_MIB * MIB) for value in anon[:peak_index])
+    assert any(within(value, ANON_MIB * MIB) for value in anon[peak_index + 1 :])
+    assert within(run.peaks["vm_hwm"], run.peaks["vm_rss"])
+    assert run.rusage["maxrss"] >= expected_peak * (1 - TOLERANCE)
+
+
+def test_file_mapping_residency_with_offsets(fidelity_run) -> None:
+    _, run, data = fidelity_run
+    by_offset = {m.offset: m for m in run.mappings if m.path == data}
+    assert set(by_offset) == {0, OFFSET_MIB * MIB}
+    assert by_offset[0].size == OFFSET_MIB * MIB
+    assert by_offset[OFFSET_MIB * MIB].size == (FILE_MIB - OFFSET_MIB) * MIB
+    assert within(by_offset[0].rss_peak, TOUCH_MIB * MIB)
+    assert within(by_offset[OFFSET_MIB * MIB].rss_peak, OFFSET_TOUCH_MIB * MIB)
+    # Through sections, as profile.json gets them: a mapping belongs to the section holding its offset.
+    sections = [("head", 0, OFFSET_MIB * MIB), ("tail", OFFSET_MIB * MIB, FILE_MIB * MIB)]
+    residency = run.section_residency(sections)
+    assert residency["head"]["bytes"] == OFFSET_MIB * MIB
+    assert within(residency["head"]["resident_peak"], TOUCH_MIB * MIB)
+    assert within(residency["tail"]["resident_peak"], OFFSET_TOUCH_MIB * MIB)
+    assert run.smaps_samples >= 2 and run.smaps_cost_us_mean is not None
+
+
+def test_timeline_is_a_monotonic_50ms_series(fidelity_run) -> None:
+    _, run, _ = fidelity_run
+    times = [s.t_ms for s in run.samples]
+    assert times == sorted(times)
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    # Fixed schedule on the monotonic clock: most steps are the interval (a loaded box may stretch a few).
+    assert sum(1 for step in steps if 40 <= step <= 60) >= 0.8 * len(steps)
+    expected_wall = (2 * HOLD_MS + SPIKE_MS) / 1000
+    assert run.wall_s is not None and run.wall_s >= expected_wall
