@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -30,9 +31,10 @@ def make_checkpoint_command(arch: str, size: str, out: Path, force: bool, as_jso
     `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle.
     """
     from edgeship.exporter.synthetic import make_checkpoint
+    from edgeship.exporter.toolchain_output import toolchain_output_to
 
     reporter = make_reporter(quiet or as_json)
-    with reporter.step(f"Generate {arch} {size} checkpoint"):
+    with reporter.step(f"Generate {arch} {size} checkpoint"), toolchain_output_to(Path(os.devnull)):
         path = make_checkpoint(arch, size, out, force=force)
     files = sorted(p.name for p in path.iterdir())
     if as_json:

@@ -15,19 +15,17 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship.console import Reporter, stderr_console
+from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError, UsageError
 from edgeship.exporter import litert, litertlm
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
 from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
+from edgeship.exporter.toolchain_output import toolchain_output_to
 from edgeship.hashing import sha256_files
 from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
 
@@ -61,40 +59,6 @@ def _check_output(out: Path, force: bool) -> None:
         raise UsageError(f"{out} exists and is not a folder; choose another -o")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UsageError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
-
-
-@contextlib.contextmanager
-def _output_to_log(log_path: Path) -> Iterator[None]:
-    """Send the toolchain's chatter (C++ and Python, stdout and stderr) to a log; keep our progress visible.
-
-    stdout must stay clean for --json. Our Reporter's console is pointed at a copy of the real stderr, while
-    fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import bind) and Python warnings
-    all go to the log, which is kept beside the build for whoever needs the details.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved_out, saved_err = os.dup(1), os.dup(2)
-    our_stderr = os.fdopen(os.dup(saved_err), "w", buffering=1)
-    previous_showwarning = warnings.showwarning
-    with open(log_path, "ab") as log, open(log_path, "a", buffering=1) as log_text:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        stderr_console.file = our_stderr
-        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: (
-            log_text.write(warnings.formatwarning(message, category, filename, lineno, line))
-        )
-        try:
-            yield
-        finally:
-            warnings.showwarning = previous_showwarning
-            stderr_console.file = None  # back to following sys.stderr
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved_out, 1)
-            os.dup2(saved_err, 2)
-            os.close(saved_out)
-            os.close(saved_err)
-            our_stderr.close()
 
 
 def _is_disk_full(exc: BaseException, where: Path) -> bool:
@@ -171,7 +135,7 @@ def export_build(
         )
         work = staging / "work"
         work.mkdir()
-        with _output_to_log(log_path):
+        with toolchain_output_to(log_path):
             result = litert.run_export(ckpt, work, settings, recipe, reporter)
             versions = litert.versions()
         bundle = staging / BUNDLE_FILE

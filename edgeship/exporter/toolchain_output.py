@@ -1,0 +1,51 @@
+"""Keep the toolchain's chatter (torch, TF, MLIR, absl: C++ and Python) off the user's terminal.
+
+stdout must stay clean for --json, and progress must stay readable. Our Reporter's console is pointed at a
+copy of the real stderr, while fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import
+bind) and Python warnings all go to a log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgeship.console import stderr_console
+
+
+@contextlib.contextmanager
+def toolchain_output_to(log_path: Path) -> Iterator[None]:
+    """Send the toolchain's chatter (C++ and Python, stdout and stderr) to a log; keep our progress visible.
+
+    stdout must stay clean for --json. Our Reporter's console is pointed at a copy of the real stderr, while
+    fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import bind) and Python warnings
+    all go to the log, which is kept beside the build for whoever needs the details.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    our_stderr = os.fdopen(os.dup(saved_err), "w", buffering=1)
+    previous_showwarning = warnings.showwarning
+    with open(log_path, "ab") as log, open(log_path, "a", buffering=1) as log_text:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        stderr_console.file = our_stderr
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: (
+            log_text.write(warnings.formatwarning(message, category, filename, lineno, line))
+        )
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous_showwarning
+            stderr_console.file = None  # back to following sys.stderr
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            our_stderr.close()
