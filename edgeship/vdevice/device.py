@@ -129,11 +129,15 @@ class VirtualDevice:
         if self._accept_thread is not None:
             self._accept_thread.join(5)
             self._accept_thread = None
+        with self._connections_lock:
+            connections = list(self._connections)
         self.drop_connections()
         for thread in self._connection_threads:
             thread.join(5)
         self._connection_threads = []
         self.processes.kill_all()
+        for connection in connections:
+            connection.join_services(5)  # services end once their streams and processes are gone
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
         log.info("virtual device %s stopped", self.name)

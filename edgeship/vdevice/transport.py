@@ -15,7 +15,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from edgeship.vdevice import packets
 from edgeship.vdevice.packets import (
@@ -31,15 +31,20 @@ from edgeship.vdevice.packets import (
     MalformedPacket,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
 log = logging.getLogger("edgeship.vdevice")
 
 # A misbehaving host could open streams forever; adbd has no hard limit but is bounded by fds.
 MAX_STREAMS_PER_CONNECTION = 1024
 # A host that says it accepts less than this is broken; keep writes from degenerating to 1-byte packets.
 MIN_PAYLOAD = 256
+# A host waits for our OKAY after each WRTE, so one or two payloads are queued per stream; a host that keeps
+# writing without acknowledgements breaks the protocol and would grow our memory without bound.
+MAX_QUEUED_PAYLOADS = 64
+
+
+class ProtocolViolation(Exception):
+    """The host broke a protocol rule badly enough that the connection is dropped."""
+
 
 ServiceHandler = Callable[["Stream"], None]
 
@@ -83,6 +88,10 @@ class Stream:
         with self._cond:
             if self._local_closed or self._remote_closed:
                 return
+            if len(self._inbound) >= MAX_QUEUED_PAYLOADS:
+                raise ProtocolViolation(
+                    f"host sent {len(self._inbound)} WRTEs on stream {self.local_id} without OKAY"
+                )
             self._inbound.append(memoryview(payload))
             self._cond.notify_all()
 
@@ -261,7 +270,7 @@ class Connection:
                 self._dispatch(header, payload)
         except ConnectionDropped:
             log.info("connection from %s closed", self.peer)
-        except MalformedPacket as exc:
+        except (MalformedPacket, ProtocolViolation) as exc:
             log.warning("dropping connection from %s: %s", self.peer, exc)
         except OSError as exc:
             log.info("connection from %s lost: %s", self.peer, exc)
@@ -367,10 +376,6 @@ class Connection:
         with self._streams_lock:
             if self._streams.get(stream.local_id) is stream:
                 del self._streams[stream.local_id]
-
-    def streams(self) -> Iterable[Stream]:
-        with self._streams_lock:
-            return list(self._streams.values())
 
     def _close_all_streams(self) -> None:
         with self._streams_lock:

@@ -272,3 +272,61 @@ def test_daemon_threads_do_not_pile_up(tmp_path):
             assert serves(device)
         time.sleep(0.5)
         assert threading.active_count() <= before + 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"STAT", b"LIST", b"SEND", b"RECV", b"STA2", b"LIS2", b"DATA", b"DONE", b"QUIT", b"XXXX"]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(
+        st.sampled_from(
+            ["/data/local/tmp/f", "/data/local/tmp/../../..", "/", "/etc/passwd", "/sdcard/x,0", ""]
+        )
+        | st.text(max_size=40),
+        min_size=6,
+        max_size=6,
+    ),
+    st.binary(max_size=200),
+)
+def test_random_sync_requests(fuzz_device, ids, paths, tail):
+    host = RawHost(fuzz_device.port, timeout=5)
+    try:
+        host.connect()
+        local, reply = host.open("sync:")
+        stream = bytearray()
+        for request_id, path in zip(ids, paths, strict=False):
+            encoded = path.encode("utf-8", "surrogateescape")
+            stream += request_id + struct.pack("<I", len(encoded)) + encoded
+        stream += tail
+        host.send(WRTE, local, reply.arg0, bytes(stream))
+        host.sock.settimeout(0.1)  # read what the device answers until it closes the stream or goes quiet
+        with contextlib.suppress(OSError, EOFError):
+            while host.receive().name != "CLSE":
+                pass
+    except OSError:
+        pass
+    finally:
+        host.close()
+    assert serves(fuzz_device)
+    assert not Path("/etc/passwd,0").exists()
+    written = {p.name for p in fuzz_device.sandbox_root.parent.iterdir()}
+    assert written <= {"data-local-tmp", "sdcard", "system"}, "nothing appears beside the sandbox folders"
+
+
+def test_host_flooding_writes_without_okay_is_dropped(fuzz_device):
+    host = RawHost(fuzz_device.port, timeout=5)
+    host.connect()
+    local, reply = host.open("shell:sleep 5")  # a command that reads no stdin
+    with contextlib.suppress(OSError):
+        for _ in range(200):
+            host.send(WRTE, local, reply.arg0, b"x" * 1000)
+    with pytest.raises((EOFError, OSError)):
+        while True:
+            host.receive()  # the device drops the connection instead of queueing forever
+    host.close()
+    assert serves(fuzz_device)
