@@ -68,6 +68,7 @@ class VirtualDevice:
         self._connection_threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.port = 0
+        self.connections_accepted = 0  # lets tests see a reconnect (after a reboot, a dropped server...)
 
     # ---- what callers use ---------------------------------------------------------------------------
     @property
@@ -208,6 +209,7 @@ class VirtualDevice:
             connection = Connection(sock, self, f"{address[0]}:{address[1]}")
             with self._connections_lock:
                 self._connections.add(connection)
+                self.connections_accepted += 1
             thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
             self._connection_threads = [t for t in self._connection_threads if t.is_alive()]
             self._connection_threads.append(thread)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -139,3 +140,33 @@ def test_forward_reaches_a_device_port(any_adb_server, vdevice_factory):
     finally:
         any_adb_server.run("-s", device.serial, "forward", "--remove", f"tcp:{local}")
         echo.close()
+
+
+def test_one_device_on_two_servers_at_once(adb_server, debian_adb_server, vdevice_factory):
+    device = vdevice_factory(adb_server)
+    debian_adb_server.connect(device.serial)
+    try:
+        assert device.connection_count() == 2
+        for server in (adb_server, debian_adb_server):
+            result = server.run("-s", device.serial, "shell", "echo $((6*7)); exit 9")
+            assert (result.returncode, result.stdout) == (9, "42\n")
+    finally:
+        debian_adb_server.disconnect(device.serial)
+
+
+def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
+    device = vdevice_factory(adb_server)
+    (device.sandbox_root / "survives").write_text("kept")
+    accepted = device.connections_accepted
+    assert adb_server.run("-s", device.serial, "reboot").returncode == 0
+    deadline = time.monotonic() + 30
+    answer = ""
+    while time.monotonic() < deadline:
+        answer = adb_server.run(
+            "-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10
+        ).stdout
+        if answer == "kept":
+            break
+        time.sleep(0.3)
+    assert answer == "kept"
+    assert device.connections_accepted > accepted, "the server came back on a new connection"
