@@ -35,7 +35,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     for spec in (
         ArchSpec("gemma4", "gemma4", text_only=False, has_ple=True),
         ArchSpec("gemma4_text", "gemma4", text_only=True, has_ple=True, load_as="gemma4"),
-        ArchSpec("gemma3n", "gemma3n", text_only=False, has_ple=True, tested=False),
+        # Gemma 3n's multimodal model always builds its towers (timm vision, ~1 B params): load it tower-less.
+        ArchSpec("gemma3n", "gemma3n", text_only=False, has_ple=True, load_as="gemma3n", tested=False),
         ArchSpec("gemma3n_text", "gemma3n", text_only=True, has_ple=True, load_as="gemma3n"),
         ArchSpec("gemma3_text", "gemma3", text_only=True, has_ple=False),
         ArchSpec("gemma3", "gemma3", text_only=False, has_ple=False, tested=False),

@@ -98,13 +98,15 @@ def _text_only_model_class(load_as: str) -> Any:
 
 
 def _load_text_only_as_multimodal(ckpt: Checkpoint, export_config: Any) -> Any:
-    """litert-torch's ``load_model`` for a text-only PLE checkpoint, as the tower-less multimodal model."""
+    """litert-torch's ``load_model`` for a PLE checkpoint, as the multimodal model without towers."""
     import torch
     import transformers
     from litert_torch.generative.export_hf.core import export_lib
     from litert_torch.generative.export_hf.model_ext import patches as model_ext_patches
 
-    text_config = transformers.AutoConfig.from_pretrained(str(ckpt.path), dtype=torch.float32)
+    loaded = transformers.AutoConfig.from_pretrained(str(ckpt.path), dtype=torch.float32)
+    # A multimodal checkpoint's tower configs are dropped here; its tower weights are then unused keys.
+    text_config = getattr(loaded, "text_config", loaded)
     config = _multimodal_config(ckpt, text_config)
     for cfg in (config, config.text_config):
         if hasattr(cfg, "allow_global_per_layer_attribute_access"):

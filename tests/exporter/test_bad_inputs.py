@@ -176,3 +176,71 @@ def test_make_checkpoint_refuses_unknown_arch(tmp_path: Path) -> None:
         make_checkpoint("gpt2", "tiny", tmp_path / "x")
     with pytest.raises(UsageError, match="no PLE table"):
         make_checkpoint("gemma3", "ple-heavy", tmp_path / "y")
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeship",
+            "--debug",
+            "export",
+            str(tmp_path / "nope"),
+            "-o",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "does not exist" in result.stderr
+
+
+def test_disk_full_injected_at_the_write_layer(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while the toolchain writes its graphs: staging removed, nothing at BUILD_DIR, one-line error.
+
+    (test_export_e2e.py::test_disk_full_leaves_no_bundle does the same with a real full tmpfs.)
+    """
+    import errno
+
+    from edgeship.errors import ExportError
+    from edgeship.exporter import litert
+    from edgeship.exporter.pipeline import export_build
+
+    def write_until_full(ckpt_, work_dir: Path, *args: object) -> None:
+        (work_dir / "model.tflite").write_bytes(
+            b"\0" * 4096
+        )  # a partial graph on disk, as a real export leaves
+        raise OSError(errno.ENOSPC, "No space left on device", str(work_dir / "model.tflite"))
+
+    monkeypatch.setattr(litert, "run_export", write_until_full)
+    build = tmp_path / "b"
+    with pytest.raises(ExportError, match="disk full") as info:
+        export_build(ckpt, build, "int8")
+    assert "\n" not in str(info.value)
+    assert not build.exists()
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
+
+
+def test_failed_force_export_keeps_the_previous_build(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeship.errors import ExportError
+    from edgeship.exporter import litert
+    from edgeship.exporter.pipeline import ExportOptions, export_build
+
+    build = tmp_path / "b"
+    build.mkdir()
+    (build / "model.litertlm").write_bytes(b"previous complete build")
+
+    def toolchain_bug(*args: object) -> None:
+        raise ExportError("litert-torch failed to export gemma4 checkpoint: RuntimeError: boom")
+
+    monkeypatch.setattr(litert, "run_export", toolchain_bug)
+    with pytest.raises(ExportError, match="boom"):
+        export_build(ckpt, build, ExportOptions(force=True))
+    assert (build / "model.litertlm").read_bytes() == b"previous complete build"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

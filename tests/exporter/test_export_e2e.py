@@ -84,21 +84,26 @@ def test_quant_recorded_per_tflite_section(int8_build: tuple[str, Path]) -> None
             assert section["quant"] is None
 
 
-def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:
+def run_in_engine(bundle: Path, prefill: int = 32, decode: int = 8) -> None:
+    """Load a bundle in the real LiteRT-LM engine (litert-lm-api) and run a short benchmark."""
     litert_lm = pytest.importorskip("litert_lm")
-    _, build = int8_build
     bench = litert_lm.Benchmark(
-        str(build / "model.litertlm"),
+        str(bundle),
         backend=litert_lm.interfaces.CPU(),
-        prefill_tokens=32,
-        decode_tokens=8,
+        prefill_tokens=prefill,
+        decode_tokens=decode,
         max_num_tokens=256,
     )
     info = bench.run()
-    assert info.last_prefill_token_count == 32
-    assert info.last_decode_token_count == 8
+    assert info.last_prefill_token_count == prefill
+    assert info.last_decode_token_count == decode
     assert info.last_decode_tokens_per_second > 0
     del bench
+
+
+def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:
+    _, build = int8_build
+    run_in_engine(build / "model.litertlm")
 
 
 def test_export_is_byte_reproducible_through_cli(build_factory, tmp_path: Path) -> None:
@@ -141,7 +146,8 @@ def test_text_only_gemma4_gets_same_split_as_multimodal(build_factory) -> None:
 
 def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
     int8 = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "int8"))["sections"]}
-    mixed = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "mixed48"))["sections"]}
+    mixed_build = build_factory("gemma4", "tiny", "mixed48")
+    mixed = {s["kind"]: s for s in load_manifest(mixed_build)["sections"]}
     assert mixed[PLE_KIND]["quant"]["bits"] == 4
     assert mixed["tf_lite_embedder"]["quant"]["bits"] == 4
     assert mixed["tf_lite_prefill_decode"]["quant"]["granularity"] == "mixed"
@@ -149,6 +155,7 @@ def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
     assert mixed[PLE_KIND]["bytes"] < int8[PLE_KIND]["bytes"]
     assert mixed["tf_lite_embedder"]["bytes"] < int8["tf_lite_embedder"]["bytes"]
     assert mixed["tf_lite_prefill_decode"]["bytes"] < int8["tf_lite_prefill_decode"]["bytes"]
+    run_in_engine(mixed_build / "model.litertlm")
 
 
 def test_inspect_json_and_table(build_factory) -> None:
