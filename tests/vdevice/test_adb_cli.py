@@ -160,13 +160,14 @@ def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
     accepted = device.connections_accepted
     assert adb_server.run("-s", device.serial, "reboot").returncode == 0
     deadline = time.monotonic() + 30
+    while device.connections_accepted == accepted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert device.connections_accepted > accepted, "the connection dropped and the server reconnected"
     answer = ""
     while time.monotonic() < deadline:
-        answer = adb_server.run(
-            "-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10
-        ).stdout
+        answer = adb_server.run("-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10)
+        answer = answer.stdout
         if answer == "kept":
             break
         time.sleep(0.3)
     assert answer == "kept"
-    assert device.connections_accepted > accepted, "the server came back on a new connection"
