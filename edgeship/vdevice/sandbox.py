@@ -315,6 +315,18 @@ printf '%s\\n' "${{2-}}"
         return any(host_path == folder or folder in host_path.parents for folder in self._roots.values())
 
 
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the fcntl module only from Python 3.10 on Linux builds
+PIPE_SIZE = 1024 * 1024
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe lets a command write a whole WRTE's worth while the host acknowledges the last one."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_SIZE)
+
+
 def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -339,6 +351,9 @@ class ProcessTracker:
             start_new_session=True,  # its own session and process group, killed as a whole
             close_fds=True,
         )
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                _grow_pipe(pipe.fileno())
         with self._lock:
             self._processes.add(process)
         return process

@@ -26,7 +26,7 @@ log = logging.getLogger("edgeship.vdevice")
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW_SIZE = 0, 1, 2, 3, 4, 5
 PACKET_HEADER = struct.Struct("<BI")
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
 
 
 def open_shell(device: VirtualDevice, name: str) -> ServiceHandler:
