@@ -64,6 +64,9 @@ class ProfileOptions:
     threads: int | None = None
     backend: str = "cpu"
     interval_ms: int = 50
+    # None: the probe's adaptive smaps cadence (smaps reads ≤ 1% of wall time). A short run may then get a
+    # single smaps sample; a fixed interval makes section residency reliable at the price of probe overhead.
+    smaps_interval_ms: int | None = None
     timeout_s: float = 600.0
     cooldown_c: float | None = None
     cooldown_max_wait_s: float = 600.0
@@ -79,6 +82,8 @@ class ProfileOptions:
             raise UsageError("--prefill and --decode must be at least 1 token")
         if self.interval_ms < 1:
             raise UsageError("--interval-ms must be at least 1")
+        if self.smaps_interval_ms is not None and self.smaps_interval_ms < self.interval_ms:
+            raise UsageError("--smaps-interval-ms cannot be shorter than --interval-ms")
         if self.timeout_s <= 0:
             raise UsageError("--timeout must be positive")
         if self.threads is not None and self.threads < 1:
@@ -99,6 +104,7 @@ class ProfileOptions:
             "iterations": self.iterations,
             "warmup": self.warmup,
             "interval_ms": self.interval_ms,
+            "smaps_interval_ms": self.smaps_interval_ms,
             "max_tokens": self.effective_max_tokens,
             "timeout_s": self.timeout_s,
             "cooldown_c": self.cooldown_c,
@@ -128,6 +134,7 @@ class BuildInfo:
     manifest: dict[str, Any]
     manifest_sha256: str
     sections: list[SectionSpan]
+    local: Any = None  # push's checked LocalBundle, loaded once for every device
 
     @property
     def sha256(self) -> str:
@@ -209,9 +216,12 @@ def probe_shell_command(
     maps: Sequence[str],
     runner_argv: Sequence[str],
     env: dict[str, str] | None = None,
+    smaps_interval_ms: int | None = None,
 ) -> str:
     """The one device shell line of a run: make the run dir, go there, exec the probe (every word quoted)."""
     probe_argv = [probe, "--interval-ms", str(interval_ms), "--timeout-s", f"{timeout_s:g}"]
+    if smaps_interval_ms is not None:
+        probe_argv += ["--smaps-interval-ms", str(smaps_interval_ms)]
     for path in maps:
         probe_argv += ["--maps", path]
     probe_argv += ["--out", out_dir, "--", *runner_argv]
@@ -390,14 +400,14 @@ def _set_up(
     abi = facts.abi
     if not abi:
         raise DeviceError(f"{device.serial}: ro.product.cpu.abi is empty; cannot choose a probe or runner")
-    local_runner = resolve_runner(abi, options.runner, config.runners)
+    local_runner = resolve_runner(abi, options.runner, config.runners, backend=options.backend)
     adapter = get_adapter(local_runner.name)
     reporter.note(f"{device.serial}: {facts.model or '?'} ({abi}); runner {local_runner.path}")
     probe_path = build_probe(abi)
 
     # Pushes of several devices run in these threads at once; their byte progress stays quiet (one rich live
     # display per console) and a note says what each sent. `edgeship push` is the command with the bars.
-    pushed = push_bundle(device, build.build_dir, reporter=None, root=config.device_root)
+    pushed = push_bundle(device, build.build_dir, local=build.local, root=config.device_root)
     if not pushed.ok:
         raise DeviceError(f"{device.serial}: push failed: {pushed.error}")
     reporter.note(
@@ -408,14 +418,12 @@ def _set_up(
     remote_probe = store.ensure_file(Path(probe_path), "probe")
     runner_file = Path(local_runner.path)
     remote_runner = store.ensure_file(runner_file, runner_file.name)
-    extra_dirs: list[str] = []
-    for extra in getattr(local_runner, "extra_files", None) or []:
-        remote_extra = store.ensure_file(Path(extra), Path(extra).name, mode=0o644)
-        extra_dirs.append(remote_extra.rsplit("/", 1)[0])
-    env = dict(getattr(local_runner, "env", None) or {})
-    if extra_dirs:
-        # Content-addressed files sit in their own folders: the loader needs each of them.
-        env["LD_LIBRARY_PATH"] = ":".join(dict.fromkeys(extra_dirs))
+    # Content-addressed files sit in folders of their own: the loader is told each of them.
+    extra_dirs = [
+        store.ensure_file(extra, extra.name, mode=0o644).rsplit("/", 1)[0]
+        for extra in local_runner.extra_files
+    ]
+    env = local_runner.device_env(extra_dirs)
 
     out_dir = Path(runs_dir) / sanitize_serial(device.serial) / build.sha12
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -438,9 +446,9 @@ def _set_up(
             "path": str(runner_file),
             "remote_path": remote_runner,
             "sha256": sha256_file(runner_file),
-            "version": getattr(local_runner, "version", None),
+            "version": local_runner.version,
             "ttft_definition": adapter.ttft_definition,
-            "extra_files": [str(extra) for extra in getattr(local_runner, "extra_files", None) or []],
+            "extra_files": [str(extra) for extra in local_runner.extra_files],
             "env": env,
         },
         probe={
@@ -518,7 +526,9 @@ def _run_once(session: _Session, index: int, warmup: bool) -> Iteration:
         max_tokens=options.effective_max_tokens,
         log_sink_path=log_sink,
     )
-    runner_argv = [session.runner_path, *session.adapter.build_command(session.remote_bundle, run_config)]
+    runner_argv = session.adapter.build_command(
+        session.remote_bundle, run_config, runner_path=session.runner_path
+    )
     command = probe_shell_command(
         probe=session.remote_probe,
         out_dir=remote_dir,
@@ -527,6 +537,7 @@ def _run_once(session: _Session, index: int, warmup: bool) -> Iteration:
         maps=[session.remote_bundle],
         runner_argv=runner_argv,
         env=session.runner_env,
+        smaps_interval_ms=options.smaps_interval_ms,
     )
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
@@ -657,7 +668,10 @@ def profile_devices(
 ) -> list[DeviceOutcome]:
     """Profile one build on every device in parallel (one thread per device); outcomes in device order."""
     options.validate()
+    from edgeship.android_harness.bundle_plan import load_build
+
     build = read_build(Path(build_dir))
+    build.local = load_build(build.build_dir, verify=True)  # sha256 of the bundle vs manifest, once
     cache_length = (build.manifest.get("export") or {}).get("cache_length")
     if cache_length and options.effective_max_tokens > int(cache_length):
         raise UsageError(

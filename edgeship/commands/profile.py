@@ -26,6 +26,12 @@ from edgeship.console import make_reporter, print_json, stdout_console
 @click.option("--max-tokens", type=int, default=None, help="KV cache size (default: prefill + decode).")
 @click.option("--interval-ms", default=50, show_default=True, help="Probe sampling interval.")
 @click.option(
+    "--smaps-interval-ms",
+    type=int,
+    default=None,
+    help="Fixed smaps (section residency) interval; default adaptive, ≤1% of wall time.",
+)
+@click.option(
     "--timeout", "timeout_s", default=600.0, show_default=True, help="Seconds before a run is killed."
 )
 @click.option("--cooldown-c", type=float, default=None, help="Wait until the hottest zone is below T °C.")
@@ -59,6 +65,7 @@ def profile_command(
     backend: str,
     max_tokens: int | None,
     interval_ms: int,
+    smaps_interval_ms: int | None,
     timeout_s: float,
     cooldown_c: float | None,
     runner: Path | None,
@@ -84,6 +91,7 @@ def profile_command(
         threads=threads,
         backend=backend,
         interval_ms=interval_ms,
+        smaps_interval_ms=smaps_interval_ms,
         timeout_s=timeout_s,
         cooldown_c=cooldown_c,
         runner=str(runner) if runner else None,

@@ -42,6 +42,7 @@ def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subproce
 
 
 def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
+    # The tiny model runs in about half a second: a fixed smaps cadence gives several residency samples.
     return [
         "profile",
         str(build),
@@ -50,7 +51,9 @@ def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]
         "--prefill",
         "32",
         "--decode",
-        "16",
+        "64",
+        "--smaps-interval-ms",
+        "50",
         "-o",
         str(runs),
         *extra,

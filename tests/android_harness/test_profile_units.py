@@ -53,6 +53,7 @@ def test_probe_command_quotes_every_word(tmp_path: Path) -> None:
         maps=[bundle],
         runner_argv=runner,
         env={"WEIRD": "a b;$(c)"},
+        smaps_interval_ms=200,
     )
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True, cwd=tmp_path)
     lines = result.stdout.splitlines()
@@ -63,6 +64,8 @@ def test_probe_command_quotes_every_word(tmp_path: Path) -> None:
         "50",
         "--timeout-s",
         "12.5",
+        "--smaps-interval-ms",
+        "200",
         "--maps",
         bundle,
         "--out",
@@ -154,6 +157,7 @@ def test_options_validation() -> None:
         ProfileOptions(timeout_s=0),
         ProfileOptions(backend="tpu"),
         ProfileOptions(threads=0),
+        ProfileOptions(interval_ms=50, smaps_interval_ms=10),
     ):
         with pytest.raises(UsageError):
             bad.validate()
