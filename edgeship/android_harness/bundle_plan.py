@@ -63,9 +63,10 @@ class LocalBundle:
     side_files: list[SideFile]
     manifest: dict[str, Any] = field(repr=False)
 
-    def index_text(self) -> str:
-        """The device-side section index written beside the bundle."""
-        lines = [f"{s.sha256} {s.offset} {s.end} {s.kind}" for s in self.sections]
+    def index_text(self, pushed_at: float | None = None) -> str:
+        """The device-side section index written beside the bundle (and when it was pushed, for gc)."""
+        lines = [f"pushed {pushed_at:.6f}"] if pushed_at is not None else []
+        lines += [f"{s.sha256} {s.offset} {s.end} {s.kind}" for s in self.sections]
         lines += [f"file {f.name} {f.sha256} {f.bytes}" for f in self.side_files]
         return "\n".join(lines) + "\n"
 

@@ -8,7 +8,9 @@ throughput on a 1 GB bundle. Every adb failure becomes a one-line `DeviceError` 
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import socket
 import stat
 import struct
 import time
@@ -60,6 +62,55 @@ def command_text(argv: list[str] | str) -> str:
     return " ".join(shlex.quote(str(part)) for part in argv)
 
 
+EXIT_MARKER = b"EDGESHIP_EXIT:"
+
+
+class RunningShell:
+    """A started device command: shell v2 frames (stdout 1, stderr 2, exit 3), or v1 with an exit marker."""
+
+    def __init__(self, device: Device, command: str, connection: Any, v2: bool) -> None:
+        self.device = device
+        self.command = command
+        self.connection = connection
+        self.v2 = v2
+
+    def wait(self, timeout: float | None = None) -> ShellResult:
+        sock = self.connection.conn
+        sock.settimeout(timeout)
+        stdout = bytearray()
+        stderr = bytearray()
+        try:
+            if not self.v2:
+                while chunk := sock.recv(65536):
+                    stdout += chunk
+                marker = stdout.rfind(EXIT_MARKER)
+                if marker < 0:
+                    raise ConnectionError("the command ended without its exit status")
+                code = int(stdout[marker + len(EXIT_MARKER) :].strip() or b"255")
+                return ShellResult(code, bytes(stdout[:marker]), b"")
+            while True:
+                header = _recv_exact(sock, 5)
+                length = int.from_bytes(header[1:5], "little")
+                data = _recv_exact(sock, length) if length else b""
+                if header[0] == 1:
+                    stdout += data
+                elif header[0] == 2:
+                    stderr += data
+                elif header[0] == 3:
+                    return ShellResult(data[0] if data else 255, bytes(stdout), bytes(stderr))
+        except TimeoutError:
+            raise DeviceError(
+                f"{self.device.serial}: command timed out after {timeout}s: {_one_line(self.command, 80)}"
+            ) from None
+        except OSError as exc:
+            raise self.device._error(f"running {_one_line(self.command, 60)!r} failed", exc) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 @dataclass
 class Device:
     serial: str
@@ -101,6 +152,20 @@ class Device:
             )
         return result
 
+    def shell_start(self, argv: list[str] | str) -> RunningShell:
+        """Start a command, return at once; ``wait()`` collects it, ``close()`` ends it (SIGHUP)."""
+        command = command_text(argv)
+        use_v2 = "shell_v2" in self.features
+        service = f"shell,v2:{command}" if use_v2 else f"shell:{command}; echo {EXIT_MARKER.decode()}$?"
+        try:
+            connection = self.adb.open_transport(timeout=None)
+            _no_delay(connection)
+            connection.send_command(service)
+            connection.check_okay()
+        except (AdbError, OSError) as exc:
+            raise self._error(f"starting {_one_line(command, 60)!r} failed", exc) from None
+        return RunningShell(self, command, connection, use_v2)
+
     # -- files -------------------------------------------------------------------------------------------
 
     def push_file(
@@ -111,13 +176,26 @@ class Device:
         return self.push_range(local, remote, 0, local.stat().st_size, progress=progress, mode=mode)
 
     def push_bytes(self, data: bytes, remote: str, mode: int = 0o644) -> int:
+        return self.push_blobs([(data, remote)], mode=mode)
+
+    def push_blobs(self, blobs: list[tuple[bytes, str]], mode: int = 0o644) -> int:
+        """Several small in-memory files in one sync session, each SEND+DATA+DONE in one write."""
         with self._sync() as sock:
-            self._send_header(sock, remote, mode)
-            for start in range(0, len(data), SYNC_DATA_MAX):
-                chunk = data[start : start + SYNC_DATA_MAX]
-                sock.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
-            self._finish_send(sock, remote)
-        return len(data)
+            for data, remote in blobs:
+                spec = f"{remote},{stat.S_IFREG | mode}".encode()
+                message = bytearray(b"SEND" + struct.pack("<I", len(spec)) + spec)
+                for start in range(0, len(data), SYNC_DATA_MAX):
+                    chunk = data[start : start + SYNC_DATA_MAX]
+                    message += b"DATA" + struct.pack("<I", len(chunk)) + chunk
+                message += b"DONE" + struct.pack("<I", int(time.time()))
+                try:
+                    sock.sendall(message)
+                except OSError as exc:
+                    reason = self._read_failure(sock) or str(exc)
+                    raise DeviceError(f"{self.serial}: pushing {remote} failed: {reason}") from None
+            for _data, remote in blobs:
+                self._read_ack(sock, remote)
+        return sum(len(data) for data, _ in blobs)
 
     def push_range(
         self,
@@ -208,6 +286,7 @@ class Device:
     def _sync(self) -> Iterator[Any]:
         try:
             connection = self.adb.open_transport(timeout=SYNC_TIMEOUT_S)
+            _no_delay(connection)
             connection.send_command("sync:")
             connection.check_okay()
         except (AdbError, OSError) as exc:
@@ -261,6 +340,12 @@ class Device:
     def _error(self, what: str, exc: BaseException) -> DeviceError:
         detail = _one_line(str(exc)) or type(exc).__name__
         return DeviceError(f"{self.serial} (adb server {self.server}): {what}: {detail}")
+
+
+def _no_delay(connection: Any) -> None:
+    """Small sync/shell messages must not wait for Nagle + delayed ACK (40 ms per round trip on loopback)."""
+    with contextlib.suppress(OSError):
+        connection.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _recv_exact(sock: Any, size: int) -> bytes:

@@ -6,9 +6,14 @@ One device costs, when the bundle is already there, one shell round trip (the su
 2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, which pieces to send;
 3. refuse with "needs X, has Y" when the pieces plus the assembled file would not fit;
 4. send missing pieces and the side files (manifest, tokenizer, section index) in one pipelined sync session;
-5. one shell script assembles staging/<sha>/model.litertlm with dd, checks size and sha256sum against the
+5. one shell script, started before the pieces travel, writes staging/<sha>/model.litertlm front to back
+   (dd from older bundles, pieces as they arrive) through sha256sum, checks size and digest against the
    manifest, and only then renames staging/<sha>/ to bundles/<sha>/ — a directory rename, atomic, so a
    final path never holds anything but the verified bundle, whatever gets killed when.
+
+The device's `sha256sum` does the check. Android's toybox links BoringSSL (GB/s with the ARMv8 SHA
+instructions); a toybox built without it (Debian's, inside virtual devices) hashes at ~100 MB/s and then
+dominates a first push. $EDGESHIP_DEVICE_SHA256SUM names another device command for such devices.
 
 If assembling from reused sections gives the wrong sha256 (a tampered older bundle), the push is retried
 once sending everything.
@@ -16,6 +21,7 @@ once sending everything.
 
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 import time
@@ -43,6 +49,7 @@ from edgeship.console import Reporter, stderr_console
 from edgeship.errors import DeviceError, EdgeshipError
 
 ASSEMBLE_TIMEOUT_S = 1800.0
+PIECE_WAIT_S = 600.0  # the device script gives up on a piece that does not arrive (host died silently)
 EXIT_SIZE_MISMATCH = 8
 EXIT_SHA_MISMATCH = 9
 
@@ -132,50 +139,105 @@ def parse_survey(text: str) -> Survey:
     return Survey(index=index, pieces_dir=pieces_dir)
 
 
-def finish_script(store: DeviceStore, local: LocalBundle, verify: bool) -> list[str]:
-    """Size and sha256 check of the staged file, then the atomic rename of its folder."""
+def finish_script(store: DeviceStore, local: LocalBundle) -> list[str]:
+    """After the checks: side files in place, then the atomic rename of the staging folder."""
     q = shlex.quote
-    lines = [
-        'size=$(stat -c %s "$out")',
-        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
-        f"exit {EXIT_SIZE_MISMATCH}; }}",
-    ]
-    if verify:
-        lines += [
-            'sum=$(sha256sum "$out")',
-            'sum="${sum%% *}"',
-            f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum" >&2; exit {EXIT_SHA_MISMATCH}; }}',
-        ]
     final = store.bundle_dir(local.sha256)
-    lines += [
+    return [
         'rm -rf "$S/pieces" "$S/assemble.sh"',
         f"mkdir -p {q(store.bundles_dir)}",
         # A final folder whose model is missing or short (we only get here then) is not a verified bundle.
         f"rm -rf {q(final)}",
         f'mv "$S" {q(final)}',
     ]
-    return lines
+
+
+def device_sha256sum() -> str:
+    """The device command that prints "<hex>  <name>" like sha256sum (quoted word by word)."""
+    words = shlex.split(os.environ.get("EDGESHIP_DEVICE_SHA256SUM", "").strip() or "sha256sum")
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _size_check(local: LocalBundle) -> list[str]:
+    return [
+        'size=$(stat -c %s "$out")',
+        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
+        f"exit {EXIT_SIZE_MISMATCH}; }}",
+    ]
+
+
+def _sha_check(local: LocalBundle) -> list[str]:
+    return [
+        'sum="${sum%% *}"',
+        f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum, expected {local.sha256}" >&2; '
+        f"exit {EXIT_SHA_MISMATCH}; }}",
+    ]
 
 
 def assemble_script(
     store: DeviceStore, local: LocalBundle, plan: BundlePlan, side_copies: dict[str, str], verify: bool
 ) -> str:
+    """The device side of a push, started BEFORE the pieces are sent.
+
+    It writes the bundle front to back as one stream — reused blocks read from older bundles with dd,
+    pieces `cat` as soon as each has arrived whole (its size reached) — through `tee` into the staged file
+    and through `sha256sum`. Hashing thus runs while the rest is still on the wire, instead of a second
+    pass over the file afterwards; sha256sum sees exactly the bytes tee writes, and the size is checked
+    after. Nothing reaches a final path before both checks pass.
+    """
     q = shlex.quote
-    lines = ["set -e", f"S={q(store.staging_for(local.sha256))}", 'out="$S/model.litertlm"', 'rm -f "$out"']
+    regions: list[tuple[int, str]] = []
     for copy in plan.copies:
         source = store.bundle_path(copy.source_bundle)
-        lines.append(
-            f'dd if={q(source)} of="$out" bs={BLOCK} skip={copy.source_offset // BLOCK} '
-            f"seek={copy.offset // BLOCK} count={copy.length // BLOCK} conv=notrunc"
+        regions.append(
+            (
+                copy.offset,
+                f"dd if={q(source)} bs={BLOCK} skip={copy.source_offset // BLOCK} "
+                f"count={copy.length // BLOCK} 2>/dev/null",
+            )
         )
     for piece in plan.pieces:
-        lines.append(
-            f'dd if="$S/pieces/{piece.name}" of="$out" bs={BLOCK} seek={piece.offset // BLOCK} conv=notrunc'
-        )
+        path = f'"$P/{piece.name}"'
+        regions.append((piece.offset, f"w {path} {piece.length}; cat {path}"))
+    regions.sort()
+    lines = [
+        "set -e",
+        f"S={q(store.staging_for(local.sha256))}",
+        'out="$S/model.litertlm"',
+        'P="$S/pieces"',
+        # A piece is whole when its size is reached: sync writes a file front to back.
+        f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep 0.02; n=$((n+1)); '
+        f'[ $n -lt {int(PIECE_WAIT_S / 0.02)} ] || {{ echo "piece $1 never arrived" >&2; exit 7; }}; '
+        "done; }",
+        'rm -f "$out"',
+        "stream() {",
+        *[f"  {command}" for _, command in regions],
+        "}",
+    ]
+    if verify:
+        hasher = device_sha256sum()
+        lines += [f'sum=$(stream | tee "$out" | {hasher})', *_size_check(local), *_sha_check(local)]
+    else:
+        lines += ['stream > "$out"', *_size_check(local)]
     for name, source_bundle in side_copies.items():
         lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$S/{name}"')
-    lines += finish_script(store, local, verify)
+    lines += finish_script(store, local)
     return "\n".join(lines) + "\n"
+
+
+def verify_staged_script(store: DeviceStore, local: LocalBundle) -> str:
+    """A push killed after the checks but before the rename: the staged file is read back and renamed."""
+    return "\n".join(
+        [
+            "set -e",
+            f"S={shlex.quote(store.staging_for(local.sha256))}",
+            'out="$S/model.litertlm"',
+            *_size_check(local),
+            f'sum=$({device_sha256sum()} "$out")',
+            *_sha_check(local),
+            *finish_script(store, local),
+        ]
+    )
 
 
 # -- one device ----------------------------------------------------------------------------------------------
@@ -219,33 +281,35 @@ class _Attempt:
 
     def finalize_staged(self) -> bool:
         """An earlier push was killed between verification and rename: check again and rename."""
-        head = [
-            "set -e",
-            f"S={shlex.quote(self.store.staging_for(self.local.sha256))}",
-            'out="$S/model.litertlm"',
-        ]
-        script = "\n".join([*head, *finish_script(self.store, self.local, verify=True)])
+        script = verify_staged_script(self.store, self.local)
         return self.device.shell(script, timeout=ASSEMBLE_TIMEOUT_S).exit_code == 0
 
     def send_and_assemble(self, plan: BundlePlan, survey: Survey) -> int:
         staging = self.store.staging_for(self.local.sha256)
         side_copies, side_to_send = self.side_copies(survey.index)
-        sent = 0
-        self.device.shell(["mkdir", "-p", f"{staging}/pieces"], check=True, timeout=60)
-        ranges = [(p.offset, p.length, f"{staging}/pieces/{p.name}") for p in plan.pieces_to_send]
         self.progress.start(plan.bytes_to_send + sum(side.bytes for side in side_to_send))
-        if ranges:
-            sent += self.device.push_ranges(self.local.path, ranges, progress=self.progress.advance)
-        for side in side_to_send:
-            sent += self.device.push_file(side.path, f"{staging}/{side.name}")
-            self.progress.advance(side.bytes)
-        self.device.push_bytes(self.local.index_text().encode(), f"{staging}/{INDEX_NAME}")
-        # The script goes through sync too: a 1.5 GB bundle has ~100 dd lines, past the 4 KiB command
-        # limit of older adbd.
+        # The script travels by sync too (a 1.5 GB bundle has ~100 regions, past the 4 KiB command limit
+        # of older adbd), together with the small files, in one session; SEND creates the folders.
         script = assemble_script(self.store, self.local, plan, side_copies, self.verify)
-        self.device.push_bytes(script.encode(), f"{staging}/assemble.sh")
-        self.progress.phase("assembling and verifying on the device")
-        result = self.device.shell(["sh", f"{staging}/assemble.sh"], timeout=ASSEMBLE_TIMEOUT_S)
+        blobs = [(side.path.read_bytes(), f"{staging}/{side.name}") for side in side_to_send]
+        blobs += [
+            (self.local.index_text(time.time()).encode(), f"{staging}/{INDEX_NAME}"),
+            (script.encode(), f"{staging}/assemble.sh"),
+        ]
+        self.device.push_blobs(blobs)
+        sent = sum(side.bytes for side in side_to_send)
+        self.progress.advance(sent)
+        # The assembler starts now and writes + hashes the bundle while the pieces travel.
+        assembler = self.device.shell_start(["sh", f"{staging}/assemble.sh"])
+        try:
+            ranges = [(p.offset, p.length, f"{staging}/pieces/{p.name}") for p in plan.pieces_to_send]
+            if ranges:
+                sent += self.device.push_ranges(self.local.path, ranges, progress=self.progress.advance)
+        except BaseException:
+            assembler.close()  # the device kills the waiting script; the pieces that arrived stay
+            raise
+        self.progress.phase("verifying on the device")
+        result = assembler.wait(timeout=ASSEMBLE_TIMEOUT_S)
         if result.exit_code == EXIT_SHA_MISMATCH:
             raise _ShaMismatch(
                 _script_failure(self.device, result, "assembled bundle failed sha256sum").message

@@ -11,6 +11,7 @@ was verified before it was renamed there.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 import shlex
@@ -170,24 +171,34 @@ def gc_survey_script(root: str) -> str:
     return (
         f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
         "echo '@bundles'; for d in bundles/*; do\n"
-        '  [ -d "$d" ] && echo "$(stat -c %Y "$d") $(du -sk "$d")"; done\n'
+        '  [ -d "$d" ] || continue\n'
+        '  echo "$(stat -c %Y "$d") $(du -sk "$d" | sed "s/[[:space:]].*//") $d '
+        '$(grep -m1 "^pushed " "$d/sections.txt" 2>/dev/null)"; done\n'
         'echo \'@leftovers\'; for d in staging/* runs/* bin/*/*.part; do [ -e "$d" ] && du -sk "$d"; done\n'
         "echo '@end'\n"
     )
 
 
-def parse_gc_survey(text: str) -> tuple[list[tuple[int, str, int]], list[tuple[str, int]]]:
-    """Bundles as (mtime, sha, bytes), newest first; leftovers as (path, bytes)."""
+def parse_gc_survey(text: str) -> tuple[list[tuple[float, str, int]], list[tuple[str, int]]]:
+    """Bundles as (pushed-at, sha, bytes), newest first; leftovers as (path, bytes).
+
+    The push time comes from the bundle's index ("pushed <epoch>"), the folder mtime when it has none:
+    whole seconds would not order two pushes of the same second.
+    """
     from edgeship.android_harness.facts import split_sections
 
     _, sections = split_sections(text)
-    bundles: list[tuple[int, str, int]] = []
+    bundles: list[tuple[float, str, int]] = []
     for line in sections.get("bundles", []):
         parts = line.split()
-        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
             sha = parts[2].rsplit("/", 1)[-1]
+            when = float(parts[0])
+            if len(parts) >= 5 and parts[3] == "pushed":
+                with contextlib.suppress(ValueError):
+                    when = float(parts[4])
             if SHA256_HEX.match(sha):
-                bundles.append((int(parts[0]), sha, int(parts[1]) * 1024))
+                bundles.append((when, sha, int(parts[1]) * 1024))
     bundles.sort(reverse=True)
     leftovers: list[tuple[str, int]] = []
     for line in sections.get("leftovers", []):
