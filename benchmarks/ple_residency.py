@@ -139,6 +139,8 @@ def main() -> None:
                     str(args.iterations),
                     "--warmup",
                     "1",
+                    "--smaps-interval-ms",
+                    "50",
                     "--max-tokens",
                     str(args.prefill + decode),
                     "-o",

@@ -182,3 +182,49 @@ def test_profile_records_killed_and_hung_runs(
     assert data["summary"]["counts"]["ok"] == 2 and data["summary"]["counts"]["failed"] == 2
     assert data["summary"]["latency"]["decode_tok_s"]["n"] == 2
     assert "likely the OOM killer" in entry["row"]["exit"]
+
+
+def test_profile_two_devices_one_without_runner(
+    tiny_gemma4_build: Path, vdevice_factory: Any, adb_server: Any, tmp_path: Path
+) -> None:
+    """Devices run in parallel; one that cannot be profiled (an arm64 phone with no litert_lm_main configured)
+    is reported and the other still gets its profile; the exit code is DeviceError's."""
+    arm_profile = tmp_path / "varm64.yaml"
+    builtin = Path(__file__).resolve().parents[2] / "edgeship" / "vdevice" / "profiles" / "vbudget4g.yaml"
+    arm_profile.write_text(
+        builtin.read_text()
+        .replace("abi: x86_64", "abi: arm64-v8a")
+        .replace("name: vbudget4g", "name: varm64")
+    )
+    good = vdevice_factory(adb_server, name="good")
+    arm = vdevice_factory(adb_server, name="arm", profile=str(arm_profile))
+    runs = tmp_path / "runs"
+    result = run_edgeship(
+        adb_server,
+        *profile_args(
+            tiny_gemma4_build,
+            good.serial,
+            runs,
+            "--device",
+            arm.serial,
+            "--iterations",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-c",
+            "150",
+            "--json",
+        ),
+    )
+    assert result.returncode == 5, result.stderr  # DeviceError
+    entries = {entry["serial"]: entry for entry in json.loads(result.stdout)}
+    assert entries[good.serial]["ok"] and entries[good.serial]["profile"]
+    assert not entries[arm.serial]["ok"] and entries[arm.serial]["profile"] is None
+    assert "litert_lm_main" in entries[arm.serial]["error"] and "--runner" in entries[arm.serial]["error"]
+    assert "litert_lm_main" in result.stderr
+    data = json.loads(Path(entries[good.serial]["profile"]).read_text())
+    [iteration] = data["iterations"]
+    assert iteration["exit"]["status"] == STATUS_OK
+    cooldown = iteration["cooldown"]  # below 150 °C already, or a device without readable zones
+    assert cooldown["threshold_c"] == 150
+    assert cooldown["reached"] or cooldown["note"] == "device exposes no readable thermal zone"
