@@ -344,7 +344,9 @@ def profile_device(
         session.profile.state["after"] = _device_state(device)
         _save(session)
     except EdgeshipError as exc:
-        outcome.error = exc.message
+        outcome.error = (
+            exc.message if exc.message.startswith(device.serial) else f"{device.serial}: {exc.message}"
+        )
     except OSError as exc:  # the local disk (runs dir) or the adb socket
         outcome.error = f"{device.serial}: {exc}"
     except Exception as exc:  # a bug must not stop the other devices' runs; the message says it is one
