@@ -186,9 +186,15 @@ class VirtualDevice:
 
         return open_service(self, name)
 
-    def start_command(self, command: str, merge_stderr: bool) -> subprocess.Popen[bytes]:
-        argv, cwd = self.sandbox.shell_argv(command)
-        return self.processes.start(argv, self.sandbox.environment(), cwd, merge_stderr)
+    def start_command(
+        self, command: str, merge_stderr: bool, terminal: int | None = None, term: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Run ``command`` with the device's shell: pipes, or the PTY slave ``terminal`` (TERM ``term``)."""
+        argv, cwd = self.sandbox.shell_argv(command, terminal=terminal is not None)
+        env = self.sandbox.environment()
+        if term:
+            env["TERM"] = term
+        return self.processes.start(argv, env, cwd, merge_stderr, terminal=terminal)
 
     # ---- internals ----------------------------------------------------------------------------------
     def _accept_loop(self) -> None:

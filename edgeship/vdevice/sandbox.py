@@ -58,6 +58,15 @@ UNSAFE_APPLETS = {
 _SKIPPED_HOST_ENTRIES = {"proc", "dev", "sys", "tmp", "data", "sdcard", "system", "lost+found"}
 
 
+# Interactive shells: a prompt like a phone's ("vflagship:/data/local/tmp # ").
+MKSHRC = """# edgeship virtual device: interactive shell settings
+: "${HOSTNAME:=$(getprop ro.product.device)}"
+export HOSTNAME
+if [ "$(id -u)" = 0 ]; then _sign='#'; else _sign='$'; fi
+PS1='$HOSTNAME:${PWD:-?} '"$_sign "
+"""
+
+
 class SandboxPathError(Exception):
     """A device path that cannot be used; ``errno`` is the Linux error adbd would report."""
 
@@ -154,6 +163,9 @@ class Sandbox:
             getprop.unlink()
         getprop.write_text(self._getprop_script())
         getprop.chmod(0o755)
+        etc = self.system_dir / "etc"
+        etc.mkdir(exist_ok=True)
+        (etc / "mkshrc").write_text(MKSHRC)
 
     def _getprop_script(self) -> str:
         # Reads /system/build.prop (inside the sandbox) or the host copy when unconfined.
@@ -224,25 +236,35 @@ printf '%s\\n' "${{2-}}"
         else:
             bin_dir, tmp = str(self.bin_dir), str(self.data_dir)
         # Android's own tools first, then the host's so python and friends stay callable.
+        etc_dir = "/system/etc" if self.confined else str(self.system_dir / "etc")
         return {
+            "ENV": f"{etc_dir}/mkshrc",  # read by interactive mksh only: Android's prompt
             "PATH": f"{bin_dir}:{host_path}",
             "HOME": "/" if self.confined else tmp,
             "TMPDIR": tmp,
             "ANDROID_DATA": "/data",
             "ANDROID_ROOT": "/system",
             "EXTERNAL_STORAGE": SDCARD,
-            "HOSTNAME": "localhost",
+            "HOSTNAME": self.properties.get("ro.product.device", "localhost"),  # what Android's mkshrc sets
             "USER": "shell",
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "TERM": "dumb",
         }
 
-    def shell_argv(self, command: str) -> tuple[list[str], str]:
-        """argv and cwd running ``command`` with the device's shell (an interactive one when empty)."""
+    def shell_argv(self, command: str, terminal: bool = False) -> tuple[list[str], str]:
+        """argv and cwd running ``command`` with the device's shell (an interactive one when empty).
+
+        With ``terminal`` the command gets its stdin (a PTY) as controlling terminal, through util-linux
+        ``setsid --ctty --wait``, so Ctrl-C and job control work in `adb shell`; bwrap then keeps the
+        session (its --new-session would detach the terminal).
+        """
         shell_args = ["-c", command] if command else ["-i"]
+        setsid = shutil.which("setsid") if terminal else None
+        prefix = [setsid, "--ctty", "--wait"] if setsid else []
         if self.confined:
-            return [*self._bwrap_prefix, "--new-session", "/system/bin/sh", *shell_args], "/"
-        return [self.shell_path, *shell_args], str(self.data_dir)
+            session = [] if terminal else ["--new-session"]
+            return [*prefix, *self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"
+        return [*prefix, self.shell_path, *shell_args], str(self.data_dir)
 
     # ---- sync paths --------------------------------------------------------------------------------
     def resolve(self, device_path: str, follow_last: bool = True) -> ResolvedPath:
@@ -339,13 +361,18 @@ class ProcessTracker:
         self._processes: set[subprocess.Popen[bytes]] = set()
 
     def start(
-        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool
+        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool, terminal: int | None = None
     ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``."""
         process = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            stdin=subprocess.PIPE if terminal is None else terminal,
+            stdout=subprocess.PIPE if terminal is None else terminal,
+            stderr=terminal
+            if terminal is not None
+            else subprocess.STDOUT
+            if merge_stderr
+            else subprocess.PIPE,
             env=env,
             cwd=cwd,
             start_new_session=True,  # its own session and process group, killed as a whole

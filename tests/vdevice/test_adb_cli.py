@@ -171,3 +171,45 @@ def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
             break
         time.sleep(0.3)
     assert answer == "kept"
+
+
+def test_interactive_shell_on_a_terminal(any_adb_server, vdevice_factory):
+    """`adb shell` with no command, typed at a terminal: a PTY on the device, Ctrl-C, exit status."""
+    import pty
+    import select
+
+    device = vdevice_factory(any_adb_server)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes `adb shell` on a terminal
+        os.execve(
+            any_adb_server.adb_path,
+            [any_adb_server.adb_path, "-P", str(any_adb_server.port), "-s", device.serial, "shell"],
+            any_adb_server.env,
+        )
+    output = bytearray()
+
+    def read_until(marker: bytes, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output.extend(os.read(fd, 65536))
+                except OSError:
+                    return
+
+    try:
+        # the prompt: the shell flushes what is typed before it sets up its line editor
+        read_until(f"{device.profile.device}:/ ".encode())
+        assert f"{device.profile.device}:/ ".encode() in output
+        os.write(fd, b"stty size; echo ready-$((40+2)); sleep 300\r")
+        read_until(b"ready-42")
+        assert b"ready-42" in output
+        os.write(fd, b"\x03")  # Ctrl-C reaches the sleep through the device's terminal
+        os.write(fd, b"echo after-$((6*7)); exit 7\r")
+        read_until(b"after-42")
+        assert b"after-42" in output
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 7
+    finally:
+        os.close(fd)

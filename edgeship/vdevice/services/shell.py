@@ -1,9 +1,10 @@
 """``shell:``, ``shell,v2,...:`` and ``exec:``: commands in the sandbox.
 
-Without a protocol (``shell:``/``exec:``) adbd gives the command a raw PTY, so stdout and stderr arrive
-merged and there is no exit code; here a pipe with stderr joined to stdout does the same. With ``v2`` the
-stream carries shell-protocol packets ``[id:u8][len:u32][data]``: stdin 0, stdout 1, stderr 2, exit 3,
-close-stdin 4, window-size 5.
+Without a protocol (``shell:cmd``/``exec:``) adbd gives the command a raw PTY, so stdout and stderr arrive
+merged and there is no exit code; here a pipe with stderr joined to stdout does the same (and is
+binary-safe). With ``v2`` the stream carries shell-protocol packets ``[id:u8][len:u32][data]``: stdin 0,
+stdout 1, stderr 2, exit 3, close-stdin 4, window-size 5. An interactive shell (``pty`` in the arguments, or
+no command and no ``raw``) gets a real PTY, as `adb shell` without a command expects.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ READ_SIZE = 1024 * 1024
 def open_shell(device: VirtualDevice, name: str) -> ServiceHandler:
     head, _, command = name.partition(":")
     arguments = head.split(",")[1:]
-    if "v2" in arguments:
+    v2 = "v2" in arguments
+    # adbd's default: a PTY for an interactive shell, raw for a command; the client may ask either.
+    terminal = "pty" in arguments or (not command and "raw" not in arguments)
+    if terminal:
+        term = next((arg[len("TERM=") :] for arg in arguments if arg.startswith("TERM=")), "xterm")
+        return lambda stream: run_terminal(device, stream, command, v2, term)
+    if v2:
         return lambda stream: run_v2(device, stream, command)
     return lambda stream: run_raw(device, stream, command)
 
@@ -130,6 +137,72 @@ def run_v2(device: VirtualDevice, stream: Stream, command: str) -> None:
     # WaitForExit: WEXITSTATUS, or 0x80 | signal when killed (bwrap already reports 128+signal itself).
     exit_code = (128 + -code) if code < 0 else code
     stream.write(PACKET_HEADER.pack(ID_EXIT, 1) + bytes([exit_code & 0xFF]))
+
+
+def _set_window_size(fd: int, rows: int, columns: int, x_pixels: int = 0, y_pixels: int = 0) -> None:
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, x_pixels, y_pixels))
+
+
+def _pump_terminal_input(stream: Stream, master: int, v2: bool) -> None:
+    try:
+        if not v2:
+            while (data := stream.read_some()) is not None:
+                os.write(master, data)
+            return
+        while True:
+            packet_id, length = PACKET_HEADER.unpack(stream.read_exact(PACKET_HEADER.size))
+            data = stream.read_exact(length) if length else b""
+            if packet_id == ID_STDIN and data:
+                os.write(master, data)
+            elif packet_id == ID_WINDOW_SIZE:
+                # "%dx%d,%dx%d": rows x columns, x pixels x y pixels
+                with contextlib.suppress(ValueError):
+                    cells, _, pixels = data.decode("ascii").partition(",")
+                    rows, columns = (int(n) for n in cells.split("x"))
+                    x_pixels, y_pixels = (int(n) for n in pixels.split("x")) if pixels else (0, 0)
+                    _set_window_size(master, rows, columns, x_pixels, y_pixels)
+            # close-stdin means nothing on a terminal (adbd: raw only)
+    except (OSError, StreamClosed):
+        pass
+
+
+def run_terminal(device: VirtualDevice, stream: Stream, command: str, v2: bool, term: str) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    _set_window_size(master, 24, 80)
+    try:
+        process = device.start_command(command, merge_stderr=True, terminal=slave, term=term)
+    finally:
+        os.close(slave)  # the child has its copy; EIO on the master then means every holder is gone
+    stream.on_close(lambda: device.processes.kill_in_background(process))
+    log.info("stream %d runs %r on a terminal as pid %d", stream.local_id, command[:200], process.pid)
+    threading.Thread(target=_pump_terminal_input, args=(stream, master, v2), daemon=True).start()
+    try:
+        limit = max(1, stream.max_payload - PACKET_HEADER.size)
+        while True:
+            try:
+                data = os.read(master, min(READ_SIZE, limit))
+            except OSError:  # EIO: the terminal's last user exited
+                break
+            if not data:
+                break
+            stream.write(PACKET_HEADER.pack(ID_STDOUT, len(data)) + data if v2 else data)
+    except StreamClosed:
+        pass
+    finally:
+        os.close(master)
+    if stream.closed:
+        device.processes.kill(process)
+        return
+    code = device.processes.reap(process)
+    if v2:
+        exit_code = (128 + -code) if code < 0 else code
+        stream.write(PACKET_HEADER.pack(ID_EXIT, 1) + bytes([exit_code & 0xFF]))
 
 
 def _close_quietly(pipe: IO[bytes]) -> None:
