@@ -201,3 +201,21 @@ def test_cli_push_devices_and_errors(
     assert dry.returncode == 0 and json.loads(dry.stdout)[0]["status"] == "planned"
     gc = _cli(["gc", "--keep", "0", "--json"], adb_server, tmp_path)
     assert gc.returncode == 0 and json.loads(gc.stdout)[0]["removed_bundles"]
+
+
+@pytest.mark.e2e
+def test_real_exported_build(device: Device, vdevice: Any, tiny_gemma4_build: Path) -> None:
+    local = load_build(tiny_gemma4_build)
+    assert local.sections and any(s.kind == "tf_lite_per_layer_embedder" for s in local.sections)
+    result = push_bundle(device, tiny_gemma4_build)
+    assert result.ok, result.error
+    folder = _host_path(vdevice, result.remote_path).parent
+    assert _sha(folder / "model.litertlm") == local.sha256
+    tokenizer = json.loads((tiny_gemma4_build / "manifest.json").read_text())["tokenizer"]["file"]
+    assert (folder / tokenizer).read_bytes() == (tiny_gemma4_build / tokenizer).read_bytes()
+    # The device's section index lists exactly the manifest's sections.
+    index = [line.split() for line in (folder / "sections.txt").read_text().splitlines()]
+    assert {(row[0], int(row[1]), int(row[2])) for row in index if len(row[0]) == 64} == {
+        (s.sha256, s.offset, s.end) for s in local.sections
+    }
+    assert push_bundle(device, tiny_gemma4_build).status == "present"
