@@ -544,8 +544,10 @@ def _run_once(session: _Session, index: int, warmup: bool) -> Iteration:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     shell_problem: str | None = None
+    shell_exit: int | None = None
     try:
         shell = device.shell(command, timeout=options.timeout_s + SHELL_GRACE_S)
+        shell_exit = shell.exit_code
         if shell.exit_code == 127 or (shell.exit_code != 0 and not shell.stdout and shell.stderr):
             shell_problem = _last_line(shell.stderr) or f"shell exited {shell.exit_code}"
     except DeviceError as exc:
@@ -562,7 +564,9 @@ def _run_once(session: _Session, index: int, warmup: bool) -> Iteration:
         session.profile.iterations.append(lost)
         _save(session)
         raise
-    iteration = _iteration_from_outputs(session, index, warmup, local_dir, shell_problem, shell_wall)
+    iteration = _iteration_from_outputs(
+        session, index, warmup, local_dir, shell_problem, shell_wall, shell_exit
+    )
     iteration.cooldown = cooldown
     iteration.started_at = started_at
     return iteration
@@ -584,7 +588,13 @@ def _pull_run_dir(device: Any, remote_dir: str, local_dir: Path) -> None:
 
 
 def _iteration_from_outputs(
-    session: _Session, index: int, warmup: bool, local_dir: Path, shell_problem: str | None, shell_wall: float
+    session: _Session,
+    index: int,
+    warmup: bool,
+    local_dir: Path,
+    shell_problem: str | None,
+    shell_wall: float,
+    shell_exit: int | None = None,
 ) -> Iteration:
     from edgeship.android_harness.probe.results import read_probe_output
 
@@ -623,7 +633,15 @@ def _iteration_from_outputs(
             decode_tokens=metrics.decode_tokens,
         )
     has_metrics = metrics is not None and metrics.decode_tok_s is not None
-    status = classify_exit(run.exit_code, run.signal, run.timed_out, has_metrics, session.options.timeout_s)
+    exit_code, signal = run.exit_code, run.signal
+    probe_killed = not run.complete and exit_code is None and signal is None and (shell_exit or 0) > 128
+    if probe_killed:
+        # No result.json: the probe died with the runner (the OOM killer takes the whole process group);
+        # the shell saw the probe's death as 128 + signal.
+        signal = (shell_exit or 0) - 128
+    status = classify_exit(exit_code, signal, run.timed_out, has_metrics, session.options.timeout_s)
+    if probe_killed and status.note:
+        status.note = f"probe and runner {status.note}"
     if status.status == STATUS_PROBE_ERROR and shell_problem:
         status.note = shell_problem
     if status.status == STATUS_CRASH and status.signal is None:

@@ -124,13 +124,15 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
 
 
 def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
-    """Run 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs."""
+    """Runs 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs;
+    run 5 takes the probe down with it (as the OOM killer may), so no result.json is written."""
     script = tmp_path / "flaky_runner"
     script.write_text(
         "#!/bin/sh\n"
         f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}\n"
         'if [ "$n" = 2 ]; then echo "about to die" >&2; sleep 1; kill -9 $$; fi\n'
         'if [ "$n" = 3 ]; then sleep 300; fi\n'
+        'if [ "$n" = 5 ]; then sleep 1; kill -9 $PPID; kill -9 $$; fi\n'
         f'exec {real_runner} "$@"\n'
     )
     script.chmod(0o755)
@@ -153,7 +155,7 @@ def test_profile_records_killed_and_hung_runs(
             vdevice.serial,
             runs,
             "--iterations",
-            "4",
+            "5",
             "--warmup",
             "0",
             "--timeout",
@@ -166,11 +168,11 @@ def test_profile_records_killed_and_hung_runs(
     assert result.returncode == 6, result.stderr  # RunError: runs failed, the device did not
     assert "failed" in result.stderr
     [entry] = json.loads(result.stdout)
-    assert not entry["ok"] and entry["error"] is None and entry["failed_runs"] == 2
+    assert not entry["ok"] and entry["error"] is None and entry["failed_runs"] == 3
     data = json.loads(Path(entry["profile"]).read_text())
     assert validate_profile(data) == []
     statuses = [it["exit"]["status"] for it in data["iterations"]]
-    assert statuses == [STATUS_OK, STATUS_SIGNAL, STATUS_TIMEOUT, STATUS_OK]
+    assert statuses == [STATUS_OK, STATUS_SIGNAL, STATUS_TIMEOUT, STATUS_OK, STATUS_SIGNAL]
     killed, hung = data["iterations"][1], data["iterations"][2]
     assert killed["exit"]["signal"] == 9 and "likely the OOM killer" in killed["exit"]["note"]
     assert hung["exit"]["timed_out"] and "timed out" in hung["exit"]["note"]
@@ -179,7 +181,13 @@ def test_profile_records_killed_and_hung_runs(
         rows = (Path(entry["profile"]).parent / it["timeline"]).read_text().splitlines()
         assert len(rows) >= 2
         assert it["latency"]["decode_tok_s"] is None
-    assert data["summary"]["counts"]["ok"] == 2 and data["summary"]["counts"]["failed"] == 2
+    assert data["summary"]["counts"]["ok"] == 2 and data["summary"]["counts"]["failed"] == 3
+    both = data["iterations"][4]
+    assert both["exit"]["signal"] == 9 and both["exit"]["note"].startswith(
+        "probe and runner killed by SIGKILL"
+    )
+    assert not (Path(entry["profile"]).parent / both["raw_dir"] / "result.json").exists()
+    assert both["timeline"] is not None and both["memory"]["peak_rss"] > 0  # from the partial timeline
     assert data["summary"]["latency"]["decode_tok_s"]["n"] == 2
     assert "likely the OOM killer" in entry["row"]["exit"]
 
