@@ -135,3 +135,18 @@ def test_result_json_is_valid_with_odd_argv(probe_x86: Path, tmp_path: Path) -> 
     run_probe(probe_x86, tmp_path / "o", ["echo", odd])
     raw = json.loads((tmp_path / "o" / "result.json").read_text())
     assert raw["argv"] == ["echo", odd]
+
+
+def test_rollup_rate_fixed_and_adaptive(probe_x86: Path, tmp_path: Path) -> None:
+    """status every tick; smaps_rollup every tick when asked, else on its budget — never an empty cell."""
+    run_probe(probe_x86, tmp_path / "fixed", ["sleep", "0.4"], interval_ms=20, rollup_interval_ms=20)
+    fixed = read_probe_output(tmp_path / "fixed")
+    assert fixed.rollup_samples >= fixed.smaps_samples  # no --maps: no smaps reads at all
+    assert fixed.smaps_samples == 0 and fixed.rollup_samples >= len(fixed.samples) - 1
+    assert fixed.raw["rollup_interval_ms"] == 20 and fixed.rollup_cost_us_mean is not None
+    run_probe(probe_x86, tmp_path / "adaptive", ["sleep", "0.4"], interval_ms=20)
+    adaptive = read_probe_output(tmp_path / "adaptive")
+    assert adaptive.raw["rollup_interval_ms"] == "adaptive"
+    assert 1 <= adaptive.rollup_samples <= len(adaptive.samples)
+    assert adaptive.missing == []
+    assert all(s.values["pss"] is not None for s in adaptive.samples)

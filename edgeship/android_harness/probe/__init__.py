@@ -35,12 +35,18 @@ def probe_command(
     maps: Sequence[str] = (),
     timeout_s: float | None = None,
     smaps_interval_ms: int | None = None,
+    rollup_interval_ms: int | None = None,
     proc_dir: str | None = None,
 ) -> list[str]:
-    """The probe's argv (a list: quote it with shlex.join when it goes through a device shell)."""
+    """The probe's argv (a list: quote it with shlex.join when it goes through a device shell).
+
+    ``smaps_interval_ms`` / ``rollup_interval_ms`` None = adaptive (each expensive read ≤ 1% of wall time).
+    """
     argv = [probe_path, "--interval-ms", str(interval_ms)]
     if smaps_interval_ms:
         argv += ["--smaps-interval-ms", str(smaps_interval_ms)]
+    if rollup_interval_ms:
+        argv += ["--rollup-interval-ms", str(rollup_interval_ms)]
     for path in maps:
         argv += ["--maps", path]
     if timeout_s:

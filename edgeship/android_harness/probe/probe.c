@@ -1,7 +1,8 @@
 /*
  * edgeship probe: run a command and sample its memory from outside, as Android's shell user or on Linux.
  *
- *   probe [--interval-ms 50] [--smaps-interval-ms N] [--maps PATH]... [--timeout-s S] --out DIR -- RUNNER ARGS...
+ *   probe [--interval-ms 50] [--rollup-interval-ms N] [--smaps-interval-ms N] [--maps PATH]... [--timeout-s S]
+ *         --out DIR -- RUNNER ARGS...
  *
  * Why a native program: the runner must be the exact pid we sample (fork/exec, no shell in between), and the
  * sampler must not perturb what it measures (no fork per sample, fds opened once, no allocation per sample
@@ -14,9 +15,13 @@
  *   maps.csv                t_ms,path,offset,size,rss,pss per mapping of a --maps file per smaps sample
  *   result.json             exit code/signal/timeout, wall time, wait4 rusage, peaks, missing fields, mappings
  *
- * /proc/PID/smaps makes the kernel walk every mapping's page tables while holding the mm lock, so it is sampled
- * at its own rate: fixed with --smaps-interval-ms, else adaptively so that time spent reading it stays <= 1% of
- * wall time (next read no sooner than 100x the last read's cost) and never more often than --interval-ms.
+ * /proc/PID/status is read every --interval-ms: it is cheap (counters; no page-table walk, no mm lock) and its
+ * RSS columns catch short spikes. /proc/PID/smaps_rollup and /proc/PID/smaps make the kernel walk every page
+ * table of the process under its mm lock (milliseconds for a big process, and the runner's own mmap/munmap
+ * wait for it), so each has its own rate: fixed with --rollup-interval-ms / --smaps-interval-ms, else adaptive
+ * so that reading each stays <= 1% of wall time (next read no sooner than 100x the last read's cost), never
+ * more often than --interval-ms. Between rollup reads, the rollup columns of timeline.csv repeat the last
+ * reading; result.json counts the reads of each (samples, rollup_samples, smaps_samples) and their costs.
  *
  * --proc-dir DIR reads DIR/status, DIR/smaps_rollup and DIR/smaps instead of /proc/PID/… (for tests of
  * kernels that lack a field or a file; the runner still runs and is waited for).
@@ -86,7 +91,8 @@ typedef struct {
 } tracked_mapping_t;
 
 static long interval_ms = 50;
-static long smaps_interval_ms = 0; /* 0 = adaptive */
+static long smaps_interval_ms = 0;  /* 0 = adaptive */
+static long rollup_interval_ms = 0; /* 0 = adaptive */
 static double timeout_s = 0;
 static const char *out_dir = NULL;
 static map_target_t targets[MAX_MAPS];
@@ -104,8 +110,8 @@ static void die_usage(const char *fmt, ...) {
     va_start(ap, fmt);
     fputs("probe: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fputs("\nusage: probe [--interval-ms 50] [--smaps-interval-ms N] [--maps PATH]... [--timeout-s S] "
-          "--out DIR -- RUNNER ARGS...\n",
+    fputs("\nusage: probe [--interval-ms 50] [--rollup-interval-ms N] [--smaps-interval-ms N] [--maps PATH]... "
+          "[--timeout-s S] --out DIR -- RUNNER ARGS...\n",
           stderr);
     va_end(ap);
     exit(2);
@@ -252,21 +258,35 @@ static void reopen_mm_files(proc_reader_t *r) {
     r->smaps_fd = target_count > 0 ? open_proc(r->pid, "smaps") : -1;
 }
 
-/* One status + smaps_rollup sample. Returns 0 when the process has no memory left to sample (gone/zombie). */
-static int read_sample(proc_reader_t *r, sample_t *s) {
+/* /proc/PID/status: cheap (counters, no page-table walk, no mm lock). Returns 0 when the process has no
+ * memory left to sample (gone or a zombie). */
+static int read_status(proc_reader_t *r, sample_t *s) {
     for (int f = 0; f < F_COUNT; f++) s->value[f] = -1;
     if (r->status_fd < 0 || pread_all(r->status_fd, r->status_buf, sizeof r->status_buf) <= 0) return 0;
     parse_kb_fields(r->status_buf, s, 0, FIRST_ROLLUP_FIELD - 1);
-    if (s->value[F_VM_RSS] < 0) return 0; /* a zombie or kernel thread: no mm */
-    if (r->rollup_fd >= 0) {
-        ssize_t n = pread_all(r->rollup_fd, r->rollup_buf, sizeof r->rollup_buf);
-        if (n <= 0) {
-            reopen_mm_files(r);
-            n = r->rollup_fd >= 0 ? pread_all(r->rollup_fd, r->rollup_buf, sizeof r->rollup_buf) : -1;
-        }
-        if (n > 0) parse_kb_fields(r->rollup_buf, s, FIRST_ROLLUP_FIELD, F_COUNT - 1);
+    return s->value[F_VM_RSS] >= 0; /* a zombie or kernel thread has no VmRSS: no mm */
+}
+
+/* /proc/PID/smaps_rollup: walks every page table under the mm lock, so it has its own budgeted rate. Fills the
+ * rollup fields of s; returns 0 when nothing could be read. */
+static int read_rollup(proc_reader_t *r, sample_t *s) {
+    if (r->rollup_fd < 0) return 0;
+    ssize_t n = pread_all(r->rollup_fd, r->rollup_buf, sizeof r->rollup_buf);
+    if (n <= 0) {
+        reopen_mm_files(r);
+        n = r->rollup_fd >= 0 ? pread_all(r->rollup_fd, r->rollup_buf, sizeof r->rollup_buf) : -1;
     }
+    if (n <= 0) return 0;
+    parse_kb_fields(r->rollup_buf, s, FIRST_ROLLUP_FIELD, F_COUNT - 1);
     return 1;
+}
+
+/* When to read an expensive file next: a fixed interval when asked, else so that reading it takes at most
+ * 1/budget_divisor of wall time, never more often than the sampling interval. */
+static double next_read_time(double done_at, double cost_s, long fixed_ms, double interval_s) {
+    double gap = fixed_ms > 0 ? (double)fixed_ms / 1000.0 : cost_s * 100.0;
+    if (gap < interval_s) gap = interval_s;
+    return done_at + gap;
 }
 
 static int match_target(const char *path, unsigned int major_, unsigned int minor_, unsigned long long inode) {
@@ -448,6 +468,7 @@ static void parse_args(int argc, char **argv) {
         }
         if (strcmp(flag, "--interval-ms") == 0) interval_ms = parse_long(flag, value, 1);
         else if (strcmp(flag, "--smaps-interval-ms") == 0) smaps_interval_ms = parse_long(flag, value, 0);
+        else if (strcmp(flag, "--rollup-interval-ms") == 0) rollup_interval_ms = parse_long(flag, value, 0);
         else if (strcmp(flag, "--maps") == 0) add_target(value);
         else if (strcmp(flag, "--timeout-s") == 0) {
             char *end = NULL;
@@ -471,7 +492,8 @@ typedef struct {
     double wall_s;
     struct rusage ru;
     long samples, smaps_samples;
-    double smaps_cost_us_total, sample_cost_us_total;
+    double smaps_cost_us_total, sample_cost_us_total, rollup_cost_us_total;
+    long rollup_samples;
     sample_t peaks;
     int seen[F_COUNT];
     int forwarded;
@@ -518,8 +540,14 @@ static void write_result(const run_result_t *res) {
     fputs(",\n  \"sample_cost_us_mean\": ", f);
     if (res->samples > 0) fprintf(f, "%.1f", res->sample_cost_us_total / (double)res->samples);
     else fputs("null", f);
+    fprintf(f, ",\n  \"rollup_samples\": %ld,\n  \"rollup_cost_us_mean\": ", res->rollup_samples);
+    if (res->rollup_samples > 0) fprintf(f, "%.1f", res->rollup_cost_us_total / (double)res->rollup_samples);
+    else fputs("null", f);
     fprintf(f, ",\n  \"interval_ms\": %ld,\n  \"smaps_interval_ms\": ", interval_ms);
     if (smaps_interval_ms > 0) fprintf(f, "%ld", smaps_interval_ms);
+    else fputs("\"adaptive\"", f);
+    fputs(",\n  \"rollup_interval_ms\": ", f);
+    if (rollup_interval_ms > 0) fprintf(f, "%ld", rollup_interval_ms);
     else fputs("\"adaptive\"", f);
     fputs(",\n  \"peaks\": {", f);
     for (int i = 0; i < F_COUNT; i++) {
@@ -644,6 +672,9 @@ int main(int argc, char **argv) {
     double interval = (double)interval_ms / 1000.0;
     double next_tick = now_s();
     double next_smaps = next_tick;
+    double next_rollup = next_tick;
+    sample_t last_rollup;
+    for (int i = 0; i < F_COUNT; i++) last_rollup.value[i] = -1;
     double deadline = timeout_s > 0 ? t0 + timeout_s : 0;
     int status = 0;
     int reaped = 0;
@@ -669,19 +700,33 @@ int main(int argc, char **argv) {
         if (t >= next_tick && !res.exec_errno) {
             sample_t s;
             double c0 = now_s();
-            int alive = read_sample(&reader, &s);
+            int alive = read_status(&reader, &s);
             double c1 = now_s();
             long long t_ms = (long long)((c0 - t0) * 1000.0 + 0.5);
             if (alive) {
                 res.samples++;
                 res.sample_cost_us_total += (c1 - c0) * 1e6;
+                if (c1 >= next_rollup) {
+                    double r0 = now_s();
+                    int got = read_rollup(&reader, &s);
+                    double r1 = now_s();
+                    if (got) {
+                        res.rollup_samples++;
+                        res.rollup_cost_us_total += (r1 - r0) * 1e6;
+                        for (int i = FIRST_ROLLUP_FIELD; i < F_COUNT; i++) last_rollup.value[i] = s.value[i];
+                    }
+                    next_rollup = next_read_time(r1, r1 - r0, rollup_interval_ms, interval);
+                }
+                /* Between rollup reads its columns repeat the last reading (status columns are fresh every row):
+                 * an empty cell stays reserved for a field the kernel does not report. */
+                for (int i = FIRST_ROLLUP_FIELD; i < F_COUNT; i++) s.value[i] = last_rollup.value[i];
                 for (int i = 0; i < F_COUNT; i++) {
                     if (s.value[i] < 0) continue;
                     res.seen[i] = 1;
                     if (s.value[i] > res.peaks.value[i]) res.peaks.value[i] = s.value[i];
                 }
                 write_timeline_row(timeline, t_ms, &s);
-                if (target_count > 0 && c1 >= next_smaps) {
+                if (target_count > 0 && now_s() >= next_smaps) {
                     double m0 = now_s();
                     int got = read_smaps(&reader);
                     double m1 = now_s();
@@ -690,10 +735,7 @@ int main(int argc, char **argv) {
                         res.smaps_cost_us_total += (m1 - m0) * 1e6;
                         record_mappings(maps_csv, t_ms);
                     }
-                    double gap = smaps_interval_ms > 0 ? (double)smaps_interval_ms / 1000.0
-                                                       : (m1 - m0) * 100.0; /* keep smaps <= 1% of wall */
-                    if (gap < interval) gap = interval;
-                    next_smaps = m1 + gap;
+                    next_smaps = next_read_time(m1, m1 - m0, smaps_interval_ms, interval);
                 }
             }
             /* fixed schedule on the monotonic clock; if a sample overran, skip to the next future tick */

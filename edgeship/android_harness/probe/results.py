@@ -76,7 +76,9 @@ class ProbeRun:
     interval_ms: int | None = None
     smaps_samples: int = 0
     smaps_cost_us_mean: float | None = None
-    sample_cost_us_mean: float | None = None
+    sample_cost_us_mean: float | None = None  # one /proc/PID/status read
+    rollup_samples: int = 0
+    rollup_cost_us_mean: float | None = None
     pid: int | None = None
     argv: list[str] = field(default_factory=list)
     error: str | None = None
@@ -314,6 +316,8 @@ def read_probe_output(directory: Path) -> ProbeRun:
         smaps_samples=int(raw.get("smaps_samples") or 0),
         smaps_cost_us_mean=raw.get("smaps_cost_us_mean"),
         sample_cost_us_mean=raw.get("sample_cost_us_mean"),
+        rollup_samples=int(raw.get("rollup_samples") or 0),
+        rollup_cost_us_mean=raw.get("rollup_cost_us_mean"),
         pid=raw.get("pid"),
         argv=list(raw.get("argv") or []),
         error=raw.get("error"),
