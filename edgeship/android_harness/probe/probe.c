@@ -281,12 +281,13 @@ static int read_rollup(proc_reader_t *r, sample_t *s) {
     return 1;
 }
 
-/* When to read an expensive file next: a fixed interval when asked, else so that reading it takes at most
- * 1/budget_divisor of wall time, never more often than the sampling interval. */
-static double next_read_time(double done_at, double cost_s, long fixed_ms, double interval_s) {
+/* When to read an expensive file next, counted from the tick it was read at (so a fixed rate stays on the
+ * tick grid): a fixed interval when asked, else so that reading it takes at most 1% of wall time; never more
+ * often than the sampling interval. */
+static double next_read_time(double tick, double cost_s, long fixed_ms, double interval_s) {
     double gap = fixed_ms > 0 ? (double)fixed_ms / 1000.0 : cost_s * 100.0;
     if (gap < interval_s) gap = interval_s;
-    return done_at + gap;
+    return tick + gap - interval_s * 0.25; /* a little slack: ticks wake a few microseconds late */
 }
 
 static int match_target(const char *path, unsigned int major_, unsigned int minor_, unsigned long long inode) {
@@ -706,7 +707,7 @@ int main(int argc, char **argv) {
             if (alive) {
                 res.samples++;
                 res.sample_cost_us_total += (c1 - c0) * 1e6;
-                if (c1 >= next_rollup) {
+                if (c0 >= next_rollup) {
                     double r0 = now_s();
                     int got = read_rollup(&reader, &s);
                     double r1 = now_s();
@@ -715,7 +716,7 @@ int main(int argc, char **argv) {
                         res.rollup_cost_us_total += (r1 - r0) * 1e6;
                         for (int i = FIRST_ROLLUP_FIELD; i < F_COUNT; i++) last_rollup.value[i] = s.value[i];
                     }
-                    next_rollup = next_read_time(r1, r1 - r0, rollup_interval_ms, interval);
+                    next_rollup = next_read_time(next_tick, r1 - r0, rollup_interval_ms, interval);
                 }
                 /* Between rollup reads its columns repeat the last reading (status columns are fresh every row):
                  * an empty cell stays reserved for a field the kernel does not report. */
@@ -726,7 +727,7 @@ int main(int argc, char **argv) {
                     if (s.value[i] > res.peaks.value[i]) res.peaks.value[i] = s.value[i];
                 }
                 write_timeline_row(timeline, t_ms, &s);
-                if (target_count > 0 && now_s() >= next_smaps) {
+                if (target_count > 0 && c0 >= next_smaps) {
                     double m0 = now_s();
                     int got = read_smaps(&reader);
                     double m1 = now_s();
@@ -735,7 +736,7 @@ int main(int argc, char **argv) {
                         res.smaps_cost_us_total += (m1 - m0) * 1e6;
                         record_mappings(maps_csv, t_ms);
                     }
-                    next_smaps = next_read_time(m1, m1 - m0, smaps_interval_ms, interval);
+                    next_smaps = next_read_time(next_tick, m1 - m0, smaps_interval_ms, interval);
                 }
             }
             /* fixed schedule on the monotonic clock; if a sample overran, skip to the next future tick */
