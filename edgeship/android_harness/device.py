@@ -76,19 +76,31 @@ class RunningShell:
 
     def wait(self, timeout: float | None = None) -> ShellResult:
         sock = self.connection.conn
-        sock.settimeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def arm() -> None:
+            # A deadline for the whole command, not per read: a chatty command must not run forever.
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+
         stdout = bytearray()
         stderr = bytearray()
         try:
             if not self.v2:
+                arm()
                 while chunk := sock.recv(65536):
                     stdout += chunk
+                    arm()
                 marker = stdout.rfind(EXIT_MARKER)
                 if marker < 0:
                     raise ConnectionError("the command ended without its exit status")
                 code = int(stdout[marker + len(EXIT_MARKER) :].strip() or b"255")
                 return ShellResult(code, bytes(stdout[:marker]), b"")
             while True:
+                arm()
                 header = _recv_exact(sock, 5)
                 length = int.from_bytes(header[1:5], "little")
                 data = _recv_exact(sock, length) if length else b""
@@ -133,18 +145,7 @@ class Device:
     def shell(self, argv: list[str] | str, timeout: float | None = None, check: bool = False) -> ShellResult:
         """Run a command; with ``check`` a non-zero exit raises DeviceError with its last stderr line."""
         command = command_text(argv)
-        use_v2 = "shell_v2" in self.features
-        try:
-            raw = self.adb.shell2(command, timeout=timeout, encoding=None, v2=use_v2)
-        except AdbTimeout:
-            raise DeviceError(
-                f"{self.serial}: command timed out after {timeout}s: {_one_line(command, 80)}"
-            ) from None
-        except (AdbError, OSError) as exc:
-            raise self._error(f"running {_one_line(command, 60)!r} failed", exc) from None
-        stdout = raw.stdout if use_v2 else raw.output
-        stderr = raw.stderr if use_v2 else b""
-        result = ShellResult(exit_code=raw.returncode, stdout=stdout or b"", stderr=stderr or b"")
+        result = self.shell_start(command).wait(timeout)
         if check and result.exit_code != 0:
             reason = _one_line(result.stderr) or _one_line(result.stdout) or "no output"
             raise DeviceError(
@@ -156,7 +157,9 @@ class Device:
         """Start a command, return at once; ``wait()`` collects it, ``close()`` ends it (SIGHUP)."""
         command = command_text(argv)
         use_v2 = "shell_v2" in self.features
-        service = f"shell,v2:{command}" if use_v2 else f"shell:{command}; echo {EXIT_MARKER.decode()}$?"
+        # v1 has no exit status: a child shell runs the command, so an `exit` in it cannot skip the marker.
+        v1 = f"shell:sh -c {shlex.quote(command)}; echo {EXIT_MARKER.decode()}$?"
+        service = f"shell,v2:{command}" if use_v2 else v1
         try:
             connection = self.adb.open_transport(timeout=None)
             _no_delay(connection)

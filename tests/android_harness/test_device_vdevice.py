@@ -142,3 +142,28 @@ def test_devices_of_two_servers(adb_server: Any, debian_adb_server: Any, vdevice
     assert listed[two.serial] == f"127.0.0.1:{debian_adb_server.port}"
     device = device_on(debian_adb_server, two)
     assert device_facts(device).model == load_profile("vflagship").model
+
+
+def test_shell_v1_fallback_keeps_exit_codes(device: Device, tmp_path: Path) -> None:
+    """A device without shell_v2 (old adbd): exit codes come from the marker, push still assembles."""
+    device._features = {"cmd"}
+    result = device.shell(["sh", "-c", "echo hi; exit 4"])
+    assert (result.exit_code, result.stdout) == (4, b"hi\n")
+    started = device.shell_start("echo started; exit 6")
+    assert (started.wait(timeout=30).exit_code, started.v2) == (6, False)
+    from edgeship.android_harness.push import push_bundle
+    from tests.android_harness.synthetic import write_build
+
+    build = write_build(tmp_path / "b", [("tf_lite_prefill_decode", os.urandom(300_000))])
+    pushed = push_bundle(device, build)
+    assert pushed.ok, pushed.error
+
+
+def test_shell_timeout_is_a_deadline_and_kills_the_command(device: Device, vdevice: Any) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(DeviceError, match="timed out"):
+        device.shell("while true; do echo tick; sleep 0.05; done", timeout=1.0)
+    assert time.monotonic() - started < 10
+    assert device.shell("echo still-usable").stdout == b"still-usable\n"
