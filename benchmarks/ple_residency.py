@@ -200,7 +200,8 @@ def main() -> None:
         sys.stdout.write(
             f"{row['prefill']:>7} {row['decode']:>6} | {row['ple_bytes'] / mib:7.1f} MiB | "
             f"{row['resident_median'] / mib:13.2f} MiB | {100 * row['resident_share']:4.1f}% | "
-            f"{(bound / mib) if bound else float('nan'):11.2f} MiB | {row['resident_median'] / tokens / 1024:10.1f} KiB\n"
+            f"{(bound / mib) if bound else float('nan'):11.2f} MiB | "
+            f"{row['resident_median'] / tokens / 1024:10.1f} KiB\n"
         )
 
 
