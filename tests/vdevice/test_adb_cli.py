@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -188,28 +189,33 @@ def test_interactive_shell_on_a_terminal(any_adb_server, vdevice_factory):
         )
     output = bytearray()
 
-    def read_until(marker: bytes, timeout: float = 10.0) -> None:
+    def read_until(marker: bytes, start: int = 0, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
-        while marker not in output and time.monotonic() < deadline:
+        while marker not in output[start:] and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], 0.1)
             if ready:
                 try:
                     output.extend(os.read(fd, 65536))
                 except OSError:
-                    return
+                    break
+        return marker in output[start:]
 
+    prompt = f"{device.profile.device}:/ ".encode()
     try:
-        # the prompt: the shell flushes what is typed before it sets up its line editor
-        read_until(f"{device.profile.device}:/ ".encode())
-        assert f"{device.profile.device}:/ ".encode() in output
+        # wait for each prompt: the shell flushes what is typed before it sets up its line editor
+        assert read_until(prompt), bytes(output)
         os.write(fd, b"stty size; echo ready-$((40+2)); sleep 300\r")
-        read_until(b"ready-42")
-        assert b"ready-42" in output
+        assert read_until(b"ready-42"), bytes(output)
+        mark = len(output)
         os.write(fd, b"\x03")  # Ctrl-C reaches the sleep through the device's terminal
+        assert read_until(prompt, start=mark), bytes(output)
         os.write(fd, b"echo after-$((6*7)); exit 7\r")
-        read_until(b"after-42")
-        assert b"after-42" in output
+        assert read_until(b"after-42"), bytes(output)
         _, status = os.waitpid(pid, 0)
+        pid = 0
         assert os.waitstatus_to_exitcode(status) == 7
     finally:
         os.close(fd)
+        if pid:  # a failed test must not leave its `adb shell` behind
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
