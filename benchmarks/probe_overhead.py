@@ -2,8 +2,9 @@
 
 Goal: probed / alone ≥ 0.98 (medians over interleaved runs on the same bundle and machine). Pairs alternate
 their order (alone-probed, probed-alone, …) so that drift of a shared machine does not favour one side. The
-script also reports what the probe itself measured about its cost: the mean time of one status+smaps_rollup
-sample, of one /proc/PID/smaps read, how many smaps reads the adaptive rate allowed, and the probe's CPU time.
+script also reports what the probe itself measured about its cost: the mean time of one /proc/PID/status read,
+of one smaps_rollup read and of one /proc/PID/smaps read, how many of each the adaptive rates allowed, and the
+probe's CPU time as a share of wall time.
 
     .venv/bin/python benchmarks/probe_overhead.py [--build BUILD_DIR] [--pairs 6] [--decode 256] [--threads 1]
 
@@ -74,6 +75,8 @@ def run_probed(probe: Path, argv: list[str], bundle: Path, out: Path, interval_m
         "wall_s": run.wall_s,
         "samples": len(run.samples),
         "sample_cost_us_mean": run.sample_cost_us_mean,
+        "rollup_samples": run.rollup_samples,
+        "rollup_cost_us_mean": run.rollup_cost_us_mean,
         "smaps_samples": run.smaps_samples,
         "smaps_cost_us_mean": run.smaps_cost_us_mean,
         "probe_cpu_s": (probe_cpu.get("utime_s") or 0) + (probe_cpu.get("stime_s") or 0),
@@ -147,6 +150,8 @@ def main() -> None:
         "goal": 0.98,
         "probe_costs": {
             "sample_cost_us_mean": statistics.mean(r["sample_cost_us_mean"] for r in probed),
+            "rollup_cost_us_mean": statistics.mean(r["rollup_cost_us_mean"] or 0 for r in probed),
+            "rollup_samples_mean": statistics.mean(r["rollup_samples"] for r in probed),
             "smaps_cost_us_mean": statistics.mean(r["smaps_cost_us_mean"] or 0 for r in probed),
             "smaps_samples_mean": statistics.mean(r["smaps_samples"] for r in probed),
             "samples_mean": statistics.mean(r["samples"] for r in probed),
