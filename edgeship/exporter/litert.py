@@ -182,6 +182,30 @@ def _quiet_toolchain() -> Iterator[None]:
         progress.config.show_progress = previous
 
 
+@contextlib.contextmanager
+def _canonical_llm_metadata(packer: Any) -> Iterator[None]:
+    """Sort the LlmMetadata stop tokens, which litert-torch collects in a Python ``set``.
+
+    Set order follows the per-process string hash seed, so without this two exports of the same checkpoint
+    give different LlmMetadataProto bytes. The runtime treats stop tokens as a set: order carries no meaning.
+    """
+    original = packer.build_llm_metadata
+
+    def build_sorted(*args: Any, **kwargs: Any) -> Any:
+        metadata = original(*args, **kwargs)
+        ordered = sorted(metadata.stop_tokens, key=lambda token: token.SerializeToString(deterministic=True))
+        ordered = [type(token).FromString(token.SerializeToString(deterministic=True)) for token in ordered]
+        del metadata.stop_tokens[:]
+        metadata.stop_tokens.extend(ordered)
+        return metadata
+
+    packer.build_llm_metadata = build_sorted
+    try:
+        yield
+    finally:
+        packer.build_llm_metadata = original
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -219,7 +243,7 @@ def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: R
                 artifacts = task(source, export_config, artifacts)
             gc.collect()
         artifacts = _quantize_sections(recipe, artifacts, reporter)
-        with reporter.step("Package model.litertlm"):
+        with reporter.step("Package model.litertlm"), _canonical_llm_metadata(packer):
             artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
             return packer.package_model(source, export_config, artifacts)
     except (OSError, MemoryError):
