@@ -20,8 +20,6 @@ from edgeship.vdevice.props import DEFAULT_PROFILE, DeviceProfile, load_profile
 from edgeship.vdevice.sandbox import ProcessTracker, Sandbox
 from edgeship.vdevice.transport import Connection, ServiceHandler
 
-log = logging.getLogger("edgeship.vdevice")
-
 FEATURES = ["shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"]
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -50,16 +48,23 @@ class VirtualDevice:
         port: int = 0,
         host: str = "127.0.0.1",
         confine: bool | None = None,
+        log_file: str | Path | None = None,
     ) -> None:
         self.name = validate_name(name)
+        # One logger per device (a child of "edgeship.vdevice"), so a device's lines can go to its own file.
+        self.log = logging.getLogger(f"edgeship.vdevice.{self.name}")
+        self.log_file = Path(log_file) if log_file is not None else None
+        self._log_handler: logging.Handler | None = None
         self.profile = load_profile(profile)
         self.host = host
         self.requested_port = port
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=f"edgeship-vd-{name}-"))
         self.serialno = f"EDGE{name.upper()}"[:20]
-        self.sandbox = Sandbox(self.root, self.profile.system_properties(self.serialno), confine=confine)
-        self.processes = ProcessTracker()
+        self.sandbox = Sandbox(
+            self.root, self.profile.system_properties(self.serialno), confine=confine, logger=self.log
+        )
+        self.processes = ProcessTracker(logger=self.log)
         self._banner = packets.make_banner(self.profile.banner_properties(), FEATURES)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -90,6 +95,14 @@ class VirtualDevice:
         return self.sandbox.confined
 
     def start(self) -> VirtualDevice:
+        if self.log_file is not None and self._log_handler is None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(self.log_file)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+            self.log.addHandler(handler)
+            if self.log.getEffectiveLevel() > logging.INFO:
+                self.log.setLevel(logging.INFO)
+            self._log_handler = handler
         self.sandbox.prepare()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,7 +122,7 @@ class VirtualDevice:
             target=self._accept_loop, name=f"vdevice-{self.name}", daemon=True
         )
         self._accept_thread.start()
-        log.info(
+        self.log.info(
             "virtual device %s (%s) listening on %s, sandbox %s, %s",
             self.name,
             self.profile.name,
@@ -141,7 +154,11 @@ class VirtualDevice:
             connection.join_services(5)  # services end once their streams and processes are gone
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-        log.info("virtual device %s stopped", self.name)
+        self.log.info("virtual device %s stopped", self.name)
+        if self._log_handler is not None:
+            self.log.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
     def serve_forever(self) -> None:
         """Block until stop() (the daemon calls this after start())."""
@@ -168,7 +185,7 @@ class VirtualDevice:
 
     def reboot(self) -> None:
         """What `adb reboot` does to a phone: every connection drops; the adb server reconnects."""
-        log.info("virtual device %s rebooting", self.name)
+        self.log.info("virtual device %s rebooting", self.name)
 
         def later() -> None:
             time.sleep(0.2)  # let the reboot stream's CLSE reach the host first
@@ -212,7 +229,7 @@ class VirtualDevice:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-            connection = Connection(sock, self, f"{address[0]}:{address[1]}")
+            connection = Connection(sock, self, f"{address[0]}:{address[1]}", logger=self.log)
             with self._connections_lock:
                 self._connections.add(connection)
                 self.connections_accepted += 1
@@ -222,7 +239,7 @@ class VirtualDevice:
             thread.start()
 
     def _serve(self, connection: Connection) -> None:
-        log.info("connection from %s", connection.peer)
+        self.log.info("connection from %s", connection.peer)
         try:
             connection.serve()
         finally:

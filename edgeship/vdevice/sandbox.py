@@ -103,7 +103,14 @@ def find_bwrap() -> str | None:
 class Sandbox:
     """The folders of one virtual device and the way its commands are started."""
 
-    def __init__(self, root: Path, properties: dict[str, str], confine: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        properties: dict[str, str],
+        confine: bool | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.log = logger or log
         self.root = Path(root).resolve()
         self.data_dir = self.root / "data-local-tmp"
         self.sdcard_dir = self.root / "sdcard"
@@ -132,7 +139,7 @@ class Sandbox:
                 raise RuntimeError(
                     "bubblewrap (bwrap) is required for a confined device but does not work here"
                 )
-            log.warning(
+            self.log.warning(
                 "bwrap %s: shell commands run UNCONFINED in %s; install the 'bubblewrap' package",
                 "is not installed" if not self.bwrap_path else "does not work here",
                 self.data_dir,
@@ -222,10 +229,10 @@ printf '%s\\n' "${{2-}}"
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("bubblewrap check failed: %s", exc)
+            self.log.warning("bubblewrap check failed: %s", exc)
             return False
         if result.returncode != 0:
-            log.warning("bubblewrap check failed: %s", result.stderr.decode(errors="replace").strip())
+            self.log.warning("bubblewrap check failed: %s", result.stderr.decode(errors="replace").strip())
         return result.returncode == 0
 
     # ---- commands ----------------------------------------------------------------------------------
@@ -356,7 +363,8 @@ def _sh_quote(text: str) -> str:
 class ProcessTracker:
     """Every command a device started, so each can be killed with its whole process group."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or log
         self._lock = threading.Lock()
         self._processes: set[subprocess.Popen[bytes]] = set()
 
@@ -396,7 +404,7 @@ class ProcessTracker:
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:
-            log.error("process %d did not die after SIGKILL", process.pid)
+            self.log.error("process %d did not die after SIGKILL", process.pid)
         self.forget(process)
 
     def kill_in_background(self, process: subprocess.Popen[bytes]) -> None:

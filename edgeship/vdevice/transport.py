@@ -81,7 +81,6 @@ class Stream:
         self._can_send = True
         self._write_lock = threading.Lock()
         self._close_callbacks: list[Callable[[], None]] = []
-        self._callbacks_ran = False
 
     # ---- called from the connection's reader thread -------------------------------------------------
     def _deliver(self, payload: bytearray) -> None:
@@ -116,27 +115,22 @@ class Stream:
         return self.connection.max_payload
 
     def on_close(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once when the host closes the stream or the connection drops."""
-        run_now = False
+        """Run ``callback`` once when the host closes the stream or the connection drops (now if it has)."""
         with self._cond:
-            if self._remote_closed and not self._callbacks_ran:
-                run_now = True
-            else:
+            if not self._remote_closed:
                 self._close_callbacks.append(callback)
-        if run_now:
-            callback()
+                return
+        # Closed before the service got here (e.g. while its command was being spawned): act at once.
+        callback()
 
     def _run_close_callbacks(self) -> None:
         with self._cond:
-            if self._callbacks_ran:
-                return
-            self._callbacks_ran = True
-            callbacks = list(self._close_callbacks)
+            callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
                 callback()
             except Exception:
-                log.exception("stream %d close callback failed", self.local_id)
+                self.connection.log.exception("stream %d close callback failed", self.local_id)
 
     def _next_packet(self) -> bool:
         """Make the next received payload current and acknowledge it; False at end of stream."""
@@ -218,7 +212,10 @@ class Stream:
 class Connection:
     """The device end of one TCP connection from an adb server (or any adb host)."""
 
-    def __init__(self, sock: socket.socket, device: ServiceOpener, peer: str) -> None:
+    def __init__(
+        self, sock: socket.socket, device: ServiceOpener, peer: str, logger: logging.Logger | None = None
+    ) -> None:
+        self.log = logger or log
         self.sock = sock
         self.device = device
         self.peer = peer
@@ -269,13 +266,13 @@ class Connection:
                     self._recv_exact_into(memoryview(payload))
                 self._dispatch(header, payload)
         except ConnectionDropped:
-            log.info("connection from %s closed", self.peer)
+            self.log.info("connection from %s closed", self.peer)
         except (MalformedPacket, ProtocolViolation) as exc:
-            log.warning("dropping connection from %s: %s", self.peer, exc)
+            self.log.warning("dropping connection from %s: %s", self.peer, exc)
         except OSError as exc:
-            log.info("connection from %s lost: %s", self.peer, exc)
+            self.log.info("connection from %s lost: %s", self.peer, exc)
         except Exception:
-            log.exception("dropping connection from %s after an internal error", self.peer)
+            self.log.exception("dropping connection from %s after an internal error", self.peer)
         finally:
             self.close()
 
@@ -285,9 +282,9 @@ class Connection:
             self._handle_connect(header, payload)
         elif command in (A_AUTH, A_STLS):
             # ro.adb.secure=0: never asked for AUTH, never offered TLS; a host that sends them anyway waits.
-            log.debug("ignoring %s from %s", header.name, self.peer)
+            self.log.debug("ignoring %s from %s", header.name, self.peer)
         elif not self.online:
-            log.debug("ignoring %s before CNXN from %s", header.name, self.peer)
+            self.log.debug("ignoring %s before CNXN from %s", header.name, self.peer)
         elif command == A_OPEN:
             self._handle_open(header, payload)
         elif command == A_WRTE:
@@ -310,7 +307,7 @@ class Connection:
                 del self._streams[header.arg1]
             stream._closed_by_remote()
         else:
-            log.debug("ignoring unknown command %s from %s", header.name, self.peer)
+            self.log.debug("ignoring unknown command %s from %s", header.name, self.peer)
 
     def _stream_for(self, local_id: int, remote_id: int) -> Stream | None:
         with self._streams_lock:
@@ -327,7 +324,7 @@ class Connection:
         self.max_payload = max(MIN_PAYLOAD, min(header.arg1, MAX_PAYLOAD))
         self.peer_banner = packets.parse_banner(bytes(payload))
         self.online = True
-        log.info(
+        self.log.info(
             "CNXN from %s: version 0x%08x, max payload %d, %s",
             self.peer,
             header.arg0,
@@ -347,14 +344,14 @@ class Connection:
             try:
                 handler = self.device.open_service(name)
             except Exception:
-                log.exception("opening service %r failed", name)
+                self.log.exception("opening service %r failed", name)
                 handler = None
         if handler is None:
-            log.info("refusing service %r", name[:200])
+            self.log.info("refusing service %r", name[:200])
             self.send_packet(A_CLSE, 0, remote_id)
             return
         stream = self._register(remote_id, name)
-        log.debug("OPEN %r -> stream %d", name[:200], stream.local_id)
+        self.log.debug("OPEN %r -> stream %d", name[:200], stream.local_id)
         self.send_packet(A_OKAY, stream.local_id, remote_id)
         thread = threading.Thread(
             target=_run_service, args=(handler, stream), name=f"vdevice-{name[:24]}", daemon=True
@@ -406,7 +403,7 @@ def _run_service(handler: ServiceHandler, stream: Stream) -> None:
     except StreamClosed:
         pass
     except Exception:
-        log.exception("service %r failed", stream.name[:200])
+        stream.connection.log.exception("service %r failed", stream.name[:200])
     finally:
         with contextlib.suppress(StreamClosed):
             stream.close()

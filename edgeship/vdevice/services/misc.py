@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from typing import TYPE_CHECKING
@@ -13,8 +12,6 @@ from edgeship.vdevice.transport import Stream, StreamClosed
 if TYPE_CHECKING:
     from edgeship.vdevice.device import VirtualDevice
     from edgeship.vdevice.transport import ServiceHandler
-
-log = logging.getLogger("edgeship.vdevice")
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -47,7 +44,7 @@ def open_socket_spec(device: VirtualDevice, name: str) -> ServiceHandler | None:
         else:
             return None
     except OSError as exc:
-        log.info("service %r refused: %s", name, exc)
+        device.log.info("service %r refused: %s", name, exc)
         if sock is not None:
             sock.close()
         return None

@@ -10,7 +10,6 @@ no command and no ``raw``) gets a real PTY, as `adb shell` without a command exp
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import struct
 import subprocess
@@ -22,8 +21,6 @@ from edgeship.vdevice.transport import Stream, StreamClosed
 if TYPE_CHECKING:
     from edgeship.vdevice.device import VirtualDevice
     from edgeship.vdevice.transport import ServiceHandler
-
-log = logging.getLogger("edgeship.vdevice")
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW_SIZE = 0, 1, 2, 3, 4, 5
 PACKET_HEADER = struct.Struct("<BI")
@@ -54,7 +51,7 @@ def _start(
     process = device.start_command(command, merge_stderr=merge_stderr)
     # The host closed the stream or the connection dropped: kill the whole group (adbd sends SIGHUP).
     stream.on_close(lambda: device.processes.kill_in_background(process))
-    log.info("stream %d runs %r as pid %d", stream.local_id, command[:200], process.pid)
+    device.log.info("stream %d runs %r as pid %d", stream.local_id, command[:200], process.pid)
     return process
 
 
@@ -180,7 +177,7 @@ def run_terminal(device: VirtualDevice, stream: Stream, command: str, v2: bool, 
     finally:
         os.close(slave)  # the child has its copy; EIO on the master then means every holder is gone
     stream.on_close(lambda: device.processes.kill_in_background(process))
-    log.info("stream %d runs %r on a terminal as pid %d", stream.local_id, command[:200], process.pid)
+    device.log.info("stream %d runs %r on a terminal as pid %d", stream.local_id, command[:200], process.pid)
     threading.Thread(target=_pump_terminal_input, args=(stream, master, v2), daemon=True).start()
     try:
         limit = max(1, stream.max_payload - PACKET_HEADER.size)

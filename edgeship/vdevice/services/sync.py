@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import stat
 import struct
@@ -23,8 +22,6 @@ from edgeship.vdevice.transport import Stream, StreamClosed
 if TYPE_CHECKING:
     from edgeship.vdevice.device import VirtualDevice
     from edgeship.vdevice.transport import ServiceHandler
-
-log = logging.getLogger("edgeship.vdevice")
 
 REQUEST = struct.Struct("<4sI")
 STAT_V1 = struct.Struct("<4sIII")
@@ -77,6 +74,7 @@ class SyncSession:
 
     # ---- replies ------------------------------------------------------------------------------------
     def fail(self, message: str) -> None:
+        self.device.log.info("sync on stream %d: FAIL %s", self.stream.local_id, message)
         data = message.encode("utf-8", "replace")
         self.stream.write(b"FAIL" + struct.pack("<I", len(data)) + data)
         raise SyncFailure(message)
