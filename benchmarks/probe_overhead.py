@@ -147,6 +147,10 @@ def main() -> None:
         "config": {**vars(args), "build": str(build), "work": str(args.work)},
         "decode_tok_s": {"alone": alone_decode, "probed": probed_decode},
         "ratio_probed_over_alone": probed_decode["median"] / alone_decode["median"],
+        # Each pair ran back to back, so its ratio cancels slow drift of a shared machine.
+        "median_pair_ratio": statistics.median(
+            p["decode_tok_s"] / a["decode_tok_s"] for a, p in zip(alone, probed, strict=True)
+        ),
         "goal": 0.98,
         "probe_costs": {
             "sample_cost_us_mean": statistics.mean(r["sample_cost_us_mean"] for r in probed),
