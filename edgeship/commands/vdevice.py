@@ -62,7 +62,9 @@ def vdevice_group() -> None:
 
 
 @vdevice_group.command("start")
-@click.option("--name", default="vdevice1", show_default=True, help="Device name (state folder, logs).")
+@click.option(
+    "--name", default=None, help="Device name (state folder, logs); default: the first free vdeviceN."
+)
 @click.option("--profile", default="vflagship", show_default=True, help="Profile name or path to a .yaml.")
 @click.option("--port", type=int, default=0, help="TCP port to listen on (default: a free one).")
 @click.option("--adb-server", default=None, help="adb server HOST:PORT to connect it to (default: local).")
@@ -71,7 +73,7 @@ def vdevice_group() -> None:
               help="Host folder for the sandbox (default: the device's state folder).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the device record as JSON.")
 def start_command(
-    name: str,
+    name: str | None,
     profile: str,
     port: int,
     adb_server: str | None,
@@ -84,6 +86,7 @@ def start_command(
     from edgeship.vdevice import daemon, load_profile, registry
 
     load_profile(profile)  # fail here, with the profile's own message, rather than in the daemon log
+    name = name or registry.free_name()
     server_text = None if no_connect else (adb_server or str(default_adb_server()))
     record = daemon.spawn(
         name=name, profile=profile, port=port, root=root.resolve() if root else None, adb_server=server_text
@@ -149,16 +152,18 @@ def list_command(as_json: bool) -> None:
     if not records:
         click.echo("no virtual devices (start one with `edgeship vdevice start`)")
         return
-    # Sandbox and log paths are long: they are in --json.
-    table = Table("name", "serial", "state", "profile", "model", "adb server")
+    # Paths (sandbox, log) and the model are in --json; serials must never be cut.
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    table.add_column("serial", no_wrap=True)
+    table.add_column("state")
+    table.add_column("profile")
+    table.add_column("adb server", no_wrap=True)
     for record in records:
         state = "running" if record.alive() else "dead"
         if record.alive() and not record.confined:
             state += " (unconfined)"
-        table.add_row(
-            record.name, record.serial, state, record.profile, record.model,
-            record.adb_server or "-",
-        )  # fmt: skip
+        table.add_row(record.name, record.serial, state, record.profile, record.adb_server or "-")
     stdout_console.print(table)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeship.errors import DeviceError
@@ -46,7 +46,6 @@ class DeviceRecord:
     confined: bool
     adb_server: str | None = None
     started_at: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def serial(self) -> str:
@@ -113,6 +112,16 @@ def list_records() -> list[DeviceRecord]:
             if record is not None:
                 records.append(record)
     return records
+
+
+def free_name(prefix: str = "vdevice") -> str:
+    """The first ``<prefix>N`` (N from 1) with no running device."""
+    index = 1
+    while True:
+        record = read_record(f"{prefix}{index}")
+        if record is None or not record.alive():
+            return f"{prefix}{index}"
+        index += 1
 
 
 def remove_record(name: str) -> None:

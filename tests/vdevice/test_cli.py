@@ -27,7 +27,7 @@ def cli(adb_server, tmp_path):
             timeout=120,
         )
         if args and args[0] == "start" and result.returncode == 0:
-            started.append(args[args.index("--name") + 1])
+            started.append("any")
         return result
 
     yield run
@@ -35,6 +35,7 @@ def cli(adb_server, tmp_path):
         run("stop", "--all")
 
 
+@pytest.mark.e2e
 def test_start_list_stop(cli, adb_server, tmp_path):
     first = cli("start", "--name", "alpha", "--json")
     assert first.returncode == 0, first.stderr
@@ -67,6 +68,8 @@ def test_start_list_stop(cli, adb_server, tmp_path):
     assert cli("stop", "alpha").returncode == 0
     assert not process_is_daemon(alpha["pid"])
     assert [entry["name"] for entry in json.loads(cli("list", "--json").stdout)] == ["beta"]
+    unnamed = [cli("start", "--no-connect", "--json") for _ in range(2)]
+    assert [json.loads(r.stdout)["name"] for r in unnamed] == ["vdevice1", "vdevice2"]
     assert cli("stop", "--all").returncode == 0
     assert json.loads(cli("list", "--json").stdout) == []
     deadline = time.monotonic() + 10
