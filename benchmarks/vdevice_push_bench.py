@@ -74,6 +74,7 @@ def main() -> int:
                     handle.write(os.urandom(1024 * 1024))
             size = source.stat().st_size
             with VirtualDevice(name="bench", root=work / "device") as device:
+                confined = device.confined
                 if "connected" not in adb("connect", device.serial).stdout:
                     print("adb connect failed", file=sys.stderr)
                     return 1
@@ -98,6 +99,13 @@ def main() -> int:
                         return 1
                     back.unlink()
                     (device.sandbox_root / f"bench{run}.bin").unlink()
+                # Latency of one short command through adbutils (what device-fact queries pay).
+                handle = adbutils.AdbClient(host="127.0.0.1", port=port).device(device.serial)
+                shell_ms = []
+                for _ in range(20):
+                    started = time.perf_counter()
+                    handle.shell("true")
+                    shell_ms.append((time.perf_counter() - started) * 1000)
                 adb("disconnect", device.serial)
     finally:
         adb("kill-server")
@@ -114,6 +122,8 @@ def main() -> int:
         "pull_mb_s_median": round(statistics.median(pull_rates), 1),
         "pull_mb_s_all": [round(rate, 1) for rate in pull_rates],
         "goal_push_mb_s": 150,
+        "shell_true_ms_median": round(statistics.median(shell_ms), 1),
+        "confined": confined,
     }
     print(json.dumps(result, indent=2))
     return 0 if result["push_mb_s_median"] >= 150 else 2

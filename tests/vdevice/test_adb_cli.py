@@ -166,8 +166,8 @@ def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
     assert device.connections_accepted > accepted, "the connection dropped and the server reconnected"
     answer = ""
     while time.monotonic() < deadline:
-        answer = adb_server.run("-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10)
-        answer = answer.stdout
+        result = adb_server.run("-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10)
+        answer = result.stdout
         if answer == "kept":
             break
         time.sleep(0.3)
