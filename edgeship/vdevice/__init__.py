@@ -1,6 +1,23 @@
 """The virtual Android device: adbd's wire protocol over TCP, shell and sync services in a sandbox.
 
 It knows nothing of the rest of edgeship (it is "an Android phone"); only ``edgeship.errors`` is shared.
+
+From Python (tests)::
+
+    with VirtualDevice(name="vd1", profile="vflagship", root=tmp_path / "vd1") as vd:
+        subprocess.run(["adb", "connect", vd.serial])      # 127.0.0.1:PORT
+        ...                                                  # vd.sandbox_root is its /data/local/tmp
+
+From the shell::
+
+    edgeship vdevice start --profile vbudget4g            # prints the serial, `adb connect`s it
+    edgeship vdevice list --json
+    edgeship vdevice stop --all
+
+Modules, one concern each: ``packets`` (framing), ``transport`` (connection, streams, flow control),
+``services/`` (shell, sync, sockets and small services), ``sandbox`` (folders, bubblewrap, sync path
+resolution, process groups), ``props`` (profiles, getprop), ``device`` (the listening device), ``daemon`` and
+``registry`` (background devices and their state files).
 """
 
 from __future__ import annotations
