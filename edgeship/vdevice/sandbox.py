@@ -28,6 +28,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeship.errors import DeviceError
+
 log = logging.getLogger("edgeship.vdevice")
 
 DATA_LOCAL_TMP = "/data/local/tmp"
@@ -136,8 +138,9 @@ class Sandbox:
             self.confined = self._bwrap_works()
         if not self.confined:
             if self._want_confined:
-                raise RuntimeError(
-                    "bubblewrap (bwrap) is required for a confined device but does not work here"
+                raise DeviceError(
+                    "bubblewrap (bwrap) is required for a confined device but is missing or does not work; "
+                    "install the 'bubblewrap' package"
                 )
             self.log.warning(
                 "bwrap %s: shell commands run UNCONFINED in %s; install the 'bubblewrap' package",
@@ -146,7 +149,8 @@ class Sandbox:
             )
 
     def _write_properties(self) -> None:
-        lines = [f"{key}={value}\n" for key, value in self.properties.items()]
+        # One property a line: a newline inside a value would forge another property.
+        lines = [f"{key}={value}".replace("\n", " ") + "\n" for key, value in self.properties.items()]
         (self.system_dir / "build.prop").write_text("".join(lines))
 
     def _make_bin_dir(self) -> None:
