@@ -53,6 +53,15 @@ class SyncSession:
         self.stream = stream
 
     def run(self) -> None:
+        handlers = {
+            b"STAT": self.do_stat,
+            b"STA2": self.do_sta2,
+            b"LST2": self.do_lst2,
+            b"LIST": self.do_list,
+            b"LIS2": self.do_lis2,
+            b"SEND": self.do_send,
+            b"RECV": self.do_recv,
+        }
         try:
             while True:
                 try:
@@ -62,11 +71,11 @@ class SyncSession:
                 request_id, length = REQUEST.unpack(raw)
                 if request_id == b"QUIT":
                     return
-                if request_id in (b"STAT", b"STA2", b"LST2", b"LIST", b"LIS2", b"SEND", b"RECV"):
+                handler = handlers.get(request_id)
+                if handler is not None:
                     if length > MAX_PATH:
                         self.fail("path too long")
-                    path = self.stream.read_exact(length).decode("utf-8", "surrogateescape")
-                    getattr(self, f"do_{request_id.decode().lower()}")(path)
+                    handler(self.stream.read_exact(length).decode("utf-8", "surrogateescape"))
                 else:
                     self.fail(f"unknown command {int.from_bytes(request_id, 'little'):08x}")
         except SyncFailure:
