@@ -16,6 +16,7 @@ from edgeship.errors import UsageError
 from edgeship.hashing import sha256_file
 
 QEMU_AARCH64 = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+QEMU_ARM = shutil.which("qemu-arm-static") or shutil.which("qemu-arm")
 
 
 def elf_machine(path: Path) -> int:
@@ -97,6 +98,33 @@ def test_arm64_build_runs_under_qemu(tmp_path: Path) -> None:
     result = json.loads((out / "result.json").read_text())
     assert result["exit"] == {"code": 5, "signal": None, "timed_out": False}
     assert result["samples"] >= 5 and result["peaks"]["vm_rss"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(QEMU_ARM is None, reason="qemu-arm-static not installed (Debian qemu-user-static)")
+def test_armeabi_v7a_build_runs_under_qemu(tmp_path: Path) -> None:
+    binary = build_probe("armeabi-v7a")  # the first arm build on a machine also builds musl for arm
+    assert elf_machine(binary) == 40  # EM_ARM
+    out = tmp_path / "o"
+    completed = subprocess.run(
+        [
+            QEMU_ARM,
+            str(binary),
+            "--interval-ms",
+            "20",
+            "--out",
+            str(out),
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 4",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert completed.returncode == 4, completed.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["samples"] >= 3 and result["missing"] == []
 
 
 def test_cli_probe_build_json(tmp_path: Path) -> None:
