@@ -20,5 +20,7 @@ edgeship devices
 selection=(--device "$flagship" --device "$budget")
 
 edgeship push "$out/build-int8" "${selection[@]}"
-# Profile both devices in parallel: warm-up + 3 measured runs each through the native probe.
-edgeship profile "$out/build-int8" "${selection[@]}" --prefill 32 --decode 32 --iterations 3 --warmup 1 -o "$out/runs"
+# Profile both devices in parallel: warm-up + 3 measured runs each through the native probe. The tiny model
+# runs in half a second, so smaps (section residency) is sampled at a fixed 50 ms instead of adaptively.
+edgeship profile "$out/build-int8" "${selection[@]}" --prefill 32 --decode 64 --iterations 3 --warmup 1 \
+  --smaps-interval-ms 50 -o "$out/runs"

@@ -278,10 +278,27 @@ def memory_record(
         hwm=figures.get("hwm"),
         rusage_maxrss=int(rusage_maxrss) if rusage_maxrss else None,
         sections={
-            kind: SectionResidency(bytes=int(value["bytes"]), resident_peak=value.get("resident_peak"))
+            kind: SectionResidency(
+                bytes=int(value["bytes"]),
+                resident_peak=value.get("resident_peak"),
+                mapped_samples=value.get("mapped_samples"),
+            )
             for kind, value in sections.items()
         },
     )
+
+
+def mapped_sample_counts(
+    spans: Sequence[SectionSpan], mappings: Sequence[tuple[float, int]]
+) -> dict[str, int]:
+    """Per section kind, in how many smaps samples (t_ms) a mapping at a file offset inside it was present."""
+    seen: dict[str, set[float]] = {}
+    for t_ms, offset in mappings:
+        for span in spans:
+            if span.offset <= offset < span.end:
+                seen.setdefault(span.kind, set()).add(t_ms)
+                break
+    return {kind: len(times) for kind, times in seen.items()}
 
 
 # -- one device ------------------------------------------------------------------------------------------
@@ -618,7 +635,15 @@ def _iteration_from_outputs(
         )
 
     spans = [(span.kind, span.offset, span.end) for span in session.build.sections]
-    memory = memory_record(run.memory_figures(), run.section_residency(spans), run.rusage.get("maxrss"))
+    residency = run.section_residency(spans)
+    mapped = mapped_sample_counts(
+        session.build.sections, [(row.t_ms, row.offset) for row in run.mapping_samples]
+    )
+    for kind, entry in residency.items():
+        entry["mapped_samples"] = mapped.get(kind, 0)
+        if not mapped.get(kind):
+            entry["resident_peak"] = None  # never seen mapped: unknown, not "0 bytes resident"
+    memory = memory_record(run.memory_figures(), residency, run.rusage.get("maxrss"))
     if run.probe_version:
         session.profile.probe["version"] = run.probe_version
     metrics = _parse_runner(session.adapter, local_dir)

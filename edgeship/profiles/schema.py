@@ -67,10 +67,15 @@ class Latency:
 
 @dataclass
 class SectionResidency:
-    """One bundle section: its size and the largest resident size seen in one sample."""
+    """One bundle section: its size and the largest resident size seen in one smaps sample.
+
+    ``resident_peak`` is None when no smaps sample saw the section mapped (never mapped, or mapped only
+    between two samples of a short run): unknown, not 0.
+    """
 
     bytes: int
     resident_peak: int | None
+    mapped_samples: int | None = None  # smaps samples in which a mapping of the section was present
 
 
 @dataclass
@@ -214,7 +219,11 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
     for item in data["iterations"]:
         memory = dict(item["memory"])
         sections = {
-            kind: SectionResidency(bytes=value["bytes"], resident_peak=value["resident_peak"])
+            kind: SectionResidency(
+                bytes=value["bytes"],
+                resident_peak=value["resident_peak"],
+                mapped_samples=value.get("mapped_samples"),
+            )
             for kind, value in (memory.pop("sections") or {}).items()
         }
         iterations.append(

@@ -114,7 +114,7 @@ def section_label(kind: str) -> str:
 def format_residency(kind: str, section_bytes: int, resident_peak: int | None) -> str:
     """'per_layer_embedder: 9.7 MiB resident of 129.5 MiB (7.5%)'."""
     if resident_peak is None:
-        return f"{section_label(kind)}: residency not measured of {format_bytes(section_bytes)}"
+        return f"{section_label(kind)}: not seen mapped by any smaps sample ({format_bytes(section_bytes)})"
     share = f" ({100.0 * resident_peak / section_bytes:.1f}%)" if section_bytes else ""
     resident = format_bytes(resident_peak)
     return f"{section_label(kind)}: {resident} resident of {format_bytes(section_bytes)}{share}"
@@ -169,7 +169,7 @@ def ple_residency_cell(summary: dict[str, Any]) -> str:
         return "no PLE section"
     resident = section["resident_peak"]["median"] if section.get("resident_peak") else None
     if resident is None:
-        return f"? of {format_bytes(section['bytes'])}"
+        return f"not seen mapped ({format_bytes(section['bytes'])})"
     return f"{format_bytes(resident)} of {format_bytes(section['bytes'])}"
 
 

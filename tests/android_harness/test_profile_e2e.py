@@ -101,6 +101,10 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
         resident_sum = 0
         for kind, residency in sections.items():
             assert residency["bytes"] == section_bytes[kind]
+            if residency["resident_peak"] is None:  # never seen mapped: unknown, and said so
+                assert residency["mapped_samples"] == 0 and kind != PLE_KIND
+                continue
+            assert residency["mapped_samples"] >= 1
             # a mapping covers whole pages: at most the section rounded up to a page
             assert 0 <= residency["resident_peak"] <= -(-residency["bytes"] // PAGE) * PAGE + PAGE, kind
             resident_sum += residency["resident_peak"]

@@ -11,7 +11,9 @@ import pytest
 
 from edgeship.android_harness.profile import (
     ProfileOptions,
+    SectionSpan,
     classify_exit,
+    mapped_sample_counts,
     memory_record,
     probe_shell_command,
     read_build,
@@ -111,6 +113,12 @@ def test_memory_record_keeps_missing_fields_missing() -> None:
     assert memory.rusage_maxrss == 130
     assert memory.sections["ple"].bytes == 1000 and memory.sections["ple"].resident_peak == 10
     assert memory_record({}, {}, None).rusage_maxrss is None
+
+
+def test_mapped_sample_counts() -> None:
+    spans = [SectionSpan("a", 0, 100), SectionSpan("b", 100, 200), SectionSpan("c", 200, 300)]
+    mappings = [(10.0, 0), (10.0, 150), (60.0, 0), (60.0, 50), (60.0, 400)]
+    assert mapped_sample_counts(spans, mappings) == {"a": 2, "b": 1}  # c never mapped; 400 is no section's
 
 
 def test_section_spans_are_sorted_and_unique() -> None:

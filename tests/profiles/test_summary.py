@@ -103,7 +103,7 @@ def test_format_residency_matches_issue_example() -> None:
     text = format_residency(PLE_SECTION_KIND, section, resident)
     assert text.startswith("per_layer_embedder: 9.7 MiB resident of 129.5 MiB")
     assert f"({100 * resident / section:.1f}%)" in text
-    assert "not measured" in format_residency(PLE_SECTION_KIND, section, None)
+    assert "not seen mapped" in format_residency(PLE_SECTION_KIND, section, None)
     assert format_bytes(None) == "—"
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * 1024**3) == "3.0 GiB"
