@@ -6,6 +6,7 @@ import contextlib
 import os
 import random
 import struct
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +112,11 @@ def test_random_packets_after_connect(fuzz_device, sequence):
     finally:
         host.close()
     assert serves(fuzz_device)
+    # whatever the garbage started ends with its connection
+    deadline = time.monotonic() + 10
+    while len(fuzz_device.processes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(fuzz_device.processes) == 0
 
 
 def test_client_disconnecting_mid_push(tmp_path):
@@ -330,3 +336,44 @@ def test_host_flooding_writes_without_okay_is_dropped(fuzz_device):
             host.receive()  # the device drops the connection instead of queueing forever
     host.close()
     assert serves(fuzz_device)
+
+
+def test_adb_push_killed_midway(adb_server, vdevice, tmp_path):
+    """The real client dies during a push: the partial file goes away and the device keeps serving."""
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as handle:
+        for _ in range(300):
+            handle.write(os.urandom(1024 * 1024))
+    partial = vdevice.sandbox_root / "big.bin"
+    push = subprocess.Popen(
+        [
+            adb_server.adb_path,
+            "-P",
+            str(adb_server.port),
+            "-s",
+            vdevice.serial,
+            "push",
+            str(source),
+            "/data/local/tmp/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=adb_server.env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (partial.exists() and partial.stat().st_size > 0):
+            time.sleep(0.005)
+        assert partial.exists(), "the push never started"
+        push.kill()
+    finally:
+        push.wait()
+    deadline = time.monotonic() + 10
+    while partial.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if push.returncode == 0:
+        pytest.skip("the push finished before it could be interrupted")
+    assert not partial.exists(), "the partial file is removed, like adbd"
+    device = adb_server.client().device(vdevice.serial)
+    device.sync.push(b"after", "/data/local/tmp/after.txt")
+    assert (vdevice.sandbox_root / "after.txt").read_bytes() == b"after"
