@@ -150,3 +150,23 @@ def test_rollup_rate_fixed_and_adaptive(probe_x86: Path, tmp_path: Path) -> None
     assert 1 <= adaptive.rollup_samples <= len(adaptive.samples)
     assert adaptive.missing == []
     assert all(s.values["pss"] is not None for s in adaptive.samples)
+
+
+@pytest.mark.parametrize(
+    ("script", "expected_signal", "max_s"),
+    [("sleep 30", signal.SIGTERM, 2.5), ("trap '' TERM; sleep 30 & wait; sleep 30", signal.SIGKILL, 6.0)],
+)
+def test_sigterm_to_the_probe_stops_the_runner(
+    probe_x86: Path, tmp_path: Path, script: str, expected_signal: int, max_s: float
+) -> None:
+    """edgeship or adb stopping the probe stops the runner (SIGKILL after a grace when it ignores TERM)."""
+    out = tmp_path / "o"
+    process = subprocess.Popen(probe_command(str(probe_x86), str(out), ["sh", "-c", script]))
+    time.sleep(0.5)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=15)
+    run = read_probe_output(out)
+    assert time.monotonic() - started < max_s
+    assert run.complete and run.raw["probe_signal"] == signal.SIGTERM
+    assert run.signal == expected_signal and code == 128 + expected_signal

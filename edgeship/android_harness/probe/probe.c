@@ -49,6 +49,7 @@
 #define PROBE_VERSION "1"
 #define MAX_MAPS 16
 #define MAX_TRACKED_MAPPINGS 512
+#define STOP_GRACE_S 3.0 /* after forwarding SIGTERM/SIGINT/SIGHUP, SIGKILL the group if it is still there */
 
 /* ---- the fields of a sample, in timeline.csv column order ---------------------------------------------- */
 
@@ -618,6 +619,8 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* adb may close our stdout/stderr (a lost connection): a late error message must not kill the probe */
+    signal(SIGPIPE, SIG_IGN);
 
     /* The exec-status pipe is close-on-exec: EOF means exec succeeded, 4 bytes mean it failed with errno. */
     int exec_pipe[2];
@@ -639,6 +642,7 @@ int main(int argc, char **argv) {
         sigaction(SIGTERM, &dfl, NULL);
         sigaction(SIGINT, &dfl, NULL);
         sigaction(SIGHUP, &dfl, NULL);
+        sigaction(SIGPIPE, &dfl, NULL); /* an ignored signal stays ignored across exec: give it back */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0); /* the runner must not eat adb shell's stdin */
         dup2(child_out, 1);
@@ -680,6 +684,7 @@ int main(int argc, char **argv) {
     int status = 0;
     int reaped = 0;
     int forwarded_done = 0;
+    double forwarded_at = 0;
 
     while (!reaped) {
         pid_t w = wait4(pid, &status, WNOHANG, &res.ru);
@@ -693,6 +698,11 @@ int main(int argc, char **argv) {
             res.forwarded = forwarded_signal;
             kill(-pid, forwarded_signal);
             forwarded_done = 1;
+            forwarded_at = t;
+        }
+        if (forwarded_done == 1 && t - forwarded_at >= STOP_GRACE_S) {
+            kill(-pid, SIGKILL); /* the runner ignored the polite signal */
+            forwarded_done = 2;
         }
         if (deadline > 0 && t >= deadline && !res.timed_out) {
             res.timed_out = 1;
@@ -746,6 +756,7 @@ int main(int argc, char **argv) {
         }
         double wake = next_tick;
         if (deadline > 0 && deadline < wake && !res.timed_out) wake = deadline;
+        if (forwarded_done == 1 && forwarded_at + STOP_GRACE_S < wake) wake = forwarded_at + STOP_GRACE_S;
         struct timespec ts;
         ts.tv_sec = (time_t)wake;
         ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
