@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import signal as signals
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -339,7 +340,13 @@ class _Session:
 
 
 def profile_device(
-    device: Any, build: BuildInfo, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
+    device: Any,
+    build: BuildInfo,
+    runs_dir: Path,
+    options: ProfileOptions,
+    config: Config,
+    reporter: Reporter,
+    cancel: threading.Event | None = None,
 ) -> DeviceOutcome:
     """Profile ``build`` on one device; never raises for a device or run failure (the outcome says so)."""
     outcome = DeviceOutcome(serial=device.serial)
@@ -353,6 +360,10 @@ def profile_device(
             (k, False) for k in range(1, options.iterations + 1)
         ]
         for index, warmup in plan:
+            if cancel is not None and cancel.is_set():
+                raise DeviceError(
+                    f"{device.serial}: interrupted before {'warm-up' if warmup else 'run'} {index}"
+                )
             iteration = _run_once(session, index, warmup)
             session.profile.iterations.append(iteration)
             _save(session)
@@ -728,12 +739,24 @@ def profile_devices(
     runs_dir.mkdir(parents=True, exist_ok=True)
     if not devices:
         return []
-    with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="profile") as pool:
-        futures = [
-            pool.submit(profile_device, device, build, runs_dir, options, config, reporter)
-            for device in devices
-        ]
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="profile")
+    futures = [
+        pool.submit(profile_device, device, build, runs_dir, options, config, reporter, cancel)
+        for device in devices
+    ]
+    try:
         return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        # Threads cannot be killed: ask each device to stop after its current run (bounded by --timeout);
+        # profile.json already holds every finished run. A second Ctrl-C leaves at once.
+        cancel.set()
+        reporter.note("interrupted: stopping after the current runs; profile.json keeps the finished ones")
+        for future in futures:
+            future.result()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def raise_for_outcomes(outcomes: Sequence[DeviceOutcome]) -> None:

@@ -240,3 +240,37 @@ def test_profile_two_devices_one_without_runner(
     cooldown = iteration["cooldown"]  # below 150 °C already, or a device without readable zones
     assert cooldown["threshold_c"] == 150
     assert cooldown["reached"] or cooldown["note"] == "device exposes no readable thermal zone"
+
+
+def test_profile_interrupted_keeps_finished_runs(
+    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C: the device stops after its current run, exit 130, profile.json valid with the finished runs."""
+    import signal
+    import time
+
+    runs = tmp_path / "runs"
+    args = profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeship", *args],
+        env={**os.environ, **adb_server.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    profiles: list[Path] = []
+    while time.monotonic() < deadline and process.poll() is None:
+        profiles = list(runs.glob("*/*/profile.json"))
+        if profiles and len(json.loads(profiles[0].read_text())["iterations"]) >= 2:
+            break
+        time.sleep(0.2)
+    assert profiles, "no profile.json appeared"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    data = json.loads(profiles[0].read_text())
+    assert validate_profile(data) == []
+    assert 2 <= len(data["iterations"]) < 200
+    assert all(it["exit"]["status"] == STATUS_OK for it in data["iterations"])
+    assert data["summary"]["counts"]["ok"] == len(data["iterations"])
