@@ -169,3 +169,20 @@ def test_options_validation() -> None:
     ):
         with pytest.raises(UsageError):
             bad.validate()
+
+
+def test_exit_code_follows_what_failed() -> None:
+    from edgeship.android_harness.profile import DeviceOutcome, raise_for_outcomes
+    from edgeship.errors import DeviceError, RunError
+
+    raise_for_outcomes([DeviceOutcome("a"), DeviceOutcome("b")])  # all well: no error
+    with pytest.raises(RunError, match=r"3 profiled run\(s\) failed on a \(1\), b \(2\)"):
+        raise_for_outcomes([DeviceOutcome("a", failed_runs=1), DeviceOutcome("b", failed_runs=2)])
+    with pytest.raises(DeviceError, match=r"b: offline \(and 1 more devices\)"):
+        raise_for_outcomes(
+            [
+                DeviceOutcome("a", failed_runs=1),
+                DeviceOutcome("b", error="b: offline"),
+                DeviceOutcome("c", error="x"),
+            ]
+        )
