@@ -154,6 +154,50 @@ def test_log_sink_fills_what_the_text_lacks_and_owns_memory() -> None:
     assert both.decode_tok_s == pytest.approx(11.21) and both.peak_mem_bytes == int(1234.50 * MIB)
 
 
+# What litert_lm_main (recent builds) does with --log_sink_file: no BenchmarkInfo block at all; the figures
+# are key:value lines in the sink file, also logged with absl prefixes on stderr (formats: litert_lm_lib.cc).
+SINK_MODE_STDERR = """I0000 00:00:1787447197.907884   26280 litert_lm_lib.cc:868] Choose backend: cpu
+I0000 00:00:1787447199.100000   26280 litert_lm_lib.cc:420] Benchmark flags: \
+benchmark_prefill_tokens=1024,benchmark_decode_tokens=256,backend=cpu
+I0000 00:00:1787447199.100100   26280 litert_lm_lib.cc:424] Init Total: 1523.40 ms
+I0000 00:00:1787447199.100200   26280 litert_lm_lib.cc:427] Time to first token: 1.91 s
+I0000 00:00:1787447199.100300   26280 litert_lm_lib.cc:431] Prefill speed turn 0: 538.12 tk/s
+I0000 00:00:1787447199.100400   26280 litert_lm_lib.cc:434] Decode speed turn 0: 20.81 tk/s
+I0000 00:00:1787447199.200000   26280 litert_lm_lib.cc:447] Peak system ram usage: 1480.25 MB
+I0000 00:00:1787447199.200100   26280 litert_lm_lib.cc:449] Peak private footprint: 1480.25 MB
+""".replace("\\\n", "")
+
+
+def test_sink_mode_without_block_reads_logged_lines() -> None:
+    adapter = get_adapter("litert_lm_main")
+    sink_text = "\n".join(line.split("] ", 1)[1] for line in SINK_MODE_STDERR.splitlines())
+    for stdout, stderr, sink in (
+        ("", SINK_MODE_STDERR, None),
+        ("", "", sink_text),
+        ("", SINK_MODE_STDERR, sink_text),
+    ):
+        metrics = adapter.parse(stdout, stderr, sink)
+        assert metrics.init_s == pytest.approx(1.5234)
+        assert metrics.ttft_s == pytest.approx(1.91)
+        assert (metrics.prefill_tokens, metrics.prefill_tok_s) == (1024, pytest.approx(538.12))
+        assert (metrics.decode_tokens, metrics.decode_tok_s) == (256, pytest.approx(20.81))
+        assert metrics.peak_mem_bytes == int(1480.25 * MIB) and metrics.raw["tokens_from_flags"] is True
+
+
+def test_logged_block_header_with_absl_prefix() -> None:
+    """Recent builds log the block (ABSL_LOG(INFO) << benchmark_info): only its first line has the prefix."""
+    block = read("litert_lm_main_cmake_doc_gemma3n_cpu.txt").split("BenchmarkInfo:\n", 1)[1]
+    stderr = (
+        "I0000 00:00:1.000000 1 litert_lm_lib.cc:868] BenchmarkInfo:\n"
+        + block.replace("11.21", "9.99")
+        + "I0000 00:00:2.000000 1 litert_lm_lib.cc:900] Peak system ram usage: 812.5MB.\n"
+    )
+    metrics = get_adapter("litert_lm_main").parse("model text\nBenchmarkInfo:\nnot the block\n", stderr)
+    assert metrics.raw["source"] == "stderr"  # the model's "BenchmarkInfo:" on stdout has no figures under it
+    assert metrics.decode_tok_s == pytest.approx(9.99)
+    assert metrics.peak_mem_bytes == int(812.5 * MIB)
+
+
 def test_benchmark_model_android_output() -> None:
     metrics = get_adapter("benchmark_model").parse(read("benchmark_model_yolov5s_mi11_cpu.txt"))
     assert metrics.init_s == pytest.approx(0.016242)

@@ -193,25 +193,30 @@ def _vm_swap_bytes() -> int:
     return 0
 
 
-def format_log_sink(runs: list[RunFigures]) -> str:
-    """LiteRT-LM's log-sink lines: per run, then medians when there are several runs."""
+def format_log_sink(runs: list[RunFigures], flags: HostRunnerFlags) -> str:
+    """litert_lm_main's log-sink lines (same keys and formats; each run is one session, so its turn is 0),
+    then the medians when there are several runs."""
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB
     peak_mb = maxrss / (KIB * KIB)
     private_mb = (maxrss + _vm_swap_bytes()) / (KIB * KIB)
     lines: list[str] = []
-    for number, run in enumerate(runs, start=1):
+    for run in runs:
         lines += [
+            f"Benchmark flags: benchmark_prefill_tokens={flags.benchmark_prefill_tokens},"
+            f"benchmark_decode_tokens={flags.benchmark_decode_tokens},backend={flags.backend}",
+            f"Init Total: {run.init_s * 1000:.2f} ms",
             f"Time to first token: {run.ttft_s:.2f} s",
-            f"Prefill speed turn {number}: {run.prefill_tok_s:.2f} tk/s",
-            f"Decode speed turn {number}: {run.decode_tok_s:.2f} tk/s",
+            f"Prefill speed turn 0: {run.prefill_tok_s:.2f} tk/s",
+            f"Decode speed turn 0: {run.decode_tok_s:.2f} tk/s",
         ]
     lines += [f"Peak system ram usage: {peak_mb:.2f} MB", f"Peak private footprint: {private_mb:.2f} MB"]
     if len(runs) > 1:
         lines += [
             f"Aggregated metrics (median of {len(runs)} runs):",
+            f"Init Total: {statistics.median(r.init_s for r in runs) * 1000:.2f} ms",
             f"Time to first token: {statistics.median(r.ttft_s for r in runs):.2f} s",
-            f"Prefill speed turn 1: {statistics.median(r.prefill_tok_s for r in runs):.2f} tk/s",
-            f"Decode speed turn 1: {statistics.median(r.decode_tok_s for r in runs):.2f} tk/s",
+            f"Prefill speed turn 0: {statistics.median(r.prefill_tok_s for r in runs):.2f} tk/s",
+            f"Decode speed turn 0: {statistics.median(r.decode_tok_s for r in runs):.2f} tk/s",
         ]
     return "\n".join(lines) + "\n"
 
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"Peak system ram usage: {maxrss / (KIB * KIB):.2f} MB\n")
     sys.stdout.flush()
     if flags.log_sink_file:
-        Path(flags.log_sink_file).write_text(format_log_sink(runs))
+        Path(flags.log_sink_file).write_text(format_log_sink(runs, flags))
     return 0
 
 

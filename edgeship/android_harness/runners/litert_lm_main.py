@@ -28,7 +28,12 @@ TTFT_DEFINITION = (
 )
 MIB = 1024 * 1024
 
-_HEADER = re.compile(r"^BenchmarkInfo:[ \t]*\r?$", re.MULTILINE)
+# absl/glog line prefix: "I0000 00:00:1787447197.907884   26280 litert_lm_lib.cc:868] ".
+_LOG_PREFIX = r"[IWEF]\d{4} [0-9:.]+\s+\d+\s+[^\]\n]*\] "
+_LOG_PREFIX_RE = re.compile(rf"^{_LOG_PREFIX}")
+# Printed on stdout it is a line of its own; logged (ABSL_LOG(INFO) << benchmark_info, the default of recent
+# builds, on stderr) only its first line carries the log prefix.
+_HEADER = re.compile(rf"^(?:{_LOG_PREFIX})?BenchmarkInfo:[ \t]*\r?$", re.MULTILINE)
 _TURN = re.compile(
     r"(?P<kind>Prefill|Decode) Turn (?P<index>\d+): Processed (?P<tokens>\d+) tokens"
     r" in (?P<duration>\S+) duration"
@@ -138,10 +143,19 @@ def parse_benchmark_block(block: str) -> dict[str, Any]:
 
 
 def parse_log_sink(text: str) -> dict[str, str]:
-    """``key: value`` lines of a --log_sink_file; the last occurrence of each key wins (so a trailing
-    ``Aggregated metrics (median of N runs)`` block overrides the per-run values)."""
+    """``key: value`` lines of a --log_sink_file (or of absl log lines, prefix dropped); the last occurrence
+    of each key wins (so a trailing ``Aggregated metrics (median of N runs)`` block overrides the per-run
+    values).
+
+    With --log_sink_file, litert_lm_main logs these lines *instead of* the BenchmarkInfo block:
+    ``Benchmark flags: benchmark_prefill_tokens=N,benchmark_decode_tokens=N,backend=cpu``, one
+    ``<init phase>: X ms`` per phase (``Init Total: X ms``), ``Time to first token: X s``,
+    ``Prefill speed turn I: X tk/s`` / ``Decode speed turn I: X tk/s`` (I from 0), ``Peak system ram usage:
+    X MB`` and ``Peak private footprint: X MB`` (the sink build prints the private figure in both lines).
+    """
     values: dict[str, str] = {}
     for line in text.splitlines():
+        line = _LOG_PREFIX_RE.sub("", line)
         key, sep, value = line.partition(":")
         if not sep or not key.strip():
             continue
@@ -201,16 +215,20 @@ class LiteRtLmMainAdapter:
         return [runner_path, *args] if runner_path else args
 
     def parse(self, stdout: str, stderr: str = "", log_sink: str | None = None) -> RunnerMetrics:
+        stdout, stderr = stdout or "", stderr or ""
         block, source = None, None
         for stream_name, text in (("stdout", stdout), ("stderr", stderr)):
-            found = last_benchmark_block(text or "")
-            if found is not None:
+            found = last_benchmark_block(text)
+            # A "BenchmarkInfo:" line the model wrote is not a block: it has no figures under it.
+            if found is not None and (
+                _TURN.search(found) or _TTFT.search(found) or _INIT_TOTAL.search(found)
+            ):
                 block, source = found, stream_name
                 break
         if block is None:
             # Clipped logs (e.g. `| grep`) may lack the header line: read whatever turn lines there are.
             for stream_name, text in (("stdout", stdout), ("stderr", stderr)):
-                if text and (_TURN.search(text) or _SPEED.search(text)):
+                if _TURN.search(text) or _SPEED.search(text):
                     block, source = text, stream_name
                     break
         raw: dict[str, Any] = {"source": source}
@@ -230,25 +248,46 @@ class LiteRtLmMainAdapter:
             if metrics.ttft_s is None and prefill_turns and decode_turns:
                 metrics.ttft_s = _computed_ttft(prefill_turns[0], decode_turns[0])
                 raw["ttft_computed"] = metrics.ttft_s is not None
-            if info["peak_mem_mb"] is not None:
-                metrics.peak_mem_bytes = int(info["peak_mem_mb"] * MIB)
+        # Key:value lines: the sink file first, then what the binary logged (stderr, or stdout when merged).
+        sink = parse_log_sink(log_sink) if log_sink else {}
         if log_sink:
-            sink = parse_log_sink(log_sink)
             raw["log_sink"] = sink
-            # The BenchmarkInfo block wins for latency; the sink fills what it lacks and owns memory.
-            if metrics.ttft_s is None:
-                metrics.ttft_s = _leading_float(sink.get("Time to first token"))
-            if metrics.prefill_tok_s is None:
-                metrics.prefill_tok_s = _last_turn_key(sink, "Prefill speed")
-            if metrics.decode_tok_s is None:
-                metrics.decode_tok_s = _last_turn_key(sink, "Decode speed")
-            peak_mb = _leading_float(sink.get("Peak system ram usage"))
-            if peak_mb is not None:
-                metrics.peak_mem_bytes = int(peak_mb * MIB)
-            private_mb = _leading_float(sink.get("Peak private footprint"))
-            if private_mb is not None:
-                raw["peak_private_footprint_bytes"] = int(private_mb * MIB)
+        logged = parse_log_sink(stderr + "\n" + stdout)
+        values = {**logged, **sink}
+        if metrics.init_s is None:
+            init_ms = _leading_float(values.get("Init Total") or values.get("Total init time"))
+            metrics.init_s = init_ms / 1000.0 if init_ms is not None else None
+        if metrics.ttft_s is None:
+            metrics.ttft_s = _leading_float(values.get("Time to first token"))
+        if metrics.prefill_tok_s is None:
+            metrics.prefill_tok_s = _last_turn_key(sink, "Prefill speed") or _last_turn_key(
+                logged, "Prefill speed"
+            )
+        if metrics.decode_tok_s is None:
+            metrics.decode_tok_s = _last_turn_key(sink, "Decode speed") or _last_turn_key(
+                logged, "Decode speed"
+            )
+        flags = values.get("Benchmark flags", "")
+        if metrics.prefill_tokens is None and metrics.prefill_tok_s is not None:
+            metrics.prefill_tokens = _flag_int(flags, "benchmark_prefill_tokens")
+            raw["tokens_from_flags"] = metrics.prefill_tokens is not None
+        if metrics.decode_tokens is None and metrics.decode_tok_s is not None:
+            metrics.decode_tokens = _flag_int(flags, "benchmark_decode_tokens")
+            raw["tokens_from_flags"] = metrics.decode_tokens is not None
+        peak_mb = _leading_float(values.get("Peak system ram usage"))
+        if peak_mb is None and block is not None:
+            peak_mb = raw.get("peak_mem_mb")
+        if peak_mb is not None:
+            metrics.peak_mem_bytes = int(peak_mb * MIB)
+        private_mb = _leading_float(values.get("Peak private footprint"))
+        if private_mb is not None:
+            raw["peak_private_footprint_bytes"] = int(private_mb * MIB)
         return metrics
+
+
+def _flag_int(flags: str, name: str) -> int | None:
+    match = re.search(rf"\b{name}=(\d+)", flags)
+    return int(match.group(1)) if match else None
 
 
 def _computed_ttft(first_prefill: dict[str, Any], first_decode: dict[str, Any]) -> float | None:
