@@ -120,7 +120,11 @@ def test_partial_output_without_result_json(tmp_path: Path) -> None:
     assert not run.complete and run.exit_code is None
     assert len(run.samples) == 2 and run.peaks["vm_rss"] == 300 and run.missing == []
     assert run.wall_s == 0.05
-    assert run.section_residency([("x", 16384, 32768)]) == {"x": {"bytes": 16384, "resident_peak": 4096}}
+    residency = run.section_residency([("x", 16384, 32768), ("y", 32768, 65536)])
+    assert residency == {
+        "x": {"bytes": 16384, "resident_peak": 4096, "mapped_samples": 1},
+        "y": {"bytes": 32768, "resident_peak": 0, "mapped_samples": 0},
+    }
 
 
 def test_no_output_at_all_is_an_input_error(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ def test_file_mapping_residency_with_offsets(fidelity_run) -> None:
     residency = run.section_residency(sections)
     assert residency["head"]["bytes"] == OFFSET_MIB * MIB
     assert within(residency["head"]["resident_peak"], TOUCH_MIB * MIB)
+    assert residency["head"]["mapped_samples"] >= 1
     assert within(residency["tail"]["resident_peak"], OFFSET_TOUCH_MIB * MIB)
     assert run.smaps_samples >= 2 and run.smaps_cost_us_mean is not None
 

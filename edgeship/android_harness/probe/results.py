@@ -129,17 +129,18 @@ class ProbeRun:
     def section_residency(
         self, sections: Iterable[Sequence[Any]], path: str | None = None
     ) -> dict[str, dict[str, int | None]]:
-        """Per section kind: ``{"bytes": end - offset, "resident_peak": bytes or None}``.
+        """Per section kind: ``{"bytes": end - offset, "resident_peak": bytes or None, "mapped_samples": n}``.
 
         ``sections`` holds ``(kind, offset, end)`` triples (manifest order). ``path`` restricts to the
         mappings of one --maps file (all of them when None). ``resident_peak`` is None when smaps was never
-        sampled (unknown), 0 when it was sampled and the section was never mapped. Kinds that repeat are
-        summed.
+        sampled (unknown), 0 when it was sampled and the section was never mapped; ``mapped_samples`` counts
+        the smaps samples that saw the section mapped (0: a caller may prefer to say "unknown"). Kinds that
+        repeat are summed.
         """
         triples = [(str(kind), int(offset), int(end)) for kind, offset, end in sections]
         result: dict[str, dict[str, int | None]] = {}
         for kind, offset, end in triples:
-            entry = result.setdefault(kind, {"bytes": 0, "resident_peak": None})
+            entry = result.setdefault(kind, {"bytes": 0, "resident_peak": None, "mapped_samples": 0})
             entry["bytes"] = int(entry["bytes"] or 0) + (end - offset)
         rows = [row for row in self.mapping_samples if path is None or row.path == path]
         sampled_times = sorted({row.t_ms for row in self.mapping_samples})
@@ -148,12 +149,13 @@ class ProbeRun:
         per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for row in rows:
             kind = _section_of(triples, row.offset)
-            if kind is not None and row.rss is not None:
-                per_time[row.t_ms][kind] += row.rss
+            if kind is not None:
+                per_time[row.t_ms][kind] += row.rss or 0
         for kind in result:
             result[kind]["resident_peak"] = max(
                 (totals.get(kind, 0) for totals in per_time.values()), default=0
             )
+            result[kind]["mapped_samples"] = sum(1 for totals in per_time.values() if kind in totals)
         return result
 
 
