@@ -265,17 +265,18 @@ printf '%s\\n' "${{2-}}"
     def shell_argv(self, command: str, terminal: bool = False) -> tuple[list[str], str]:
         """argv and cwd running ``command`` with the device's shell (an interactive one when empty).
 
-        With ``terminal`` the command gets its stdin (a PTY) as controlling terminal, through util-linux
-        ``setsid --ctty --wait``, so Ctrl-C and job control work in `adb shell`; bwrap then keeps the
-        session (its --new-session would detach the terminal).
+        Every process of a confined command stays in the process group of the outer bwrap (no
+        ``--new-session``: the daemon starts it in a new session already, without a controlling terminal),
+        so killing that group reaches the sandbox's PID 1, and with it everything in its PID namespace.
+        With ``terminal`` the shell makes its PTY its controlling terminal inside the sandbox (util-linux
+        ``setsid --ctty``), so Ctrl-C and job control work in `adb shell`.
         """
         shell_args = ["-c", command] if command else ["-i"]
+        if not self.confined:
+            return [self.shell_path, *shell_args], str(self.data_dir)
         setsid = shutil.which("setsid") if terminal else None
-        prefix = [setsid, "--ctty", "--wait"] if setsid else []
-        if self.confined:
-            session = [] if terminal else ["--new-session"]
-            return [*prefix, *self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"
-        return [*prefix, self.shell_path, *shell_args], str(self.data_dir)
+        session = [setsid, "--ctty"] if setsid else []
+        return [*self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"
 
     # ---- sync paths --------------------------------------------------------------------------------
     def resolve(self, device_path: str, follow_last: bool = True) -> ResolvedPath:

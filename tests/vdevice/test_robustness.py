@@ -140,7 +140,7 @@ def test_client_disconnecting_mid_push(tmp_path):
 
 
 def test_stream_close_and_connection_drop_kill_the_process_group(tmp_path):
-    marker_a, marker_b, marker_c = (str(random.randint(10**6, 10**7)) for _ in range(3))
+    marker_a, marker_b, marker_c, marker_d = (str(random.randint(10**6, 10**7)) for _ in range(4))
     with VirtualDevice(name="leaks", root=tmp_path / "leaks") as device:
         host = RawHost(device.port)
         host.connect()
@@ -156,7 +156,14 @@ def test_stream_close_and_connection_drop_kill_the_process_group(tmp_path):
         data, _ = host.read_stream(local)
         assert data == b"alive\n"
         assert wait_until_gone(marker_b) == []
-        # 3. the TCP connection drops while a command runs
+        # 3. an interactive shell on a terminal, running a job when the host closes the stream
+        local, reply = host.open("shell,v2,pty:")
+        command = f"sleep {marker_d} & sleep {marker_d}\n".encode()
+        host.send(WRTE, local, reply.arg0, struct.pack("<BI", 0, len(command)) + command)
+        assert wait_until_present(marker_d)
+        host.send(int.from_bytes(b"CLSE", "little"), local, reply.arg0)
+        assert wait_until_gone(marker_d) == []
+        # 4. the TCP connection drops while a command runs
         host.send(OPEN, 500, 0, f"shell,v2:sleep {marker_c}\0".encode())
         assert wait_until_present(marker_c)
         host.close()
