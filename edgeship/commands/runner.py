@@ -69,6 +69,11 @@ def parse_command(
         ("decode", _tokens(metrics.decode_tokens, metrics.decode_tok_s)),
         ("peak memory (runner's claim)", _fmt_bytes(metrics.peak_mem_bytes)),
     ]
+    if "inference_avg_s" in metrics.raw:  # benchmark_model: one graph, latencies instead of token rates
+        rows += [
+            ("first inference", _fmt(metrics.raw.get("first_inference_s"), "s")),
+            ("inference (avg)", _fmt(metrics.raw.get("inference_avg_s"), "s")),
+        ]
     for name, value in rows:
         table.add_row(name, value)
     stdout_console.print(table)
