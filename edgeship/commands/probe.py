@@ -28,14 +28,12 @@ def probe_group() -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def build_command(abi: str, output: Path | None, as_json: bool, quiet: bool) -> None:
     """Build (or reuse from the cache) the probe for ABI and print its path."""
-    from edgeship.android_harness.probe.build import build_probe, cached_probe_path, probe_source_sha256
+    from edgeship.android_harness.probe.build import build_probe, probe_source_sha256
     from edgeship.hashing import sha256_file
 
     reporter = make_reporter(quiet or as_json)
-    if not cached_probe_path(abi).is_file():
-        reporter.note("building the probe with zig (the first build on a machine also builds musl, ~60 s)")
     with reporter.step(f"probe for {abi}"):
-        path = build_probe(abi, output)
+        path = build_probe(abi, output, reporter=reporter)
     if as_json:
         print_json(
             {

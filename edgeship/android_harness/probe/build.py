@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, UsageError
 
 PROBE_SOURCE = Path(__file__).with_name("probe.c")
@@ -62,14 +63,19 @@ def cached_probe_path(abi: str) -> Path:
     return cache_root() / "probe" / probe_source_sha256() / abi / PROBE_BINARY_NAME
 
 
-def build_probe(abi: str, out: Path | None = None) -> Path:
+def build_probe(abi: str, out: Path | None = None, reporter: Reporter | None = None) -> Path:
     """Return the path of a probe binary for ``abi``, building it into the cache first when needed.
 
-    With ``out``, the cached binary is also copied there (atomically) and ``out`` is returned.
+    With ``out``, the cached binary is also copied there (atomically) and ``out`` is returned. ``out`` may be
+    a folder (the binary is written into it as ``probe``) or a file path.
     """
     target = zig_target(abi)
     cached = cached_probe_path(abi)
     if not cached.is_file():
+        if reporter is not None:
+            reporter.note(
+                f"building the probe for {abi} with zig (a machine's first zig build also builds musl, ~60 s)"
+            )
         cached.parent.mkdir(parents=True, exist_ok=True)
         _compile(target, cached)
     if out is None:

@@ -4,6 +4,11 @@ A folder may be partial: when the probe itself was killed (with the runner, e.g.
 lost adb connection) there is no result.json, and everything is derived from the rows the probe flushed
 before dying.
 
+timeline.csv: the status columns (vm_*, rss_anon/file/shmem) are read every tick; the smaps_rollup columns
+(rss, pss*, private_dirty, swap_pss) are refreshed at the rollup rate (``rollup_samples`` reads; adaptive by
+default, because each read walks every page table) and repeat the last reading in between. An empty cell is
+a field this kernel does not report.
+
 Section residency: the LiteRT-LM engine mmaps each bundle section on its own at the section's file offset,
 so a mapping of the bundle belongs to the section whose [offset, end) holds the mapping's file offset. The
 resident bytes of a section at one smaps sample are the sum of its mappings' Rss; its resident peak is the
