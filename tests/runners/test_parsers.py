@@ -292,3 +292,32 @@ def test_cli_runner_parse(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["runner", "parse", str(empty)])
     assert info.value.code == 3
+
+
+def test_windows_v0_10_2_new_form_with_engine_logs_around() -> None:
+    metrics = get_adapter("litert_lm_main").parse(read("litert_lm_main_v0.10.2_windows_gemma4_e2b_cpu.txt"))
+    assert metrics.init_s == pytest.approx(0.5801)
+    assert metrics.raw["init_phases_s"]["Init Executor"] == pytest.approx(0.5773)
+    assert "Init Total" not in metrics.raw["init_phases_s"]
+    assert metrics.ttft_s == pytest.approx(0.92)
+    assert (metrics.prefill_tokens, metrics.prefill_tok_s) == (16, pytest.approx(19.51))
+    assert (metrics.decode_tokens, metrics.decode_tok_s) == (88, pytest.approx(10.11))
+    # The TextToTokenIds turns ("Turn 1: 11.2us, 1 tokens") are not prefill or decode turns.
+    assert len(metrics.raw["prefill_turns"]) == 1 and len(metrics.raw["decode_turns"]) == 1
+
+
+def test_aggregated_medians_after_the_last_iteration_win() -> None:
+    one = read("litert_lm_advanced_main_arm_m4pro_iteration.txt")
+    logged = (
+        "I0000 00:00:1.0 1 litert_lm_lib.cc:424] BenchmarkInfo:\n"
+        + one
+        + "I0000 00:00:2.0 1 litert_lm_lib.cc:537] Aggregated BenchmarkInfo (median of 3 iterations):\n"
+        "  Time to first token: 0.41 s\n      Prefill Speed: 1290.50 tokens/sec.\n"
+        "      Decode Speed: 31.95 tokens/sec.\n"
+    )
+    metrics = get_adapter("litert_lm_main").parse("", logged)
+    assert metrics.raw["aggregated"]["iterations"] == 3
+    assert metrics.ttft_s == pytest.approx(0.41)
+    assert metrics.prefill_tok_s == pytest.approx(1290.50) and metrics.decode_tok_s == pytest.approx(31.95)
+    assert metrics.decode_tokens == 128  # counts come from the last iteration's turns
+    assert len(metrics.raw["decode_turns"]) == 1

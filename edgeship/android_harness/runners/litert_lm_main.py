@@ -39,6 +39,8 @@ _TURN = re.compile(
     r" in (?P<duration>\S+) duration"
 )
 _SPEED = re.compile(r"(?P<kind>Prefill|Decode) Speed: (?P<speed>[0-9.eE+-]+|inf|nan) tokens/sec")
+# --num_iterations=N ends with medians: "Aggregated BenchmarkInfo (median of 3 iterations):", speed lines.
+_AGGREGATED = re.compile(r"Aggregated BenchmarkInfo \(median of (?P<n>\d+) iterations?\):")
 _TTFT = re.compile(r"Time to first token: (?P<value>[0-9.eE+-]+) ?s\b")
 _INIT_TOTAL = re.compile(r"(?:- Init Total|Total init time): (?P<value>[0-9.eE+-]+) ?ms")
 _INIT_PHASE = re.compile(r"^\s*- (?P<name>[^:\n]+): (?P<value>[0-9.eE+-]+) ?ms", re.MULTILINE)
@@ -83,11 +85,20 @@ def format_absl_duration(seconds: float) -> str:
 
 
 def last_benchmark_block(text: str) -> str | None:
-    """Text after the last ``BenchmarkInfo:`` line, or None when there is none."""
+    """Text after the last ``BenchmarkInfo:`` line (including an ``Aggregated BenchmarkInfo`` tail), or None
+    when there is none."""
     headers = list(_HEADER.finditer(text))
     if not headers:
         return None
     return text[headers[-1].end() :]
+
+
+def split_aggregated(block: str) -> tuple[str, str | None, int | None]:
+    """(the last iteration's block, the aggregated medians' text or None, how many iterations)."""
+    match = _AGGREGATED.search(block)
+    if match is None:
+        return block, None, None
+    return block[: match.start()], block[match.end() :], int(match.group("n"))
 
 
 def parse_benchmark_block(block: str) -> dict[str, Any]:
@@ -233,7 +244,9 @@ class LiteRtLmMainAdapter:
                     break
         raw: dict[str, Any] = {"source": source}
         metrics = RunnerMetrics(raw=raw)
+        aggregated_text, aggregated_n = None, None
         if block is not None:
+            block, aggregated_text, aggregated_n = split_aggregated(block)
             info = parse_benchmark_block(block)
             raw.update(info)
             prefill_turns, decode_turns = info["prefill_turns"], info["decode_turns"]
@@ -248,6 +261,22 @@ class LiteRtLmMainAdapter:
             if metrics.ttft_s is None and prefill_turns and decode_turns:
                 metrics.ttft_s = _computed_ttft(prefill_turns[0], decode_turns[0])
                 raw["ttft_computed"] = metrics.ttft_s is not None
+        if aggregated_text is not None:
+            # Medians over the iterations win over the last iteration, as the sink's aggregated block does.
+            medians = parse_benchmark_block(aggregated_text)
+            speeds = {
+                kind: [turn["tok_s"] for turn in medians[f"{kind}_turns"] if turn["tok_s"] is not None]
+                for kind in ("prefill", "decode")
+            }
+            raw["aggregated"] = {
+                "iterations": aggregated_n,
+                "ttft_s": medians["ttft_s"],
+                "prefill_tok_s": speeds["prefill"][-1] if speeds["prefill"] else None,
+                "decode_tok_s": speeds["decode"][-1] if speeds["decode"] else None,
+            }
+            for name in ("ttft_s", "prefill_tok_s", "decode_tok_s"):
+                if raw["aggregated"][name] is not None:
+                    setattr(metrics, name, raw["aggregated"][name])
         # Key:value lines: the sink file first, then what the binary logged (stderr, or stdout when merged).
         sink = parse_log_sink(log_sink) if log_sink else {}
         if log_sink:
