@@ -3,15 +3,21 @@
 The BenchmarkInfo text drifts between releases (all seen in published output):
 
 - new:   ``Init Phases (N):`` with ``- Init Total: X ms``, ``Time to first token: X s``,
-         ``Prefill Turns (Total N turns):``
+         ``Prefill Turns (Total N turns):``, then ``TextToTokenIds Turns`` (ignored)
 - mid:   ``Init Phases (2):`` with ``- Executor initialization: X ms`` and ``Total init time: X ms``
 - old:   ``Init Phases (2): - Load Model: X ms`` / ``Total init time: X ms``, ``Prefill Turns (Total: 2):``,
          no ``Time to first token`` line (it is then computed the way LiteRT-LM computes it).
 
-It comes after the model's own text, on stdout or stderr. The model may print "BenchmarkInfo:" too, and
-``--num_iterations`` prints one block per iteration, so the text is split on the LAST line that is exactly
-``BenchmarkInfo:``. Within a block, the last prefill and decode turns are the figures (as in LiteRT-LM's own
-Python API). Durations are absl strings: ``372.565677ms``, ``1.2s``, ``1m2.5s``, ``850us``.
+It comes after the model's own text, printed on stdout or logged on stderr (``ABSL_LOG(INFO) <<
+benchmark_info``: only the header line carries the ``I0000 … litert_lm_lib.cc:NNN]`` prefix). The model may
+print "BenchmarkInfo:" too, and ``--num_iterations`` prints one block per iteration then ``Aggregated
+BenchmarkInfo (median of N iterations):``, so the text is split on the LAST header line that has figures
+under it, and the medians, when present, win. Within a block, the last prefill and decode turns are the
+figures (as in LiteRT-LM's own Python API). Durations are absl strings: ``372.565677ms``, ``1.2s``,
+``1m2.5s``, ``850us``.
+
+With ``--log_sink_file`` recent builds log key:value lines instead of the block (see ``parse_log_sink``); the
+parser then reads the sink file, else those lines on stderr.
 """
 
 from __future__ import annotations
