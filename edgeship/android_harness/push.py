@@ -198,7 +198,7 @@ def assemble_script(
         )
     for piece in plan.pieces:
         path = f'"$P/{piece.name}"'
-        regions.append((piece.offset, f"w {path} {piece.length}; cat {path}"))
+        regions.append((piece.offset, f"w {path} {piece.length}; dd if={path} bs=1048576 2>/dev/null"))
     regions.sort()
     lines = [
         "set -e",
