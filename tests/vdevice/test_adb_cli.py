@@ -219,3 +219,15 @@ def test_interactive_shell_on_a_terminal(any_adb_server, vdevice_factory):
         if pid:  # a failed test must not leave its `adb shell` behind
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def test_push_outside_the_sandbox_is_permission_denied(any_adb_server, vdevice_factory, tmp_path):
+    device = vdevice_factory(any_adb_server)
+    source = tmp_path / "small.txt"
+    source.write_text("x")
+    result = any_adb_server.run("-s", device.serial, "push", str(source), "/system/small.txt")
+    assert result.returncode != 0
+    assert "Permission denied" in result.stdout + result.stderr
+    missing = any_adb_server.run("-s", device.serial, "pull", "/data/local/tmp/nope", str(tmp_path / "nope"))
+    assert missing.returncode != 0
+    assert "No such file or directory" in missing.stdout + missing.stderr
