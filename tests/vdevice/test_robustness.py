@@ -278,13 +278,36 @@ def test_sync_cannot_leave_the_sandbox(adb_server, vdevice, tmp_path):
     assert [e.path for e in device.sync.list("/data/local/tmp/hostlink")] == []
 
 
-def test_daemon_threads_do_not_pile_up(tmp_path):
+def test_threads_and_file_descriptors_do_not_pile_up(tmp_path):
     with VirtualDevice(name="threads", root=tmp_path / "threads") as device:
-        before = threading.active_count()
-        for _ in range(20):
+        assert serves(device)
+        time.sleep(0.3)
+        threads_before = threading.active_count()
+        fds_before = len(os.listdir("/proc/self/fd"))
+        for index in range(15):
             assert serves(device)
-        time.sleep(0.5)
-        assert threading.active_count() <= before + 2
+            host = RawHost(device.port)
+            host.connect()
+            local, _ = host.open("shell,v2,pty:echo on-a-terminal")
+            host.read_stream(local)
+            local, reply = host.open("sync:")
+            request = b"/data/local/tmp/x"
+            host.send(
+                WRTE, local, reply.arg0, b"STAT" + struct.pack("<I", len(request)) + request + b"QUIT\0\0\0\0"
+            )
+            host.read_stream(local)
+            if index % 3 == 0:
+                host.send(OPEN, 900, 0, b"shell:sleep 30\0")  # dropped with the connection
+                time.sleep(0.05)
+            host.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            threading.active_count() > threads_before or len(os.listdir("/proc/self/fd")) > fds_before
+        ):
+            time.sleep(0.1)
+        assert threading.active_count() <= threads_before
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+        assert len(device.processes) == 0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
