@@ -105,3 +105,34 @@ def test_sync_stream_split_across_writes(device):
     assert target.read_bytes() == body
     assert int(target.stat().st_mtime) == 1_700_000_000
     host.close()
+
+
+def test_localabstract_and_refused_tcp(device):
+    name = f"edgeship-test-{device.port}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0" + name)
+    server.listen(1)
+    host = RawHost(device.port)
+    try:
+        host.connect()
+        local, reply = host.open(f"localabstract:{name}")
+        assert reply.name == "OKAY"
+        peer, _ = server.accept()
+        host.send(WRTE, local, reply.arg0, b"ping")
+        assert host.receive().name == "OKAY"
+        assert peer.recv(4) == b"ping"
+        peer.sendall(b"pong")
+        message = host.receive()
+        assert (message.name, message.data) == ("WRTE", b"pong")
+        peer.close()
+        closed = host.receive()  # the device side ended: the stream closes
+        assert (closed.name, closed.arg1) == ("CLSE", local)
+        # nothing listens on this port: refused like adbd, CLSE(0, id)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            unused = probe.getsockname()[1]
+        local, reply = host.open(f"tcp:{unused}")
+        assert (reply.name, reply.arg0) == ("CLSE", 0)
+    finally:
+        host.close()
+        server.close()
