@@ -150,7 +150,14 @@ def _from_mapping(raw: Any, source: str, fallback_name: str) -> DeviceProfile:
     for key in list(values):
         if key not in ("sdk", "ram_bytes", "props"):
             values[key] = str(values[key])
-    return DeviceProfile(**values, props={str(k): str(v) for k, v in props.items()}, source=source)
+    return DeviceProfile(**values, props={str(k): _prop_text(v) for k, v in props.items()}, source=source)
+
+
+def _prop_text(value: Any) -> str:
+    # YAML reads `false` as a bool; Android properties spell it "false", not Python's "False".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def load_profile_file(path: str | Path) -> DeviceProfile:

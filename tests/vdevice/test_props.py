@@ -40,8 +40,11 @@ def test_user_folder_and_path(tmp_path, monkeypatch) -> None:
     assert (profile.name, profile.model, profile.ram_bytes, profile.sdk) == ("tiny2g", "Tiny 2G", 2**31, 30)
     assert "tiny2g" in {p.name for p in list_profiles()}
     other = tmp_path / "other.yaml"
-    other.write_text("name: other\nmodel: Other\nprops:\n  ro.custom: yes-please\n")
-    assert load_profile(other).system_properties("S")["ro.custom"] == "yes-please"
+    other.write_text(
+        "name: other\nmodel: Other\nprops:\n  ro.custom: yes-please\n  ro.flag: false\n  ro.n: 3\n"
+    )
+    props = load_profile(other).system_properties("S")
+    assert (props["ro.custom"], props["ro.flag"], props["ro.n"]) == ("yes-please", "false", "3")
 
 
 def test_errors_are_one_line(tmp_path) -> None:
