@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -180,6 +181,10 @@ def test_interactive_shell_on_a_terminal(any_adb_server, vdevice_factory):
     import select
 
     device = vdevice_factory(any_adb_server)
+    if not device.confined or shutil.which("mksh") is None:
+        pytest.skip(
+            "needs bubblewrap and mksh (packages 'bubblewrap', 'mksh') for a terminal with job control"
+        )
     pid, fd = pty.fork()
     if pid == 0:  # the child becomes `adb shell` on a terminal
         os.execve(
