@@ -22,10 +22,9 @@ from typing import Any
 
 from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError, UsageError
-from edgeship.exporter import litert, litertlm
+from edgeship.exporter import litert, litertlm, worker
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
 from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
-from edgeship.exporter.toolchain_output import toolchain_output_to
 from edgeship.hashing import sha256_files
 from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
 
@@ -135,9 +134,8 @@ def export_build(
         )
         work = staging / "work"
         work.mkdir()
-        with toolchain_output_to(log_path):
-            result = litert.run_export(ckpt, work, settings, recipe, reporter)
-            versions = litert.versions()
+        result = worker.run_toolchain(ckpt, work, settings, options.recipe, recipe, reporter, log_path)
+        versions = litert.versions()
         bundle = staging / BUNDLE_FILE
         result.bundle.rename(bundle)
         weights_sha256 = weights_future.result()

@@ -1,8 +1,7 @@
 """Keep the toolchain's chatter (torch, TF, MLIR, absl: C++ and Python) off the user's terminal.
 
-stdout must stay clean for --json, and progress must stay readable. Our Reporter's console is pointed at a
-copy of the real stderr, while fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import
-bind) and Python warnings all go to a log file.
+stdout must stay clean for --json, and progress must stay readable: the toolchain writes to a log file
+while our Reporter keeps a copy of the real stderr.
 """
 
 from __future__ import annotations
@@ -22,8 +21,10 @@ def toolchain_output_to(log_path: Path) -> Iterator[None]:
     """Send the toolchain's chatter (C++ and Python, stdout and stderr) to a log; keep our progress visible.
 
     stdout must stay clean for --json. Our Reporter's console is pointed at a copy of the real stderr, while
-    fd 1/2, ``sys.stderr`` (where logging handlers created during the torch import bind) and Python warnings
-    all go to the log, which is kept beside the build for whoever needs the details.
+    fd 1/2 (C++ logs, and Python's sys.stdout/sys.stderr in a normal process), ``sys.stdout`` itself and
+    Python warnings go to the log, which is kept beside the build for whoever needs the details.
+    ``sys.stderr`` is left alone: logging handlers created during the torch import bind to it and must not
+    be left holding a closed file.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -34,6 +35,8 @@ def toolchain_output_to(log_path: Path) -> Iterator[None]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         stderr_console.file = our_stderr
+        # Python-level prints too, even when sys.stdout is not fd 1 (pytest's capture replaces it).
+        previous_stdout, sys.stdout = sys.stdout, log_text
         warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: (
             log_text.write(warnings.formatwarning(message, category, filename, lineno, line))
         )
@@ -41,6 +44,7 @@ def toolchain_output_to(log_path: Path) -> Iterator[None]:
             yield
         finally:
             warnings.showwarning = previous_showwarning
+            sys.stdout = previous_stdout
             stderr_console.file = None  # back to following sys.stderr
             sys.stdout.flush()
             sys.stderr.flush()

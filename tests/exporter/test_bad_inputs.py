@@ -207,16 +207,16 @@ def test_disk_full_injected_at_the_write_layer(
     import errno
 
     from edgeship.errors import ExportError
-    from edgeship.exporter import litert
+    from edgeship.exporter import worker
     from edgeship.exporter.pipeline import export_build
 
-    def write_until_full(ckpt_, work_dir: Path, *args: object) -> None:
+    def write_until_full(ckpt_: object, work_dir: Path, *args: object) -> None:
         (work_dir / "model.tflite").write_bytes(
             b"\0" * 4096
         )  # a partial graph on disk, as a real export leaves
         raise OSError(errno.ENOSPC, "No space left on device", str(work_dir / "model.tflite"))
 
-    monkeypatch.setattr(litert, "run_export", write_until_full)
+    monkeypatch.setattr(worker, "run_toolchain", write_until_full)
     build = tmp_path / "b"
     with pytest.raises(ExportError, match="disk full") as info:
         export_build(ckpt, build, "int8")
@@ -229,7 +229,7 @@ def test_failed_force_export_keeps_the_previous_build(
     ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from edgeship.errors import ExportError
-    from edgeship.exporter import litert
+    from edgeship.exporter import worker
     from edgeship.exporter.pipeline import ExportOptions, export_build
 
     build = tmp_path / "b"
@@ -239,7 +239,7 @@ def test_failed_force_export_keeps_the_previous_build(
     def toolchain_bug(*args: object) -> None:
         raise ExportError("litert-torch failed to export gemma4 checkpoint: RuntimeError: boom")
 
-    monkeypatch.setattr(litert, "run_export", toolchain_bug)
+    monkeypatch.setattr(worker, "run_toolchain", toolchain_bug)
     with pytest.raises(ExportError, match="boom"):
         export_build(ckpt, build, ExportOptions(force=True))
     assert (build / "model.litertlm").read_bytes() == b"previous complete build"
