@@ -132,13 +132,7 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
         )
     _check_sections(sections, expected_bytes, manifest_path)
     if verify:
-        actual_sha = _hash_file(bundle_path)
-        if actual_sha != expected_sha:
-            raise InputError(
-                f"{bundle_path} sha256 {actual_sha[:12]}… does not match its manifest "
-                f"({expected_sha[:12]}…); "
-                "the bundle changed after export — re-export"
-            )
+        verify_bundle(bundle_path, expected_sha)
     side_files = [
         SideFile(MANIFEST_NAME, manifest_path, manifest_path.stat().st_size, _sha256_bytes(manifest_path))
     ]
@@ -163,6 +157,16 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
         side_files=side_files,
         manifest=manifest,
     )
+
+
+def verify_bundle(bundle_path: Path, expected_sha: str) -> None:
+    """The bundle's sha256 against its manifest: a bundle changed after export is refused before sending."""
+    actual_sha = _hash_file(bundle_path)
+    if actual_sha != expected_sha:
+        raise InputError(
+            f"{bundle_path} sha256 {actual_sha[:12]}… does not match its manifest "
+            f"({expected_sha[:12]}…); the bundle changed after export — re-export"
+        )
 
 
 def _check_sections(sections: list[SectionRef], total: int, manifest_path: Path) -> None:

@@ -48,16 +48,25 @@ def push_command(
     The bundle lands at <device root>/bundles/<sha256>/model.litertlm with its manifest and tokenizer,
     renamed into place only after sha256sum on the device. Exit code 5 when any device failed.
     """
-    from edgeship.android_harness.bundle_plan import load_build
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeship.android_harness.bundle_plan import load_build, verify_bundle
     from edgeship.android_harness.push import push_many
     from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
     from edgeship.errors import DeviceError
 
     config = load_config()
-    # A bad BUILD_DIR is refused before any device is touched.
-    local = load_build(build_dir, verify=not no_verify)
-    devices = select_devices(config, serials, all_, labels, servers)
+    # A bad BUILD_DIR is refused before any device is touched; the bundle's sha256 (a second or two for a
+    # GB) is computed while the adb servers are asked for devices, and checked before anything is sent.
+    local = load_build(build_dir, verify=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashed = pool.submit(verify_bundle, local.path, local.sha256) if not no_verify else None
+        try:
+            devices = select_devices(config, serials, all_, labels, servers)
+        finally:
+            if hashed is not None:
+                hashed.result()
     reporter = make_reporter(quiet or as_json)
     results = push_many(
         devices,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,14 @@ def test_cli_push_devices_and_errors(
     no_manifest = _cli(["push", str(tmp_path), "--device", vdevice.serial], adb_server, tmp_path)
     assert no_manifest.returncode == InputError.exit_code
     assert no_manifest.stderr.strip().count("\n") == 0 and "manifest" in no_manifest.stderr
+    tampered = tmp_path / "tampered"
+    shutil.copytree(builds["v1"], tampered)
+    with (tampered / "model.litertlm").open("r+b") as handle:
+        handle.seek(BLOCK + 5)
+        handle.write(b"\x00\xff")
+    refused = _cli(["push", str(tampered), "--device", vdevice.serial], adb_server, tmp_path)
+    assert refused.returncode == InputError.exit_code and "does not match its manifest" in refused.stderr
+    assert not (vdevice.sandbox_root / "edgeship" / "staging" / load_build(builds["v1"]).sha256).exists()
     unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
     assert unknown.returncode == 5 and "not connected" in unknown.stderr
     dry = _cli(["push", str(builds["v2"]), "--dry-run", "--json"], adb_server, tmp_path)
