@@ -273,7 +273,9 @@ printf '%s\\n' "${{2-}}"
         """
         shell_args = ["-c", command] if command else ["-i"]
         if not self.confined:
-            return [self.shell_path, *shell_args], str(self.data_dir)
+            # No job control (+m): background jobs stay in the command's process group, the only thing
+            # that is killed when the stream ends (there is no PID namespace to take them down).
+            return [self.shell_path, "+m", *shell_args], str(self.data_dir)
         setsid = shutil.which("setsid") if terminal else None
         session = [setsid, "--ctty"] if setsid else []
         return [*self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"

@@ -159,6 +159,7 @@ def test_one_device_on_two_servers_at_once(adb_server, debian_adb_server, vdevic
 def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
     device = vdevice_factory(adb_server)
     (device.sandbox_root / "survives").write_text("kept")
+    shell_path = "/data/local/tmp/survives" if device.confined else str(device.sandbox_root / "survives")
     accepted = device.connections_accepted
     assert adb_server.run("-s", device.serial, "reboot").returncode == 0
     deadline = time.monotonic() + 30
@@ -167,7 +168,7 @@ def test_reboot_drops_and_the_server_reconnects(adb_server, vdevice_factory):
     assert device.connections_accepted > accepted, "the connection dropped and the server reconnected"
     answer = ""
     while time.monotonic() < deadline:
-        result = adb_server.run("-s", device.serial, "shell", "cat /data/local/tmp/survives", timeout=10)
+        result = adb_server.run("-s", device.serial, "shell", f"cat {shell_path}", timeout=10)
         answer = result.stdout
         if answer == "kept":
             break
