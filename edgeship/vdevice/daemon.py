@@ -25,6 +25,7 @@ from edgeship.vdevice.props import DEFAULT_PROFILE
 log = logging.getLogger("edgeship.vdevice")
 
 START_TIMEOUT_S = 30.0
+START_FAILURE = "cannot start: "
 STOP_TIMEOUT_S = 10.0
 
 
@@ -61,9 +62,7 @@ def spawn(
         if record is not None and record.pid == process.pid and _accepts(record.host, record.port):
             return record
         if process.poll() is not None:
-            raise DeviceError(
-                f"virtual device {name!r} failed to start: {_last_line(log_path)} (log: {log_path})"
-            )
+            raise DeviceError(f"{_start_failure(log_path)} (log: {log_path})")
         time.sleep(0.05)
     terminate_pid(process.pid)
     raise DeviceError(
@@ -79,12 +78,16 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _last_line(path: Path) -> str:
+def _start_failure(path: Path) -> str:
+    """The daemon's own one-line reason (it logs "cannot start: ..."), else its last log line."""
     try:
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        return "no log"
-    return lines[-1] if lines else "no output"
+        lines = []
+    for line in reversed(lines):
+        if START_FAILURE in line:
+            return line.split(START_FAILURE, 1)[1]
+    return f"the virtual device daemon exited: {lines[-1] if lines else 'no output'}"
 
 
 def terminate_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         device.start()
     except Exception as exc:
-        log.error("cannot start: %s", exc)
+        log.error("%s%s", START_FAILURE, exc)
         return 1
     stop_requested = threading.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -86,3 +87,8 @@ def test_user_errors_are_one_line(cli):
     assert cli("stop", "nobody").returncode == 5
     bad_name = cli("start", "--name", "../evil")
     assert bad_name.returncode == 5 and "not valid" in bad_name.stderr
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        busy = cli("start", "--name", "busy", "--no-connect", "--port", str(port))
+    assert busy.returncode == 5
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
