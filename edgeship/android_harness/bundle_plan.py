@@ -199,7 +199,6 @@ class DeviceIndex:
     side_files: dict[str, str] = field(default_factory=dict)  # file sha -> bundle sha holding it (by name)
     side_names: dict[str, str] = field(default_factory=dict)  # file sha -> its name there
     pieces: dict[str, int] = field(default_factory=dict)  # staged piece name -> size
-    staged_bytes: int | None = None  # size of staging/<sha>/model.litertlm when present
     free_bytes: int | None = None
 
 

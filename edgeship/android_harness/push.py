@@ -2,14 +2,14 @@
 
 One device costs, when the bundle is already there, one shell round trip (the survey). Otherwise:
 
-1. survey (1 shell): bundles present, their section index, staged pieces from an interrupted push, free space;
+1. survey (1 shell): bundles present, their section index, pieces left by an interrupted push, free space;
 2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, which pieces to send;
 3. refuse with "needs X, has Y" when the pieces plus the assembled file would not fit;
 4. send missing pieces and the side files (manifest, tokenizer, section index) in one pipelined sync session;
-5. one shell script, started before the pieces travel, writes staging/<sha>/model.litertlm front to back
-   (dd from older bundles, pieces as they arrive) through sha256sum, checks size and digest against the
-   manifest, and only then renames staging/<sha>/ to bundles/<sha>/ — a directory rename, atomic, so a
-   final path never holds anything but the verified bundle, whatever gets killed when.
+5. one shell script, started before the pieces travel, writes staging/<sha>/<attempt>/model.litertlm front
+   to back (dd from older bundles, pieces as they arrive) through sha256sum, checks size and digest against
+   the manifest, and only then renames the attempt folder to bundles/<sha>/ — a directory rename, atomic,
+   so a final path never holds anything but the verified bundle, whatever gets killed when.
 
 The device's `sha256sum` does the check. Android's toybox links BoringSSL (GB/s with the ARMv8 SHA
 instructions); a toybox built without it (Debian's, inside virtual devices) hashes at ~100 MB/s and then
@@ -25,9 +25,10 @@ import os
 import shlex
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from edgeship.android_harness.bundle_plan import (
 )
 from edgeship.android_harness.device import Device
 from edgeship.android_harness.facts import parse_df_available, split_sections
-from edgeship.android_harness.store import DeviceStore, human_bytes
+from edgeship.android_harness.store import DeviceStore, check_name, human_bytes
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.console import Reporter, stderr_console
 from edgeship.errors import DeviceError, EdgeshipError
@@ -94,15 +95,17 @@ def _nearest_dir_df(root: str) -> str:
     )
 
 
+ATTEMPT_STALE_S = 600  # an attempt folder whose file has not grown for this long belongs to a dead push
+
+
 def survey_script(root: str, bundle_sha: str) -> str:
     staging = f"staging/{bundle_sha}"
     return (
         _nearest_dir_df(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
         "echo '@bundles'; stat -c '%s %n' bundles/*/model.litertlm 2>/dev/null\n"
         f'echo \'@index\'; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
-        f"echo '@pieces'; [ -d {staging}/pieces ] && echo 'dir present'; "
-        f"stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
-        f"echo '@staged'; stat -c %s {staging}/model.litertlm 2>/dev/null\n"
+        f"echo '@pieces'; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
+        f"echo '@attempts'; date +%s; stat -c '%Y %n' {staging}/*/model.litertlm 2>/dev/null\n"
         "echo '@end'\n"
     )
 
@@ -110,7 +113,7 @@ def survey_script(root: str, bundle_sha: str) -> str:
 @dataclass
 class Survey:
     index: DeviceIndex
-    pieces_dir: bool
+    stale_attempts: list[str] = field(default_factory=list)  # attempt folder names of dead pushes
 
 
 def parse_survey(text: str) -> Survey:
@@ -126,36 +129,19 @@ def parse_survey(text: str) -> Survey:
         parts = path.split("/")
         if len(parts) == 3 and parts[1] in index.bundles:
             parse_index_line(parts[1], rest, index)
-    pieces_dir = False
     for line in sections.get("pieces", []):
-        if line.strip() == "dir present":
-            pieces_dir = True
-            continue
         size, _, path = line.strip().partition(" ")
         if size.isdigit() and path:
             index.pieces[path.rsplit("/", 1)[-1]] = int(size)
-    staged = [line.strip() for line in sections.get("staged", []) if line.strip().isdigit()]
-    index.staged_bytes = int(staged[0]) if staged else None
-    return Survey(index=index, pieces_dir=pieces_dir)
-
-
-def finish_script(store: DeviceStore, local: LocalBundle) -> list[str]:
-    """After the checks: side files in place, then the atomic rename of the staging folder."""
-    q = shlex.quote
-    final = store.bundle_dir(local.sha256)
-    return [
-        'rm -rf "$S/pieces" "$S/assemble.sh"',
-        f"mkdir -p {q(store.bundles_dir)}",
-        # A final folder whose model is missing or short (we only get here then) is not a verified bundle.
-        f"rm -rf {q(final)}",
-        f'mv "$S" {q(final)}',
-    ]
-
-
-def device_sha256sum() -> str:
-    """The device command that prints "<hex>  <name>" like sha256sum (quoted word by word)."""
-    words = shlex.split(os.environ.get("EDGESHIP_DEVICE_SHA256SUM", "").strip() or "sha256sum")
-    return " ".join(shlex.quote(word) for word in words)
+    stale: list[str] = []
+    attempts = [line.split() for line in sections.get("attempts", []) if line.strip()]
+    if attempts and len(attempts[0]) == 1 and attempts[0][0].isdigit():
+        now = int(attempts[0][0])
+        for row in attempts[1:]:
+            parts = row[1].split("/") if len(row) == 2 else []
+            if row[0].isdigit() and len(parts) == 4 and now - int(row[0]) > ATTEMPT_STALE_S:
+                stale.append(parts[2])
+    return Survey(index=index, stale_attempts=stale)
 
 
 def _size_check(local: LocalBundle) -> list[str]:
@@ -174,16 +160,34 @@ def _sha_check(local: LocalBundle) -> list[str]:
     ]
 
 
+def device_sha256sum() -> str:
+    """The device command that prints "<hex>  <name>" like sha256sum (quoted word by word)."""
+    words = shlex.split(os.environ.get("EDGESHIP_DEVICE_SHA256SUM", "").strip() or "sha256sum")
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def new_attempt_name() -> str:
+    return f"attempt-{uuid.uuid4().hex[:12]}"
+
+
 def assemble_script(
-    store: DeviceStore, local: LocalBundle, plan: BundlePlan, side_copies: dict[str, str], verify: bool
+    store: DeviceStore,
+    local: LocalBundle,
+    plan: BundlePlan,
+    side_copies: dict[str, str],
+    verify: bool,
+    attempt: str,
+    stale_attempts: Sequence[str] = (),
 ) -> str:
     """The device side of a push, started BEFORE the pieces are sent.
 
     It writes the bundle front to back as one stream — reused blocks read from older bundles with dd,
-    pieces `cat` as soon as each has arrived whole (its size reached) — through `tee` into the staged file
-    and through `sha256sum`. Hashing thus runs while the rest is still on the wire, instead of a second
-    pass over the file afterwards; sha256sum sees exactly the bytes tee writes, and the size is checked
-    after. Nothing reaches a final path before both checks pass.
+    pieces read as soon as each has arrived whole (its size reached) — through `tee` into this attempt's
+    own file and through `sha256sum`. Hashing thus runs while the rest is still on the wire, instead of a
+    second pass over the file afterwards; sha256sum sees exactly the bytes tee writes, and the size is
+    checked after. Each push attempt writes its own folder (staging/<sha>/<attempt>/), so two pushes of
+    the same bundle to one phone never write one file; the folder is renamed to bundles/<sha>/ only after
+    both checks pass.
     """
     q = shlex.quote
     regions: list[tuple[int, str]] = []
@@ -198,18 +202,21 @@ def assemble_script(
         )
     for piece in plan.pieces:
         path = f'"$P/{piece.name}"'
+        # toybox cat moves 4 KiB per syscall; dd bs=1M keeps the device's CPU for hashing.
         regions.append((piece.offset, f"w {path} {piece.length}; dd if={path} bs=1048576 2>/dev/null"))
     regions.sort()
+    final = store.bundle_dir(local.sha256)
     lines = [
         "set -e",
         f"S={q(store.staging_for(local.sha256))}",
-        'out="$S/model.litertlm"',
+        f'A="$S/{check_name(attempt)}"',
+        'out="$A/model.litertlm"',
         'P="$S/pieces"',
+        *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
         # A piece is whole when its size is reached: sync writes a file front to back.
         f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep 0.02; n=$((n+1)); '
         f'[ $n -lt {int(PIECE_WAIT_S / 0.02)} ] || {{ echo "piece $1 never arrived" >&2; exit 7; }}; '
         "done; }",
-        'rm -f "$out"',
         "stream() {",
         *[f"  {command}" for _, command in regions],
         "}",
@@ -220,24 +227,18 @@ def assemble_script(
     else:
         lines += ['stream > "$out"', *_size_check(local)]
     for name, source_bundle in side_copies.items():
-        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$S/{name}"')
-    lines += finish_script(store, local)
+        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
+    lines += [
+        'rm -f "$A/assemble.sh"',
+        f"mkdir -p {q(store.bundles_dir)}",
+        f"final={q(final)}",
+        # Another push of the same bundle may have finished first: its folder is as good as ours.
+        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
+        '  rm -rf "$final"; mv "$A" "$final"',
+        "fi",
+        'rm -rf "$P"; rmdir "$S" 2>/dev/null || true',
+    ]
     return "\n".join(lines) + "\n"
-
-
-def verify_staged_script(store: DeviceStore, local: LocalBundle) -> str:
-    """A push killed after the checks but before the rename: the staged file is read back and renamed."""
-    return "\n".join(
-        [
-            "set -e",
-            f"S={shlex.quote(store.staging_for(local.sha256))}",
-            'out="$S/model.litertlm"',
-            *_size_check(local),
-            f'sum=$({device_sha256sum()} "$out")',
-            *_sha_check(local),
-            *finish_script(store, local),
-        ]
-    )
 
 
 # -- one device ----------------------------------------------------------------------------------------------
@@ -279,28 +280,27 @@ class _Attempt:
                 to_send.append(side)
         return copies, to_send
 
-    def finalize_staged(self) -> bool:
-        """An earlier push was killed between verification and rename: check again and rename."""
-        script = verify_staged_script(self.store, self.local)
-        return self.device.shell(script, timeout=ASSEMBLE_TIMEOUT_S).exit_code == 0
-
     def send_and_assemble(self, plan: BundlePlan, survey: Survey) -> int:
         staging = self.store.staging_for(self.local.sha256)
+        attempt = new_attempt_name()
+        folder = f"{staging}/{attempt}"
         side_copies, side_to_send = self.side_copies(survey.index)
         self.progress.start(plan.bytes_to_send + sum(side.bytes for side in side_to_send))
         # The script travels by sync too (a 1.5 GB bundle has ~100 regions, past the 4 KiB command limit
         # of older adbd), together with the small files, in one session; SEND creates the folders.
-        script = assemble_script(self.store, self.local, plan, side_copies, self.verify)
-        blobs = [(side.path.read_bytes(), f"{staging}/{side.name}") for side in side_to_send]
+        script = assemble_script(
+            self.store, self.local, plan, side_copies, self.verify, attempt, survey.stale_attempts
+        )
+        blobs = [(side.path.read_bytes(), f"{folder}/{side.name}") for side in side_to_send]
         blobs += [
-            (self.local.index_text(time.time()).encode(), f"{staging}/{INDEX_NAME}"),
-            (script.encode(), f"{staging}/assemble.sh"),
+            (self.local.index_text(time.time()).encode(), f"{folder}/{INDEX_NAME}"),
+            (script.encode(), f"{folder}/assemble.sh"),
         ]
         self.device.push_blobs(blobs)
         sent = sum(side.bytes for side in side_to_send)
         self.progress.advance(sent)
         # The assembler starts now and writes + hashes the bundle while the pieces travel.
-        assembler = self.device.shell_start(["sh", f"{staging}/assemble.sh"])
+        assembler = self.device.shell_start(["sh", f"{folder}/assemble.sh"])
         try:
             ranges = [(p.offset, p.length, f"{staging}/pieces/{p.name}") for p in plan.pieces_to_send]
             if ranges:
@@ -386,16 +386,6 @@ def _push_one(
         result.remote_path = final_path
         result.bytes_reused = local.bytes
         return
-    if (
-        not dry_run
-        and survey.index.staged_bytes == local.bytes
-        and not survey.pieces_dir
-        and attempt.finalize_staged()
-    ):
-        result.status = "pushed"
-        result.remote_path = final_path
-        result.bytes_reused = result.bytes_resumed = local.bytes
-        return
 
     plan = plan_bundle(local, survey.index)
     _, side_to_send = attempt.side_copies(survey.index)
@@ -424,11 +414,12 @@ def _push_one(
             raise
         # Something reused was not what its index said: start clean and send every byte.
         reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")
-        device.shell(["rm", "-rf", store.staging_for(local.sha256)], timeout=120)
+        # Only the pieces: another push's attempt folder may be live beside ours.
+        device.shell(["rm", "-rf", f"{store.staging_for(local.sha256)}/pieces"], timeout=120)
         clean = DeviceIndex(free_bytes=survey.index.free_bytes)
         plan = plan_bundle(local, clean, reuse=False)
         result.bytes_reused = result.bytes_resumed = 0
-        result.bytes_sent += attempt.send_and_assemble(plan, Survey(clean, pieces_dir=False))
+        result.bytes_sent += attempt.send_and_assemble(plan, Survey(clean))
     result.status = "pushed"
     result.remote_path = final_path
 

@@ -154,9 +154,11 @@ def _run_assembly(root: Path, old_dir: Path | None, new_dir: Path, grid: int) ->
     data = new.path.read_bytes()
     for piece in plan.pieces_to_send:
         (staging / "pieces" / piece.name).write_bytes(data[piece.offset : piece.offset + piece.length])
+    attempt = staging / "attempt-test"
+    attempt.mkdir()
     for side in new.side_files:
-        shutil.copy(side.path, staging / side.name)
-    script = assemble_script(store, new, plan, {}, verify=True)
+        shutil.copy(side.path, attempt / side.name)
+    script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
     completed = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     return completed.returncode, root / "bundles" / new.sha256 / "model.litertlm"
 

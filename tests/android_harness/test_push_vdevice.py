@@ -228,3 +228,38 @@ def test_real_exported_build(device: Device, vdevice: Any, tiny_gemma4_build: Pa
         (s.sha256, s.offset, s.end) for s in local.sections
     }
     assert push_bundle(device, tiny_gemma4_build).status == "present"
+
+
+def test_two_pushes_of_one_bundle_to_one_device_at_once(
+    device: Device, adb_server: Any, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    """Two CI jobs pushing the same build to the same phone: each writes its own attempt folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = device_on(adb_server, vdevice)  # a second handle, as a second process would have
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda d: push_bundle(d, builds["v1"]), [device, other]))
+    assert all(r.ok for r in results), [r.error for r in results]
+    final = _host_path(vdevice, results[0].remote_path)
+    assert _sha(final) == load_build(builds["v1"]).sha256
+    assert sorted(p.name for p in final.parent.iterdir()) == [
+        "manifest.json",
+        "model.litertlm",
+        "sections.txt",
+        "tokenizer.json",
+    ]
+
+
+def test_survey_marks_only_old_attempts_stale() -> None:
+    from edgeship.android_harness.push import ATTEMPT_STALE_S, parse_survey
+
+    sha = "b" * 64
+    now = 1_800_000_000
+    text = (
+        "@attempts\n"
+        f"{now}\n"
+        f"{now - ATTEMPT_STALE_S - 5} staging/{sha}/attempt-dead/model.litertlm\n"
+        f"{now - 3} staging/{sha}/attempt-live/model.litertlm\n"
+        "@end\n"
+    )
+    assert parse_survey(text).stale_attempts == ["attempt-dead"]
