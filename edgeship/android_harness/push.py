@@ -213,6 +213,8 @@ def assemble_script(
         'out="$A/model.litertlm"',
         'P="$S/pieces"',
         *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
+        # A failed or interrupted attempt's partial file is of no use (pieces are what resumes): drop it.
+        "trap 'rm -rf \"$A\"' EXIT HUP INT TERM",
         # A piece is whole when its size is reached: sync writes a file front to back.
         f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep 0.02; n=$((n+1)); '
         f'[ $n -lt {int(PIECE_WAIT_S / 0.02)} ] || {{ echo "piece $1 never arrived" >&2; exit 7; }}; '
@@ -229,6 +231,7 @@ def assemble_script(
     for name, source_bundle in side_copies.items():
         lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
     lines += [
+        "trap - EXIT HUP INT TERM",
         'rm -f "$A/assemble.sh"',
         f"mkdir -p {q(store.bundles_dir)}",
         f"final={q(final)}",

@@ -203,6 +203,8 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
     code, final = _run_assembly_existing(root, new_dir)
     assert code == EXIT_SHA_MISMATCH
     assert not final.exists()
+    # The failed attempt removed its own partial file; only the resumable pieces stay.
+    assert [p.name for p in (root / "staging" / load_build(new_dir).sha256).iterdir()] == ["pieces"]
 
 
 def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path]:
