@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeship.android_harness.device import Device
 from edgeship.config import DEFAULT_DEVICE_ROOT, Config
-from edgeship.errors import EdgeshipError
+from edgeship.errors import DeviceError, EdgeshipError
 
 PROPS = {
     "model": "ro.product.model",
@@ -272,10 +272,26 @@ def inventory(config: Config, servers: tuple[str, ...] = ()) -> list[DeviceFacts
 
     Devices are asked in parallel (one script each): a bench of ten phones answers in the time of one.
     """
-    from edgeship.android_harness.adb import connect_servers
+    from edgeship.android_harness.adb import connect_server
     from edgeship.android_harness.selection import ONLINE, device_for, gather
 
-    found = gather(connect_servers(config.servers(servers)))
+    # One lab host being down must not hide the phones of the others: it gets a row of its own.
+    clients = []
+    unreachable: list[DeviceFacts] = []
+    for server in config.servers(servers):
+        try:
+            clients.append(connect_server(server))
+        except EdgeshipError as exc:
+            unreachable.append(
+                DeviceFacts(serial="-", state="unreachable", adb_server=str(server), error=exc.message)
+            )
+    if not clients:
+        raise (
+            DeviceError(unreachable[0].error or "no adb server answers")
+            if unreachable
+            else DeviceError("no adb server configured")
+        )
+    found = gather(clients)
 
     def one(item: Any) -> DeviceFacts:
         device = device_for(item)
@@ -299,6 +315,6 @@ def inventory(config: Config, servers: tuple[str, ...] = ()) -> list[DeviceFacts
             )
 
     if not found:
-        return []
+        return unreachable
     with ThreadPoolExecutor(max_workers=min(16, len(found))) as pool:
-        return list(pool.map(one, found))
+        return list(pool.map(one, found)) + unreachable

@@ -167,3 +167,14 @@ def test_shell_timeout_is_a_deadline_and_kills_the_command(device: Device, vdevi
         device.shell("while true; do echo tick; sleep 0.05; done", timeout=1.0)
     assert time.monotonic() - started < 10
     assert device.shell("echo still-usable").stdout == b"still-usable\n"
+
+
+def test_inventory_keeps_going_when_one_lab_host_is_down(adb_server: Any, vdevice: Any) -> None:
+    from edgeship.android_harness.facts import inventory
+
+    config = config_for(adb_server)
+    dead = "192.0.2.1:5037"  # TEST-NET-1: never answers
+    rows = inventory(config, (dead,))
+    states = {(row.serial, row.state) for row in rows}
+    assert (vdevice.serial, "device") in states and ("-", "unreachable") in states
+    assert next(row for row in rows if row.state == "unreachable").adb_server == dead
