@@ -178,3 +178,20 @@ def test_inventory_keeps_going_when_one_lab_host_is_down(adb_server: Any, vdevic
     states = {(row.serial, row.state) for row in rows}
     assert (vdevice.serial, "device") in states and ("-", "unreachable") in states
     assert next(row for row in rows if row.state == "unreachable").adb_server == dead
+
+
+def test_a_local_server_is_started_when_none_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from edgeship.android_harness.adb import server_is_listening
+    from edgeship.config import AdbServer
+    from tests.fixtures.adb import BUNDLED_ADB, free_port
+
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", BUNDLED_ADB)
+    server = AdbServer("127.0.0.1", free_port())
+    assert not server_is_listening(server)
+    try:
+        assert list_all_devices([server]) == []  # a fresh server knows no device
+        assert server_is_listening(server)
+    finally:
+        subprocess.run([BUNDLED_ADB, "-P", str(server.port), "kill-server"], capture_output=True, timeout=30)
