@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -237,3 +238,46 @@ def test_push_outside_the_sandbox_is_permission_denied(any_adb_server, vdevice_f
     missing = any_adb_server.run("-s", device.serial, "pull", "/data/local/tmp/nope", str(tmp_path / "nope"))
     assert missing.returncode != 0
     assert "No such file or directory" in missing.stdout + missing.stderr
+
+
+def test_exec_in_and_exec_out(any_adb_server, vdevice_factory):
+    """`adb exec-in` closes its stream right after the last byte: the command still gets all of it."""
+    device = vdevice_factory(any_adb_server)
+    data = os.urandom(10 * 1024 * 1024 + 3)
+    target = "/data/local/tmp/exec-in.bin" if device.confined else str(device.sandbox_root / "exec-in.bin")
+    sent = subprocess.run(
+        [
+            any_adb_server.adb_path,
+            "-P",
+            str(any_adb_server.port),
+            "-s",
+            device.serial,
+            "exec-in",
+            f"cat > {target}",
+        ],
+        input=data,
+        capture_output=True,
+        env=any_adb_server.env,
+        timeout=120,
+    )
+    assert sent.returncode == 0, sent.stderr
+    on_host = device.sandbox_root / "exec-in.bin"
+    deadline = time.monotonic() + 15  # like on a phone, the command may still be writing when adb returns
+    while time.monotonic() < deadline and (not on_host.exists() or on_host.stat().st_size < len(data)):
+        time.sleep(0.05)
+    assert on_host.read_bytes() == data
+    out = subprocess.run(
+        [
+            any_adb_server.adb_path,
+            "-P",
+            str(any_adb_server.port),
+            "-s",
+            device.serial,
+            "exec-out",
+            f"cat {target}",
+        ],
+        capture_output=True,
+        env=any_adb_server.env,
+        timeout=120,
+    )
+    assert out.stdout == data

@@ -414,3 +414,17 @@ def test_adb_push_killed_midway(adb_server, vdevice, tmp_path):
     device = adb_server.client().device(vdevice.serial)
     device.sync.push(b"after", "/data/local/tmp/after.txt")
     assert (vdevice.sandbox_root / "after.txt").read_bytes() == b"after"
+
+
+def test_exec_command_is_ended_after_the_host_closes(tmp_path):
+    """exec: lets a command finish its input after CLSE (adb exec-in), but never lets it linger."""
+    marker = str(random.randint(10**6, 10**7))
+    with VirtualDevice(name="execclose", root=tmp_path / "execclose") as device:
+        host = RawHost(device.port)
+        host.connect()
+        local, reply = host.open(f"exec:sleep {marker}")
+        assert wait_until_present(marker)
+        host.send(int.from_bytes(b"CLSE", "little"), local, reply.arg0)
+        assert wait_until_gone(marker, timeout=4 * 5.0) == []
+        host.close()
+        assert serves(device)

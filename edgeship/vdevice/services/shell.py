@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW_SIZE = 0, 1, 2, 3, 4, 5
 PACKET_HEADER = struct.Struct("<BI")
 READ_SIZE = 1024 * 1024
+# How long an exec: command may go on taking its input after the host closed the stream.
+EXEC_DRAIN_S = 5.0
 
 
 def open_shell(device: VirtualDevice, name: str) -> ServiceHandler:
@@ -42,17 +44,34 @@ def open_shell(device: VirtualDevice, name: str) -> ServiceHandler:
 
 
 def open_exec(device: VirtualDevice, command: str) -> ServiceHandler:
-    return lambda stream: run_raw(device, stream, command)
+    # exec: has no terminal on adbd either (a socketpair): when the host closes, the command reads EOF
+    # and may finish, which is what `adb exec-in 'cat > file' < file` relies on.
+    return lambda stream: run_raw(device, stream, command, hang_up_on_close=False)
 
 
 def _start(
-    device: VirtualDevice, stream: Stream, command: str, merge_stderr: bool
+    device: VirtualDevice, stream: Stream, command: str, merge_stderr: bool, hang_up_on_close: bool = True
 ) -> subprocess.Popen[bytes]:
     process = device.start_command(command, merge_stderr=merge_stderr)
-    # The host closed the stream or the connection dropped: kill the whole group (adbd sends SIGHUP).
-    stream.on_close(lambda: device.processes.kill_in_background(process))
+    if hang_up_on_close:
+        # The host closed the stream or the connection dropped: kill the whole group (adbd sends SIGHUP).
+        stream.on_close(lambda: device.processes.kill_in_background(process))
     device.log.info("stream %d runs %r as pid %d", stream.local_id, command[:200], process.pid)
     return process
+
+
+def _finish_then_kill(
+    device: VirtualDevice, process: subprocess.Popen[bytes], stdin_pump: threading.Thread
+) -> None:
+    """After the host closed an exec: stream: let the command take its last input, then end its group."""
+
+    def later() -> None:
+        stdin_pump.join(EXEC_DRAIN_S)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(EXEC_DRAIN_S)
+        device.processes.kill(process)
+
+    threading.Thread(target=later, name=f"drain-{process.pid}", daemon=True).start()
 
 
 def _pump_stdin_raw(stream: Stream, process: subprocess.Popen[bytes]) -> None:
@@ -67,20 +86,25 @@ def _pump_stdin_raw(stream: Stream, process: subprocess.Popen[bytes]) -> None:
         _close_quietly(stdin)
 
 
-def run_raw(device: VirtualDevice, stream: Stream, command: str) -> None:
-    process = _start(device, stream, command, merge_stderr=True)
+def run_raw(device: VirtualDevice, stream: Stream, command: str, hang_up_on_close: bool = True) -> None:
+    process = _start(device, stream, command, merge_stderr=True, hang_up_on_close=hang_up_on_close)
     assert process.stdout is not None
-    threading.Thread(target=_pump_stdin_raw, args=(stream, process), daemon=True).start()
+    stdin_pump = threading.Thread(target=_pump_stdin_raw, args=(stream, process), daemon=True)
+    stdin_pump.start()
+    if not hang_up_on_close:
+        stream.on_close(lambda: _finish_then_kill(device, process, stdin_pump))
     try:
         fd = process.stdout.fileno()
         while data := os.read(fd, min(READ_SIZE, stream.max_payload)):
             stream.write(data)
+    except StreamClosed:
+        pass  # the output has nowhere to go; the close callback ends the command
     finally:
         _close_quietly(process.stdout)
-        if stream.closed:
+        if stream.closed and hang_up_on_close:
             device.processes.kill(process)
         else:
-            device.processes.reap(process)
+            device.processes.reap(process)  # bounded: _finish_then_kill kills a command that lingers
 
 
 def _pump_output(stream: Stream, fd: int, packet_id: int) -> None:
