@@ -402,6 +402,10 @@ class ProcessTracker:
 
     def kill(self, process: subprocess.Popen[bytes], grace: float = 0.5) -> None:
         """SIGHUP the group like adbd does, then SIGKILL what is left after ``grace`` seconds."""
+        if process.returncode is not None:
+            # Reaped (and its group killed) earlier: its id may belong to someone else by now.
+            self.forget(process)
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGHUP)
         with contextlib.suppress(subprocess.TimeoutExpired):
