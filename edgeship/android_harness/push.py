@@ -5,11 +5,12 @@ One device costs, when the bundle is already there, one shell round trip (the su
 1. survey (1 shell): bundles present, their section index, pieces left by an interrupted push, free space;
 2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, which pieces to send;
 3. refuse with "needs X, has Y" when the pieces plus the assembled file would not fit;
-4. send missing pieces and the side files (manifest, tokenizer, section index) in one pipelined sync session;
-5. one shell script, started before the pieces travel, writes staging/<sha>/<attempt>/model.litertlm front
-   to back (dd from older bundles, pieces as they arrive) through sha256sum, checks size and digest against
-   the manifest, and only then renames the attempt folder to bundles/<sha>/ — a directory rename, atomic,
-   so a final path never holds anything but the verified bundle, whatever gets killed when.
+4. send the side files (manifest, tokenizer, section index) and the device script in one sync session;
+5. start the script, then send the missing pieces in one pipelined sync session. The script writes
+   staging/<sha>/<attempt>/model.litertlm front to back (dd from older bundles, pieces as they arrive)
+   through sha256sum, checks size and digest against the manifest, and only then renames the attempt
+   folder to bundles/<sha>/ — a directory rename, atomic, so a final path never holds anything but the
+   verified bundle, whatever gets killed when.
 
 The device's `sha256sum` does the check. Android's toybox links BoringSSL (GB/s with the ARMv8 SHA
 instructions); a toybox built without it (Debian's, inside virtual devices) hashes at ~100 MB/s and then
