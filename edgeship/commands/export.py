@@ -90,7 +90,12 @@ def _mib(n: int | None) -> str:
 
 def _print_summary(summary: dict) -> None:
     bundle = summary["bundle"]
-    table = Table(title=f"{summary['build_dir']}  ({_mib(bundle['bytes'])}, sha256 {bundle['sha256'][:12]}…)")
+    stdout_console.print(
+        f"{summary['build_dir']}: {_mib(bundle['bytes'])}, sha256 {bundle['sha256']}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    table = Table()
     for column in ("#", "kind", "bytes", "share", "quant"):
         table.add_column(
             column, justify="right" if column in ("#", "bytes", "share") else "left", no_wrap=True
@@ -99,7 +104,8 @@ def _print_summary(summary: dict) -> None:
         table.add_row(
             str(s["index"]), s["kind"], _mib(s["bytes"]), f"{s['share'] * 100:.1f}%", s["quant_short"]
         )
-    stdout_console.print(table)
+    # Never squeeze section kinds into ellipses, even on a narrow or non-terminal stdout (CI logs, pipes).
+    stdout_console.print(table, width=max(stdout_console.width, 90), crop=False)
     model = summary["model"]
     stdout_console.print(
         f"model {model['model_type']} ({model['arch']}"
@@ -107,6 +113,7 @@ def _print_summary(summary: dict) -> None:
         + f"): params total {model['params_total']:,}, core {model['params_core']:,}"
         f" ({model['core_share'] * 100:.1f}% of total); recipe {summary['recipe']}",
         highlight=False,
+        soft_wrap=True,
     )
     ple = model.get("ple")
     if ple:
@@ -116,6 +123,9 @@ def _print_summary(summary: dict) -> None:
             f"section {_mib(ple.get('section_bytes'))}"
             f" ({(ple.get('section_share') or 0) * 100:.1f}% of the bundle)",
             highlight=False,
+            soft_wrap=True,
         )
     else:
-        stdout_console.print("PLE table: none (no per-layer embedder section)", highlight=False)
+        stdout_console.print(
+            "PLE table: none (no per-layer embedder section)", highlight=False, soft_wrap=True
+        )
