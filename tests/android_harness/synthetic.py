@@ -35,8 +35,13 @@ def write_build(
         blob += data
         entries.append(
             {
-                "index": index, "kind": kind, "data_type": "TFLiteModel", "offset": offset,
-                "end": offset + len(data), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "index": index,
+                "kind": kind,
+                "data_type": "TFLiteModel",
+                "offset": offset,
+                "end": offset + len(data),
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
                 "quant": None,
             }
         )
@@ -47,7 +52,9 @@ def write_build(
     manifest = {
         "schema": "edgeship.manifest/1",
         "bundle": {
-            "file": "model.litertlm", "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+            "file": "model.litertlm",
+            "bytes": len(blob),
+            "sha256": hashlib.sha256(blob).hexdigest(),
             "alignment": BLOCK,
         },
         "sections": entries,
