@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,22 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
     )
 
 
+# Bundles verified in this process, by identity of the file: `profile` pushes to N devices from N threads,
+# and a GB bundle must not be hashed N times.
+_VERIFIED: set[tuple[str, int, int, int, str]] = set()
+_VERIFIED_LOCK = threading.Lock()
+
+
 def verify_bundle(bundle_path: Path, expected_sha: str) -> None:
     """The bundle's sha256 against its manifest: a bundle changed after export is refused before sending."""
-    actual_sha = _hash_file(bundle_path)
+    info = bundle_path.stat()
+    key = (str(bundle_path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, expected_sha)
+    with _VERIFIED_LOCK:
+        if key in _VERIFIED:
+            return
+        actual_sha = _hash_file(bundle_path)
+        if actual_sha == expected_sha:
+            _VERIFIED.add(key)
     if actual_sha != expected_sha:
         raise InputError(
             f"{bundle_path} sha256 {actual_sha[:12]}… does not match its manifest "
