@@ -12,9 +12,8 @@ One device costs, when the bundle is already there, one shell round trip (the su
    folder to bundles/<sha>/ — a directory rename, atomic, so a final path never holds anything but the
    verified bundle, whatever gets killed when.
 
-The device's `sha256sum` does the check. Android's toybox links BoringSSL (GB/s with the ARMv8 SHA
-instructions); a toybox built without it (Debian's, inside virtual devices) hashes at ~100 MB/s and then
-dominates a first push. $EDGESHIP_DEVICE_SHA256SUM names another device command for such devices.
+The device's `sha256sum` does the check (Android's toybox links BoringSSL: GB/s with the ARMv8 SHA
+instructions, so hashing overlaps the transfer instead of dominating it).
 
 If assembling from reused sections gives the wrong sha256 (a tampered older bundle), the push is retried
 once sending everything.
@@ -22,7 +21,6 @@ once sending everything.
 
 from __future__ import annotations
 
-import os
 import shlex
 import threading
 import time
@@ -161,12 +159,6 @@ def _sha_check(local: LocalBundle) -> list[str]:
     ]
 
 
-def device_sha256sum() -> str:
-    """The device command that prints "<hex>  <name>" like sha256sum (quoted word by word)."""
-    words = shlex.split(os.environ.get("EDGESHIP_DEVICE_SHA256SUM", "").strip() or "sha256sum")
-    return " ".join(shlex.quote(word) for word in words)
-
-
 def new_attempt_name() -> str:
     return f"attempt-{uuid.uuid4().hex[:12]}"
 
@@ -225,7 +217,7 @@ def assemble_script(
         "}",
     ]
     if verify:
-        hasher = device_sha256sum()
+        hasher = "sha256sum"
         lines += [f'sum=$(stream | tee "$out" | {hasher})', *_size_check(local), *_sha_check(local)]
     else:
         lines += ['stream > "$out"', *_size_check(local)]
