@@ -2,8 +2,9 @@
 
 litert-torch 0.10.0 splits the Per-Layer-Embedding table into its own ``tf_lite_per_layer_embedder`` section
 only on its ``gemma4`` / ``gemma3n`` (multimodal) paths. A text-only Gemma 4 checkpoint (``gemma4_text``)
-fails to export there, and a text-only Gemma 3n one exports with no PLE section. So text-only PLE checkpoints
-are loaded as the multimodal model *without* vision/audio towers (see ``litert.py``); this table says which.
+fails to export there, and a text-only Gemma 3n one exports with no PLE section. So those checkpoints (and
+multimodal Gemma 3n, whose towers need timm and ~1 B parameters) are loaded as the multimodal model *without*
+vision/audio towers (see ``litert.py``); ``load_as`` in this table says which.
 """
 
 from __future__ import annotations

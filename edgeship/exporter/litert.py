@@ -1,13 +1,13 @@
 """The one place that drives litert-torch (0.10.0).
 
-We run litert-torch's own export tasks in this process — the same work ``export_hf`` does, with one model
+We run litert-torch's own export tasks in one process — the same work ``export_hf`` does, with one model
 load — in the order its ``export()`` uses for text generation, with three changes:
 
 1. Text-only PLE checkpoints (``gemma4_text``, ``gemma3n_text``) are loaded as the multimodal model *without*
    vision/audio towers, because litert-torch only splits the PLE table on its ``gemma4``/``gemma3n`` paths.
    Gemma 4's multimodal model accepts ``vision_config=None``; Gemma 3n's always builds its towers (~1 B
-   parameters), so a subclass builds only the language model. Weights are loaded once, with their names
-   mapped ``model.X`` → ``model.language_model.X``.
+   parameters, and timm), so a subclass builds only the language model (also used for multimodal Gemma 3n
+   checkpoints). Weights are loaded once, with their names mapped ``model.X`` → ``model.language_model.X``.
 2. Quantization runs per section kind (a recipe can give the PLE table int4 and the transformer int8),
    instead of one recipe for every graph.
 3. Each task reports to our Reporter, and litert-torch's own console tree is silenced.
@@ -67,8 +67,9 @@ def _multimodal_config(ckpt: Checkpoint, text_config: Any) -> Any:
     return transformers.Gemma3nConfig(text_config=text_config.to_dict())
 
 
-def _text_only_model_class(load_as: str) -> Any:
+def _towerless_model_class(load_as: str) -> Any:
     """The multimodal CausalLM class for ``load_as``, built without vision/audio towers."""
+    import torch
     import transformers
 
     if load_as == "gemma4":
@@ -89,7 +90,7 @@ def _text_only_model_class(load_as: str) -> Any:
         def __init__(self, config: Any) -> None:
             g3n.Gemma3nPreTrainedModel.__init__(self, config)
             self.model = Gemma3nTextOnlyModel(config)
-            self.lm_head = __import__("torch").nn.Linear(
+            self.lm_head = torch.nn.Linear(
                 config.text_config.hidden_size, config.text_config.vocab_size, bias=False
             )
             self.post_init()
@@ -97,7 +98,7 @@ def _text_only_model_class(load_as: str) -> Any:
     return Gemma3nTextOnlyForConditionalGeneration
 
 
-def _load_text_only_as_multimodal(ckpt: Checkpoint, export_config: Any) -> Any:
+def _load_towerless(ckpt: Checkpoint, export_config: Any) -> Any:
     """litert-torch's ``load_model`` for a PLE checkpoint, as the multimodal model without towers."""
     import torch
     import transformers
@@ -113,7 +114,7 @@ def _load_text_only_as_multimodal(ckpt: Checkpoint, export_config: Any) -> Any:
             cfg.allow_global_per_layer_attribute_access = True
     config._attn_implementation = "lrt_transposed_attention"
     config.text_config.dtype = torch.float32
-    model_cls = _text_only_model_class(ckpt.arch.load_as or "")
+    model_cls = _towerless_model_class(ckpt.arch.load_as or "")
     with model_ext_patches.get_patch_context(config.model_type):
         model = model_cls.from_pretrained(
             str(ckpt.path), config=config, dtype=torch.float32, key_mapping=TEXT_TO_MULTIMODAL_KEYS
@@ -228,7 +229,7 @@ def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: R
     try:
         with reporter.step(f"Load checkpoint ({ckpt.model_type})"):
             if ckpt.arch.adapted:
-                source = _load_text_only_as_multimodal(ckpt, export_config)
+                source = _load_towerless(ckpt, export_config)
             else:
                 source = export_lib.load_model(str(ckpt.path), export_config)
             export_config = export_lib.update_export_config(export_config, source)
