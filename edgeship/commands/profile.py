@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from edgeship.commands.options import selection_options
 from edgeship.console import make_reporter, print_json, stdout_console
 
 TABLE_WIDTH = 160
@@ -14,10 +15,7 @@ TABLE_WIDTH = 160
 
 @click.command("profile")
 @click.argument("build_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--device", "-s", "serials", multiple=True, help="Device serial (repeatable).")
-@click.option("--all", "all_", is_flag=True, help="Every online device on every adb server.")
-@click.option("--label", "labels", multiple=True, help="Devices of a label from edgeship.yaml (repeatable).")
-@click.option("--adb", "servers", multiple=True, help="Extra adb server HOST:PORT (repeatable).")
+@selection_options
 @click.option("--prefill", default=128, show_default=True, help="Prefill tokens per run.")
 @click.option("--decode", default=128, show_default=True, help="Decode tokens per run.")
 @click.option("--iterations", default=3, show_default=True, help="Measured runs per device.")
