@@ -1,10 +1,23 @@
 """Checkpoint → .litertlm bundle + manifest.json (the `export` stage).
 
-Public entry points (light to import; torch and litert-torch load only when an export runs):
-``export_build(checkpoint_dir, out, options_or_recipe)`` and ``make_checkpoint(arch, size, out)``.
+Public entry points: ``export_build(checkpoint_dir, out, options_or_recipe)``, ``ExportOptions`` and
+``make_checkpoint(arch, size, out)``. They resolve lazily, so importing a submodule (the export worker runs
+as ``python -m edgeship.exporter.worker``) does not import the rest of the package first.
 """
 
-from edgeship.exporter.pipeline import ExportOptions, export_build
-from edgeship.exporter.synthetic import make_checkpoint
+from typing import Any
 
-__all__ = ["ExportOptions", "export_build", "make_checkpoint"]
+_PUBLIC = {
+    "export_build": "edgeship.exporter.pipeline",
+    "ExportOptions": "edgeship.exporter.pipeline",
+    "make_checkpoint": "edgeship.exporter.synthetic",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'edgeship.exporter' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
