@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.console import Reporter
-from edgeship.errors import ExportError
+from edgeship.errors import EdgeshipError, ExportError
 from edgeship.exporter.checkpoint import Checkpoint
 from edgeship.quantize.recipes import EMBEDDER, PER_LAYER_EMBEDDER, PREFILL_DECODE, Recipe, aeq_recipe
 
@@ -129,13 +129,23 @@ def _load_towerless(ckpt: Checkpoint, export_config: Any) -> Any:
     )
 
 
-def _quantize_file(path: Path, recipe: Any) -> Path:
+def _quantize_file(path: Path, recipe: Any, kind: str, scheme_name: str) -> Path:
     from ai_edge_quantizer import quantizer as quantizer_lib
 
     out = path.with_name(path.stem.removesuffix("_quantized") + "_quantized.tflite")
     qt = quantizer_lib.Quantizer(str(path))
     qt.load_quantization_recipe(recipe)
-    qt.quantize().export_model(str(out), overwrite=True)
+    try:
+        qt.quantize().export_model(str(out), overwrite=True)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:
+        # Typically a blockwise scheme on a weight whose input dimension is not a multiple of the block size.
+        tensor = str(exc).rsplit("/", 1)[-1].strip().splitlines()[0][:120]
+        raise ExportError(
+            f"scheme '{scheme_name}' cannot quantize {kind} (tensor {tensor}): blockwise schemes need input"
+            " dimensions that are multiples of the block size; use int4/int8 for that section (recipe file)"
+        ) from exc
     return out
 
 
@@ -148,7 +158,9 @@ def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> An
         scheme = recipe.scheme_for(kind)
         if path and scheme.aeq:
             with reporter.step(f"Quantize {kind} ({scheme.name})"):
-                replacements[attribute] = str(_quantize_file(Path(path), aeq_recipe(scheme)))
+                replacements[attribute] = str(
+                    _quantize_file(Path(path), aeq_recipe(scheme), kind, scheme.name)
+                )
             gc.collect()
     additional = dict(artifacts.additional_model_paths or {})
     if "per_layer_embedder" in additional:
@@ -156,7 +168,12 @@ def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> An
         if scheme.aeq:
             with reporter.step(f"Quantize {PER_LAYER_EMBEDDER} ({scheme.name})"):
                 additional["per_layer_embedder"] = str(
-                    _quantize_file(Path(additional["per_layer_embedder"]), aeq_recipe(scheme))
+                    _quantize_file(
+                        Path(additional["per_layer_embedder"]),
+                        aeq_recipe(scheme),
+                        PER_LAYER_EMBEDDER,
+                        scheme.name,
+                    )
                 )
             replacements["additional_model_paths"] = additional
     return dataclasses.replace(artifacts, **replacements)
@@ -247,7 +264,7 @@ def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: R
         with reporter.step("Package model.litertlm"), _canonical_llm_metadata(packer):
             artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
             return packer.package_model(source, export_config, artifacts)
-    except (OSError, MemoryError):
+    except (OSError, MemoryError, EdgeshipError):
         raise  # disk full / out of memory are reported by the pipeline with the path involved
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

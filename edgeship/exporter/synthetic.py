@@ -5,7 +5,8 @@ versions), and the tokenizer is a real byte-level BPE trained with `tokenizers` 
 with unreachable entries up to the model's vocabulary so every token id has a piece.
 
 Sizes:
-- ``tiny``: hidden 64, 8 layers, vocab 512, PLE 16 per layer — exports in about a minute.
+- ``tiny``: hidden 64, 8 layers, vocab 512, PLE 32 per layer — exports in about a minute. Every weight
+  dimension is a multiple of 32, so the blockwise-32 recipes apply too.
 - ``ple-heavy``: vocab 65 536 x 8 layers x 256 PLE (~134 M of ~144 M parameters are the PLE table), so the
   side-table dominates the bundle the way it does for a real E2B model (262 144 x 35 x 256).
 """
@@ -61,7 +62,7 @@ def _gemma4_text_config(size: str) -> dict[str, Any]:
         "vocab_size": vocab,
         "vocab_size_per_layer_input": vocab,
         "hidden_size": 128 if heavy else 64,
-        "hidden_size_per_layer_input": 256 if heavy else 16,
+        "hidden_size_per_layer_input": 256 if heavy else 32,
         "intermediate_size": 256 if heavy else 128,
         "num_hidden_layers": 8,
         "num_attention_heads": 2,
@@ -92,7 +93,7 @@ def _gemma3n_text_config(size: str) -> dict[str, Any]:
         "vocab_size": vocab,
         "vocab_size_per_layer_input": vocab,
         "hidden_size": 128 if heavy else 64,
-        "hidden_size_per_layer_input": 256 if heavy else 16,
+        "hidden_size_per_layer_input": 256 if heavy else 32,
         "intermediate_size": 256 if heavy else 128,
         "num_hidden_layers": layers,
         "num_attention_heads": 2,
