@@ -8,8 +8,9 @@ Host layout under the device root::
     system/build.prop the properties getprop answers with
 
 Commands run under bubblewrap: every top-level host folder read-only, a tmpfs root (so /data, /sdcard and
-/system can exist without touching the host), the two sandbox folders bound read-write, a private /tmp,
-a fresh /proc and /dev, all capabilities dropped and a private PID namespace, so when the command's shell
+/system can exist without touching the host), the two sandbox folders bound read-write, a private /tmp (the
+host Python environment the device runs with stays visible read-only when it lives under /tmp), a fresh /proc
+and /dev, all capabilities dropped and a private PID namespace, so when the command's shell
 exits or is killed nothing it started survives. Sync paths are resolved here too, component by component,
 so ``..`` and symlinks cannot reach outside the two sandbox folders.
 """
@@ -24,6 +25,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +95,25 @@ class ResolvedPath:
 
 def find_shell() -> str:
     return shutil.which("mksh") or "/bin/sh"
+
+
+def _host_runtime_under_private_tmp() -> list[str]:
+    """Folders of the Python environment this device runs with that live under the host's /tmp.
+
+    The device's /tmp is private, but its shell keeps the host's tools callable (python among them), and a
+    checkout or venv under /tmp (a CI clone) would vanish behind that private /tmp. They are bound read-only
+    at their own paths: visible, never writable.
+    """
+    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])}
+    candidates.update(entry for entry in sys.path if entry and os.path.isdir(entry))
+    under_tmp = sorted(
+        os.path.realpath(path) for path in candidates if os.path.realpath(path).startswith("/tmp/")
+    )
+    outermost: list[str] = []
+    for path in under_tmp:
+        if not any(path == kept or path.startswith(kept + "/") for kept in outermost):
+            outermost.append(path)
+    return outermost
 
 
 def find_toybox() -> str | None:
@@ -224,6 +245,7 @@ printf '%s\\n' "${{2-}}"
             "--proc", "/proc",
             "--dev", "/dev",
             "--tmpfs", "/tmp",
+            *[arg for path in _host_runtime_under_private_tmp() for arg in ("--ro-bind", path, path)],
             "--dir", DATA_LOCAL_TMP,
             "--bind", str(self.data_dir), DATA_LOCAL_TMP,
             "--bind", str(self.sdcard_dir), SDCARD,
