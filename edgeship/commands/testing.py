@@ -9,6 +9,7 @@ import click
 
 from edgeship.console import make_reporter, print_json
 from edgeship.exporter.arch import SYNTHETIC_ARCHS
+from edgeship.exporter.synthetic import SIZES
 
 
 @click.group("testing")
@@ -18,7 +19,7 @@ def testing_group() -> None:
 
 @testing_group.command("make-checkpoint")
 @click.option("--arch", type=click.Choice(sorted(SYNTHETIC_ARCHS)), default="gemma4", show_default=True)
-@click.option("--size", type=click.Choice(["tiny", "ple-heavy"]), default="tiny", show_default=True)
+@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True)
 @click.option(
     "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Folder to write."
 )
@@ -28,7 +29,8 @@ def testing_group() -> None:
 def make_checkpoint_command(arch: str, size: str, out: Path, force: bool, as_json: bool, quiet: bool) -> None:
     """Write a deterministic HF checkpoint (random weights, a real BPE tokenizer) for tests and demos.
 
-    `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle.
+    `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle; `ple-full` has the
+    real Gemma PLE vocabulary (262 144 x 8 x 256), the largest bundle a 2-core box exports in a few minutes.
     """
     from edgeship.exporter.synthetic import make_checkpoint
     from edgeship.exporter.toolchain_output import toolchain_output_to

@@ -9,6 +9,9 @@ Sizes:
   dimension is a multiple of 32, so the blockwise-32 recipes apply too.
 - ``ple-heavy``: vocab 65 536 x 8 layers x 256 PLE (~134 M of ~144 M parameters are the PLE table), so the
   side-table dominates the bundle the way it does for a real E2B model (262 144 x 35 x 256).
+- ``ple-full``: the ple-heavy shape with a real Gemma PLE vocabulary, 262 144 x 8 layers x 256 (~537 M PLE
+  parameters; ~0.55 GB int8 bundle): the largest bundle this 2-core machine kind exports in a few minutes, for
+  push and residency benchmarks. Not used by the test suite.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import numpy as np
 from edgeship.errors import UsageError
 from edgeship.exporter.arch import SYNTHETIC_ARCHS
 
-SIZES = ("tiny", "ple-heavy")
+SIZES = ("tiny", "ple-heavy", "ple-full")
+# Rows of the PLE table (= token vocabulary) per size; the larger sizes share one layer shape.
+VOCAB_BY_SIZE = {"tiny": 512, "ple-heavy": 65536, "ple-full": 262144}
 SHARD_BYTES = 256 * 1024 * 1024  # larger checkpoints are written sharded, with an index, like HF does
 SEED = 20260
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
@@ -55,8 +60,8 @@ class SyntheticSpec:
 
 
 def _gemma4_text_config(size: str) -> dict[str, Any]:
-    heavy = size == "ple-heavy"
-    vocab = 65536 if heavy else 512
+    heavy = size != "tiny"
+    vocab = VOCAB_BY_SIZE[size]
     return {
         "model_type": "gemma4_text",
         "vocab_size": vocab,
@@ -85,8 +90,8 @@ def _gemma4_text_config(size: str) -> dict[str, Any]:
 
 
 def _gemma3n_text_config(size: str) -> dict[str, Any]:
-    heavy = size == "ple-heavy"
-    vocab = 65536 if heavy else 512
+    heavy = size != "tiny"
+    vocab = VOCAB_BY_SIZE[size]
     layers = 8
     return {
         "model_type": "gemma3n_text",
@@ -116,7 +121,7 @@ def _gemma3n_text_config(size: str) -> dict[str, Any]:
 def _gemma3_text_config(size: str) -> dict[str, Any]:
     if size != "tiny":
         raise UsageError(
-            "gemma3 has no PLE table; use --size tiny (ple-heavy exists for gemma4 and gemma3n-text)"
+            "gemma3 has no PLE table; use --size tiny (PLE sizes exist for gemma4 and gemma3n-text)"
         )
     return {
         "model_type": "gemma3_text",
