@@ -23,7 +23,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-stdout_console = Console()
+# Tables go to CI logs and files as often as to terminals: rich would squeeze them to 80 columns there.
+LOG_WIDTH = 160
+stdout_console = Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
 stderr_console = Console(stderr=True)
 
 

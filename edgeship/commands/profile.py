@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from edgeship.commands.options import selection_options
 from edgeship.console import make_reporter, print_json, stdout_console
-
-TABLE_WIDTH = 160
 
 
 @click.command("profile")
@@ -125,13 +122,11 @@ def profile_command(
             ]
         )
     else:
-        # Piped output (CI logs, `| tee`) is not a terminal and rich would squeeze the table to 80 columns.
-        console = stdout_console if stdout_console.is_terminal else Console(width=TABLE_WIDTH)
-        console.print(summary_table(rows))
+        stdout_console.print(summary_table(rows))
         for outcome in outcomes:
             if outcome.profile is None:
                 continue
-            console.print(f"{outcome.serial}: {outcome.profile_path}", highlight=False)
+            stdout_console.print(f"{outcome.serial}: {outcome.profile_path}", highlight=False)
             for line in residency_lines(outcome.profile.summary):
-                console.print(f"  {line}", highlight=False)
+                stdout_console.print(f"  {line}", highlight=False)
     raise_for_outcomes(outcomes)
