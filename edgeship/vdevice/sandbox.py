@@ -202,17 +202,24 @@ class Sandbox:
         (etc / "mkshrc").write_text(MKSHRC)
 
     def _link_fast_digests(self) -> None:
-        # Android's toybox links BoringSSL, so its sha256sum runs at GB/s on a phone; Debian's toybox has a
-        # plain C digest (~100 MB/s) that would make on-device verification look far slower than a phone's.
-        # The host's coreutils digests behave like the phone's applets (same output format), so they stand in.
+        # Android's toybox links BoringSSL, so its sha256sum runs at GB/s on a phone (ARMv8 SHA instructions);
+        # Debian's toybox has a plain C digest (~100 MB/s) and coreutils' one ~350 MB/s here, either of which
+        # would make on-device verification look far slower than a phone's. OpenSSL uses the CPU's SHA
+        # instructions like BoringSSL does, so a small applet on top of it stands in (same output format);
+        # coreutils serves option forms (-c, -b…) and machines without openssl.
+        openssl = shutil.which("openssl", path="/usr/bin:/bin")
         for applet in DIGEST_APPLETS:
-            host_tool = shutil.which(applet, path="/usr/bin:/bin")
-            if host_tool is None:
+            coreutils_tool = shutil.which(applet, path="/usr/bin:/bin")
+            if coreutils_tool is None:
                 continue
             target = self.bin_dir / applet
             if target.is_symlink() or target.exists():
                 target.unlink()
-            target.symlink_to(host_tool)
+            if openssl is None:
+                target.symlink_to(coreutils_tool)
+                continue
+            target.write_text(_openssl_digest_applet(applet, openssl, coreutils_tool))
+            target.chmod(0o755)
 
     def _getprop_script(self) -> str:
         # Reads /system/build.prop (inside the sandbox) or the host copy when unconfined.
@@ -398,6 +405,30 @@ def _grow_pipe(fd: int) -> None:
 
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_SIZE)
+
+
+def _openssl_digest_applet(applet: str, openssl: str, coreutils_tool: str) -> str:
+    """A `sha256sum`-style applet over `openssl dgst` (prints "<hex>  <name>" per file, "-" for stdin)."""
+    algorithm = applet.removesuffix("sum")
+    return f"""#!/bin/sh
+# {applet} for an edgeship virtual device: OpenSSL's digest, as fast as a phone's BoringSSL-backed toybox.
+case "${{1-}}" in -?*) exec {_sh_quote(coreutils_tool)} "$@" ;; esac
+[ $# -gt 0 ] || set -- -
+status=0
+for name in "$@"; do
+  if [ "$name" = - ]; then
+    line=$({_sh_quote(openssl)} dgst -{algorithm} -r) || exit 1
+  elif [ -f "$name" ] && [ -r "$name" ]; then
+    line=$({_sh_quote(openssl)} dgst -{algorithm} -r < "$name") || exit 1
+  else
+    echo "{applet}: $name: No such file or directory" >&2
+    status=1
+    continue
+  fi
+  printf '%s  %s\\n' "${{line%% *}}" "$name"
+done
+exit $status
+"""
 
 
 def _sh_quote(text: str) -> str:

@@ -88,3 +88,17 @@ def test_python_environment_under_host_tmp_stays_visible_read_only(tmp_path, mon
         assert shell(device, f"touch {scratch} && echo made") == "made\n"
     assert not (checkout / "new").exists()
     assert not os.path.exists(scratch)  # /tmp itself stays private
+
+
+@pytest.mark.parametrize("applet", ["sha256sum", "md5sum", "sha1sum"])
+def test_digest_applets_match_hashlib(device, applet):
+    import hashlib
+
+    payload = os.urandom(300_000)
+    (device.sandbox_root / "blob").write_bytes(payload)
+    expected = hashlib.new(applet.removesuffix("sum"), payload).hexdigest()
+    assert shell(device, f"{applet} /data/local/tmp/blob") == f"{expected}  /data/local/tmp/blob\n"
+    assert shell(device, f"cat /data/local/tmp/blob | {applet}") == f"{expected}  -\n"
+    assert shell(device, f"{applet} /data/local/tmp/missing 2>/dev/null; echo rc=$?") == "rc=1\n"
+    check = shell(device, f"cd /data/local/tmp && {applet} blob > blob.sum && {applet} -c blob.sum")
+    assert check == "blob: OK\n"
