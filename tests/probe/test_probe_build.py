@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,32 +71,27 @@ def test_compile_error_is_a_one_line_build_error(monkeypatch: pytest.MonkeyPatch
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # no binary, no temp file
 
 
+def run_emulated(
+    qemu: str, binary: Path, out: Path, script: str
+) -> tuple[subprocess.CompletedProcess[bytes], dict[str, Any]]:
+    """Run a cross-built probe under qemu-user over a native `sh -c SCRIPT`; its result.json too."""
+    completed = subprocess.run(
+        [qemu, str(binary), "--interval-ms", "20", "--out", str(out), "--", "sh", "-c", script],
+        capture_output=True,
+        timeout=60,
+    )
+    return completed, json.loads((out / "result.json").read_text())
+
+
 @pytest.mark.skipif(
     QEMU_AARCH64 is None, reason="qemu-aarch64-static not installed (Debian qemu-user-static)"
 )
 def test_arm64_build_runs_under_qemu(tmp_path: Path) -> None:
     binary = build_probe("arm64-v8a")
     assert elf_machine(binary) == 183  # EM_AARCH64
-    out = tmp_path / "o"
     # The arm64 probe (emulated) runs a native runner: fork/exec, sampling and exit recording all work.
-    completed = subprocess.run(
-        [
-            QEMU_AARCH64,
-            str(binary),
-            "--interval-ms",
-            "20",
-            "--out",
-            str(out),
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.3; exit 5",
-        ],
-        capture_output=True,
-        timeout=60,
-    )
+    completed, result = run_emulated(QEMU_AARCH64, binary, tmp_path / "o", "sleep 0.3; exit 5")
     assert completed.returncode == 5, completed.stderr
-    result = json.loads((out / "result.json").read_text())
     assert result["exit"] == {"code": 5, "signal": None, "timed_out": False}
     assert result["samples"] >= 5 and result["peaks"]["vm_rss"] > 0
 
@@ -105,25 +101,8 @@ def test_arm64_build_runs_under_qemu(tmp_path: Path) -> None:
 def test_armeabi_v7a_build_runs_under_qemu(tmp_path: Path) -> None:
     binary = build_probe("armeabi-v7a")  # the first arm build on a machine also builds musl for arm
     assert elf_machine(binary) == 40  # EM_ARM
-    out = tmp_path / "o"
-    completed = subprocess.run(
-        [
-            QEMU_ARM,
-            str(binary),
-            "--interval-ms",
-            "20",
-            "--out",
-            str(out),
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.2; exit 4",
-        ],
-        capture_output=True,
-        timeout=60,
-    )
+    completed, result = run_emulated(QEMU_ARM, binary, tmp_path / "o", "sleep 0.2; exit 4")
     assert completed.returncode == 4, completed.stderr
-    result = json.loads((out / "result.json").read_text())
     assert result["samples"] >= 3 and result["missing"] == []
 
 
