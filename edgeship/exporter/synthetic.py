@@ -59,26 +59,25 @@ class SyntheticSpec:
     config: dict[str, Any]
 
 
-def _gemma4_text_config(size: str) -> dict[str, Any]:
+PLE_MODEL_LAYERS = 8
+
+
+def _ple_model_shape(size: str) -> dict[str, Any]:
+    """What the synthetic Gemma 4 and Gemma 3n share: PLE table, sizes, attention pattern, KV sharing."""
     heavy = size != "tiny"
     vocab = VOCAB_BY_SIZE[size]
     return {
-        "model_type": "gemma4_text",
         "vocab_size": vocab,
         "vocab_size_per_layer_input": vocab,
         "hidden_size": 128 if heavy else 64,
         "hidden_size_per_layer_input": 256 if heavy else 32,
         "intermediate_size": 256 if heavy else 128,
-        "num_hidden_layers": 8,
+        "num_hidden_layers": PLE_MODEL_LAYERS,
         "num_attention_heads": 2,
         "num_key_value_heads": 1,
         "head_dim": 32,
-        "global_head_dim": 64,
         # KV sharing needs both layer types among the producing layers (transformers refuses otherwise).
-        "layer_types": ["sliding_attention"] * 3
-        + ["full_attention"]
-        + ["sliding_attention"] * 3
-        + ["full_attention"],
+        "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2,
         "num_kv_shared_layers": 2,
         "sliding_window": 64,
         "max_position_embeddings": 4096,
@@ -89,32 +88,17 @@ def _gemma4_text_config(size: str) -> dict[str, Any]:
     }
 
 
+def _gemma4_text_config(size: str) -> dict[str, Any]:
+    return {"model_type": "gemma4_text", **_ple_model_shape(size), "global_head_dim": 64}
+
+
 def _gemma3n_text_config(size: str) -> dict[str, Any]:
-    heavy = size != "tiny"
-    vocab = VOCAB_BY_SIZE[size]
-    layers = 8
     return {
         "model_type": "gemma3n_text",
-        "vocab_size": vocab,
-        "vocab_size_per_layer_input": vocab,
-        "hidden_size": 128 if heavy else 64,
-        "hidden_size_per_layer_input": 256 if heavy else 32,
-        "intermediate_size": 256 if heavy else 128,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": 32,
-        "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2,
-        "num_kv_shared_layers": 2,
-        "sliding_window": 64,
+        **_ple_model_shape(size),
         "laurel_rank": 8,
         "altup_num_inputs": 4,
-        "activation_sparsity_pattern": [0.0] * layers,
-        "max_position_embeddings": 4096,
-        "pad_token_id": 0,
-        "eos_token_id": 1,
-        "bos_token_id": 2,
-        "tie_word_embeddings": True,
+        "activation_sparsity_pattern": [0.0] * PLE_MODEL_LAYERS,
     }
 
 
