@@ -167,7 +167,12 @@ class Stream:
         return bytes(parts)
 
     def copy_to(self, fd: int | None, size: int) -> None:
-        """Move ``size`` bytes of the stream to a file descriptor (None discards them), without copies."""
+        """Move ``size`` bytes of the stream to a file descriptor (None discards them), without copies.
+
+        A failed write (disk full) still consumes the whole block before raising, so the caller can keep
+        reading the framing (adbd drains to DONE and answers FAIL) instead of desynchronising.
+        """
+        failure: OSError | None = None
         while size:
             if not self._current and not self._next_packet():
                 raise StreamClosed(f"stream {self.local_id} ended inside a data block")
@@ -175,9 +180,15 @@ class Stream:
             chunk = self._current[:take]
             self._current = self._current[take:]
             size -= take
-            while fd is not None and chunk:
-                written = os.write(fd, chunk)
+            while fd is not None and failure is None and chunk:
+                try:
+                    written = os.write(fd, chunk)
+                except OSError as exc:
+                    failure = exc
+                    break
                 chunk = chunk[written:]
+        if failure is not None:
+            raise failure
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as WRTE packets of at most max_payload, one outstanding packet at a time."""

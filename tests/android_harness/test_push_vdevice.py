@@ -16,6 +16,7 @@ import pytest
 from edgeship.android_harness import bundle_plan
 from edgeship.android_harness.bundle_plan import BLOCK, DeviceIndex, load_build, plan_bundle
 from edgeship.android_harness.device import Device
+from edgeship.android_harness.facts import parse_df_available
 from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.store import collect_garbage
 from edgeship.errors import InputError
@@ -130,8 +131,11 @@ def test_a_corrupt_resumed_piece_is_caught_and_the_push_redone(
 def test_not_enough_space_is_refused_before_sending(device: Device, vdevice: Any, tmp_path: Path) -> None:
     build = write_build(tmp_path / "huge", [("tf_lite_prefill_decode", b"x" * 100)])
     manifest = json.loads((build / "manifest.json").read_text())
-    stats = os.statvfs(vdevice.sandbox_root)
-    huge = 2 * stats.f_bavail * stats.f_frsize + BLOCK  # sparse: twice what the device's disk has free
+    # What the device itself reports: inside the sandbox a filesystem may show other free space than the
+    # host's statvfs (reserved blocks counted per uid), and the push trusts the device.
+    free = parse_df_available(device.shell(["df", "-k", ROOT.rsplit("/", 1)[0]]).text.splitlines())
+    assert free is not None
+    huge = 2 * free + BLOCK  # sparse: twice what the device says it has free
     with (build / "model.litertlm").open("r+b") as handle:
         handle.truncate(huge)
     manifest["bundle"]["bytes"] = huge
