@@ -7,10 +7,16 @@ header, padding, the last partial block of each reused section and every new sec
 *pieces*. A rebuild that changed only the transformer therefore sends that section, the header and at
 most one 16 KiB block per other section: for a 1.5 GB PLE-heavy bundle with 6 sections, <0.01% extra.
 
-Pieces are cut on a fixed 16 MiB grid of bundle offsets and named by their range inside a staging folder
-named by the bundle sha256 (`staging/<sha>/pieces/<offset>-<length>`): the name fixes the bytes exactly, so
-an interrupted push resumes with every piece that arrived whole (its size matches) without hashing
-pieces on either side; the final sha256sum of the assembled file is the check that counts.
+When nothing can be copied (a first push), the bundle travels as ONE file straight into the push's attempt
+folder — written once on the device, hashed as it grows — and the device keeps a hard link to it
+(`staging/<sha>/pieces/partial`): adbd deletes a half-received file, the link keeps the bytes that arrived, so
+an interrupted first push resumes from the last whole 16 KiB block of that prefix (only the tail travels).
+
+With copies (a rebuild), the rest is cut into pieces on a fixed 16 MiB grid of bundle offsets, named by
+their range inside a staging folder named by the bundle sha256 (`staging/<sha>/pieces/<offset>-<length>`):
+the name fixes the bytes exactly, so an interrupted push resumes with every piece that arrived whole (its
+size matches) without hashing pieces on either side; the final sha256sum of the assembled file is the check
+that counts.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ BLOCK = 16 * 1024
 PIECE_GRID = 16 * 1024 * 1024
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "edgeship.manifest/1"
+PARTIAL_NAME = "partial"  # staging/<sha>/pieces/partial: the prefix a direct push received
 INDEX_NAME = "sections.txt"  # on the device, beside each bundle: "sha256 offset end kind" per section
 
 
@@ -257,6 +264,12 @@ class BundlePlan:
     copies: list[BlockCopy]
     pieces: list[Piece]
     present_pieces: set[str]
+    # Direct mode: one piece [direct_from, end) sent as one file; the device's partial prefix holds the rest.
+    direct_from: int | None = None
+
+    @property
+    def direct(self) -> bool:
+        return self.direct_from is not None
 
     @property
     def pieces_to_send(self) -> list[Piece]:
@@ -272,7 +285,8 @@ class BundlePlan:
 
     @property
     def bytes_resumed(self) -> int:
-        return sum(p.length for p in self.pieces if p.name in self.present_pieces)
+        present = sum(p.length for p in self.pieces if p.name in self.present_pieces)
+        return present + (self.direct_from or 0)
 
 
 def _uncovered(total: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -315,6 +329,13 @@ def plan_bundle(
                 copies.append(
                     BlockCopy(source.bundle_sha256, source.offset, section.offset, whole, section.kind)
                 )
+    if not copies:
+        # Resume from the last whole block of the prefix an interrupted direct push left, sending at
+        # least the last block (a prefix as long as the bundle was never verified).
+        partial = index.pieces.get(PARTIAL_NAME, 0) if reuse else 0
+        start = min(partial // BLOCK * BLOCK, (local.bytes - 1) // BLOCK * BLOCK) if local.bytes else 0
+        piece = Piece(start, local.bytes - start)
+        return BundlePlan(local.sha256, local.bytes, [], [piece], set(), direct_from=start)
     covered = [(c.offset, c.offset + c.length) for c in copies]
     pieces: list[Piece] = []
     for start, end in _uncovered(local.bytes, covered):

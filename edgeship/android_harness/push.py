@@ -2,56 +2,59 @@
 
 One device costs, when the bundle is already there, one shell round trip (the survey). Otherwise:
 
-1. survey (1 shell): bundles present, their section index, pieces left by an interrupted push, free space;
-2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, which pieces to send;
-3. refuse with "needs X, has Y" when the pieces plus the assembled file would not fit;
+1. survey (1 shell): bundles present, their section index, what an interrupted push left, free space;
+2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, what to send — the whole bundle as
+   one file on a first push, pieces around the copied sections on a rebuild;
+3. refuse with "needs X, has Y" when what arrives would not fit;
 4. send the side files (manifest, tokenizer, section index) and the device script in one sync session;
-5. start the script, then send the missing pieces in one pipelined sync session. The script writes
-   staging/<sha>/<attempt>/model.litertlm front to back (dd from older bundles, pieces as they arrive)
-   through sha256sum, checks size and digest against the manifest, and only then renames the attempt
-   folder to bundles/<sha>/ — a directory rename, atomic, so a final path never holds anything but the
-   verified bundle, whatever gets killed when.
+5. start the script (push_script), then send the data and an end marker in one pipelined sync session.
+   The script writes staging/<sha>/<attempt>/model.litertlm once, front to back, hashes it with the
+   device's `sha256sum` while it grows, checks size and digest against the manifest, and only then
+   renames the attempt folder to bundles/<sha>/ — a directory rename, atomic, so a final path never holds
+   anything but the verified bundle, whatever gets killed when.
 
-The device's `sha256sum` does the check (Android's toybox links BoringSSL: GB/s with the ARMv8 SHA
-instructions, so hashing overlaps the transfer instead of dominating it).
+Android's toybox `sha256sum` links BoringSSL (GB/s with the ARMv8 SHA instructions), so hashing keeps up
+with the transfer instead of adding a pass at the end.
 
-If assembling from reused sections gives the wrong sha256 (a tampered older bundle), the push is retried
-once sending everything.
+If assembling from reused data gives the wrong sha256 (a tampered older bundle or partial prefix), the
+push is retried once sending everything.
 """
 
 from __future__ import annotations
 
-import shlex
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeship.android_harness.bundle_plan import (
-    BLOCK,
     INDEX_NAME,
     BundlePlan,
     DeviceIndex,
     LocalBundle,
     load_build,
-    parse_index_line,
     plan_bundle,
 )
 from edgeship.android_harness.device import Device
-from edgeship.android_harness.facts import parse_df_available, split_sections
-from edgeship.android_harness.store import DeviceStore, check_name, human_bytes
+from edgeship.android_harness.push_script import (
+    EXIT_PARTIAL_GONE,
+    EXIT_SHA_MISMATCH,
+    Survey,
+    assemble_script,
+    data_targets,
+    new_attempt_name,
+    parse_survey,
+    survey_script,
+)
+from edgeship.android_harness.store import DeviceStore, human_bytes
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.console import Reporter, stderr_console
 from edgeship.errors import DeviceError, EdgeshipError
 
 ASSEMBLE_TIMEOUT_S = 1800.0
-PIECE_WAIT_S = 600.0  # the device script gives up on a piece that does not arrive (host died silently)
-EXIT_SIZE_MISMATCH = 8
-EXIT_SHA_MISMATCH = 9
 
 
 @dataclass
@@ -82,159 +85,6 @@ class PushProgress:
 
     def phase(self, text: str) -> None:  # "survey", "verify on device"...
         pass
-
-
-# -- device-side scripts -----------------------------------------------------------------------------------
-
-
-def _nearest_dir_df(root: str) -> str:
-    return (
-        f'd={shlex.quote(root)}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${{d%/*}}"; done; '
-        '[ -n "$d" ] || d=/; echo \'@df\'; df -k -P "$d" 2>/dev/null || df -k "$d"\n'
-    )
-
-
-ATTEMPT_STALE_S = 600  # an attempt folder whose file has not grown for this long belongs to a dead push
-
-
-def survey_script(root: str, bundle_sha: str) -> str:
-    staging = f"staging/{bundle_sha}"
-    return (
-        _nearest_dir_df(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
-        "echo '@bundles'; stat -c '%s %n' bundles/*/model.litertlm 2>/dev/null\n"
-        f'echo \'@index\'; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
-        f"echo '@pieces'; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
-        f"echo '@attempts'; date +%s; stat -c '%Y %n' {staging}/*/model.litertlm 2>/dev/null\n"
-        "echo '@end'\n"
-    )
-
-
-@dataclass
-class Survey:
-    index: DeviceIndex
-    stale_attempts: list[str] = field(default_factory=list)  # attempt folder names of dead pushes
-
-
-def parse_survey(text: str) -> Survey:
-    _, sections = split_sections(text)
-    index = DeviceIndex(free_bytes=parse_df_available(sections.get("df", [])))
-    for line in sections.get("bundles", []):
-        size, _, path = line.strip().partition(" ")
-        parts = path.split("/")
-        if size.isdigit() and len(parts) == 3 and len(parts[1]) == 64:
-            index.bundles[parts[1]] = int(size)
-    for line in sections.get("index", []):
-        path, _, rest = line.strip().partition(" ")
-        parts = path.split("/")
-        if len(parts) == 3 and parts[1] in index.bundles:
-            parse_index_line(parts[1], rest, index)
-    for line in sections.get("pieces", []):
-        size, _, path = line.strip().partition(" ")
-        if size.isdigit() and path:
-            index.pieces[path.rsplit("/", 1)[-1]] = int(size)
-    stale: list[str] = []
-    attempts = [line.split() for line in sections.get("attempts", []) if line.strip()]
-    if attempts and len(attempts[0]) == 1 and attempts[0][0].isdigit():
-        now = int(attempts[0][0])
-        for row in attempts[1:]:
-            parts = row[1].split("/") if len(row) == 2 else []
-            if row[0].isdigit() and len(parts) == 4 and now - int(row[0]) > ATTEMPT_STALE_S:
-                stale.append(parts[2])
-    return Survey(index=index, stale_attempts=stale)
-
-
-def _size_check(local: LocalBundle) -> list[str]:
-    return [
-        'size=$(stat -c %s "$out")',
-        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
-        f"exit {EXIT_SIZE_MISMATCH}; }}",
-    ]
-
-
-def _sha_check(local: LocalBundle) -> list[str]:
-    return [
-        'sum="${sum%% *}"',
-        f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum, expected {local.sha256}" >&2; '
-        f"exit {EXIT_SHA_MISMATCH}; }}",
-    ]
-
-
-def new_attempt_name() -> str:
-    return f"attempt-{uuid.uuid4().hex[:12]}"
-
-
-def assemble_script(
-    store: DeviceStore,
-    local: LocalBundle,
-    plan: BundlePlan,
-    side_copies: dict[str, str],
-    verify: bool,
-    attempt: str,
-    stale_attempts: Sequence[str] = (),
-) -> str:
-    """The device side of a push, started BEFORE the pieces are sent.
-
-    It writes the bundle front to back as one stream — reused blocks read from older bundles with dd,
-    pieces read as soon as each has arrived whole (its size reached) — through `tee` into this attempt's
-    own file and through `sha256sum`. Hashing thus runs while the rest is still on the wire, instead of a
-    second pass over the file afterwards; sha256sum sees exactly the bytes tee writes, and the size is
-    checked after. Each push attempt writes its own folder (staging/<sha>/<attempt>/), so two pushes of
-    the same bundle to one phone never write one file; the folder is renamed to bundles/<sha>/ only after
-    both checks pass.
-    """
-    q = shlex.quote
-    regions: list[tuple[int, str]] = []
-    for copy in plan.copies:
-        source = store.bundle_path(copy.source_bundle)
-        regions.append(
-            (
-                copy.offset,
-                f"dd if={q(source)} bs={BLOCK} skip={copy.source_offset // BLOCK} "
-                f"count={copy.length // BLOCK} 2>/dev/null",
-            )
-        )
-    for piece in plan.pieces:
-        path = f'"$P/{piece.name}"'
-        # toybox cat moves 4 KiB per syscall; dd bs=1M keeps the device's CPU for hashing.
-        regions.append((piece.offset, f"w {path} {piece.length}; dd if={path} bs=1048576 2>/dev/null"))
-    regions.sort()
-    final = store.bundle_dir(local.sha256)
-    lines = [
-        "set -e",
-        f"S={q(store.staging_for(local.sha256))}",
-        f'A="$S/{check_name(attempt)}"',
-        'out="$A/model.litertlm"',
-        'P="$S/pieces"',
-        *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
-        # A failed or interrupted attempt's partial file is of no use (pieces are what resumes): drop it.
-        "trap 'rm -rf \"$A\"' EXIT HUP INT TERM",
-        # A piece is whole when its size is reached: sync writes a file front to back.
-        f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep 0.02; n=$((n+1)); '
-        f'[ $n -lt {int(PIECE_WAIT_S / 0.02)} ] || {{ echo "piece $1 never arrived" >&2; exit 7; }}; '
-        "done; }",
-        "stream() {",
-        *[f"  {command}" for _, command in regions],
-        "}",
-    ]
-    if verify:
-        hasher = "sha256sum"
-        lines += [f'sum=$(stream | tee "$out" | {hasher})', *_size_check(local), *_sha_check(local)]
-    else:
-        lines += ['stream > "$out"', *_size_check(local)]
-    for name, source_bundle in side_copies.items():
-        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
-    lines += [
-        "trap - EXIT HUP INT TERM",
-        'rm -f "$A/assemble.sh"',
-        f"mkdir -p {q(store.bundles_dir)}",
-        f"final={q(final)}",
-        # Another push of the same bundle may have finished first: its folder is as good as ours.
-        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
-        '  rm -rf "$final"; mv "$A" "$final"',
-        "fi",
-        'rm -rf "$P"; rmdir "$S" 2>/dev/null || true',
-    ]
-    return "\n".join(lines) + "\n"
 
 
 # -- one device ----------------------------------------------------------------------------------------------
@@ -295,28 +145,29 @@ class _Attempt:
         self.device.push_blobs(blobs)
         sent = sum(side.bytes for side in side_to_send)
         self.progress.advance(sent)
-        # The assembler starts now and writes + hashes the bundle while the pieces travel.
+        # The assembler starts now and writes + hashes the bundle while the data travels.
         assembler = self.device.shell_start(["sh", f"{folder}/assemble.sh"])
         try:
-            ranges = [(p.offset, p.length, f"{staging}/pieces/{p.name}") for p in plan.pieces_to_send]
-            if ranges:
-                sent += self.device.push_ranges(self.local.path, ranges, progress=self.progress.advance)
+            targets = data_targets(self.store, plan, attempt)
+            sent += self.device.push_ranges(self.local.path, targets, progress=self.progress.advance)
         except BaseException:
-            assembler.close()  # the device kills the waiting script; the pieces that arrived stay
+            assembler.close()  # the device kills the waiting script; what arrived stays for a resume
             raise
         self.progress.phase("verifying on the device")
         result = assembler.wait(timeout=ASSEMBLE_TIMEOUT_S)
         if result.exit_code == EXIT_SHA_MISMATCH:
-            raise _ShaMismatch(
+            raise _StartAfresh(
                 _script_failure(self.device, result, "assembled bundle failed sha256sum").message
             )
+        if result.exit_code == EXIT_PARTIAL_GONE:
+            raise _StartAfresh(_script_failure(self.device, result, "resuming failed").message)
         if result.exit_code != 0:
             raise _script_failure(self.device, result, "assembling the bundle failed")
         return sent
 
 
-class _ShaMismatch(DeviceError):
-    pass
+class _StartAfresh(DeviceError):
+    """What was reused did not verify (or was taken by another push): send everything once more."""
 
 
 def push_bundle(
@@ -388,8 +239,9 @@ def _push_one(
     side_bytes = sum(side.bytes for side in side_to_send)
     result.bytes_reused = plan.bytes_copied + plan.bytes_resumed
     result.bytes_resumed = plan.bytes_resumed
-    # The assembled file is written in full, beside the pieces until it is verified.
-    needed = plan.bytes_to_send + side_bytes + local.bytes
+    # A direct push writes the bundle once (a resumed prefix is already on the disk); a rebuild writes
+    # the assembled file beside its pieces until it is verified.
+    needed = plan.bytes_to_send + side_bytes + (0 if plan.direct else local.bytes)
     if dry_run:
         result.status = "planned"
         result.bytes_sent = plan.bytes_to_send + side_bytes
@@ -405,8 +257,8 @@ def _push_one(
     )
     try:
         result.bytes_sent = attempt.send_and_assemble(plan, survey)
-    except _ShaMismatch:
-        if not plan.copies and not plan.present_pieces:
+    except _StartAfresh:
+        if not (plan.copies or plan.bytes_resumed):
             raise
         # Something reused was not what its index said: start clean and send every byte.
         reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from edgeship.android_harness.bundle_plan import (
     BLOCK,
+    PARTIAL_NAME,
     DeviceIndex,
     SectionSource,
     cut_pieces,
@@ -68,12 +69,31 @@ def test_load_build_refuses_overlapping_sections(tmp_path: Path) -> None:
         load_build(build)
 
 
-def test_fresh_device_gets_every_byte_as_grid_pieces(tmp_path: Path) -> None:
+def test_fresh_device_gets_the_whole_bundle_as_one_direct_file(tmp_path: Path) -> None:
     local = load_build(write_build(tmp_path / "b", _sections([3 * BLOCK + 5, 2 * BLOCK])))
     plan = plan_bundle(local, DeviceIndex(), grid=4 * BLOCK)
-    assert plan.copies == []
-    assert plan.bytes_to_send == local.bytes
-    assert all(p.offset % (4 * BLOCK) == 0 for p in plan.pieces)
+    assert plan.copies == [] and plan.direct and plan.direct_from == 0
+    assert [(p.offset, p.length) for p in plan.pieces_to_send] == [(0, local.bytes)]
+    assert plan.bytes_to_send == local.bytes and plan.bytes_resumed == 0
+
+
+@pytest.mark.parametrize("extra", [0, 1, BLOCK - 1])
+def test_direct_push_resumes_from_the_last_whole_block_of_the_partial(tmp_path: Path, extra: int) -> None:
+    local = load_build(write_build(tmp_path / "b", _sections([9 * BLOCK + 7])))
+    arrived = 5 * BLOCK + extra
+    plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}))
+    assert plan.direct_from == 5 * BLOCK
+    assert plan.bytes_resumed == 5 * BLOCK
+    assert plan.bytes_to_send == local.bytes - 5 * BLOCK
+    # Without reuse (the retry after a failed check) the partial is ignored.
+    assert plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}), reuse=False).direct_from == 0
+
+
+def test_a_partial_as_long_as_the_bundle_still_sends_its_last_block(tmp_path: Path) -> None:
+    local = load_build(write_build(tmp_path / "b", _sections([4 * BLOCK + 9])))
+    plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: local.bytes}))
+    assert 0 < plan.bytes_to_send <= BLOCK
+    assert plan.bytes_to_send + plan.bytes_resumed == local.bytes
 
 
 def _index_for(local_sha: str, sections: list, bundle_sha: str = "a" * 64) -> DeviceIndex:
@@ -97,13 +117,17 @@ def test_rebuild_sends_changed_section_header_and_one_block_per_reused_section(t
 
 
 def test_pieces_resume_by_name_and_size(tmp_path: Path) -> None:
-    local = load_build(write_build(tmp_path / "b", _sections([9 * BLOCK])))
-    first = plan_bundle(local, DeviceIndex(), grid=4 * BLOCK)
+    ple = os.urandom(8 * BLOCK)
+    old = load_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
+    new = load_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
+    index = _index_for(old.sha256, old.sections)
+    first = plan_bundle(new, index, grid=4 * BLOCK)
+    assert not first.direct and len(first.pieces) >= 3
     arrived = first.pieces[0]
-    index = DeviceIndex(pieces={arrived.name: arrived.length, first.pieces[1].name: 7})  # second cut short
-    again = plan_bundle(local, index, grid=4 * BLOCK)
+    index.pieces = {arrived.name: arrived.length, first.pieces[1].name: 7}  # the second was cut short
+    again = plan_bundle(new, index, grid=4 * BLOCK)
     assert again.bytes_resumed == arrived.length
-    assert again.bytes_to_send == local.bytes - arrived.length
+    assert again.bytes_to_send == first.bytes_to_send - arrived.length
 
 
 @given(
@@ -131,8 +155,19 @@ class _PathsOnly:
     serial = "host"
 
 
-def _run_assembly(root: Path, old_dir: Path | None, new_dir: Path, grid: int) -> tuple[int, Path]:
-    from edgeship.android_harness.push import assemble_script, parse_survey, survey_script
+def _run_assembly(
+    root: Path, old_dir: Path | None, new_dir: Path, grid: int, partial: bytes | None = None
+) -> tuple[int, Path]:
+    """Lay out the store, start the script, then write what the host would send while it runs.
+
+    The data lands in uneven chunks (not block-aligned), the end marker last, as adbd writes a SEND.
+    """
+    from edgeship.android_harness.push_script import (
+        assemble_script,
+        data_targets,
+        parse_survey,
+        survey_script,
+    )
     from edgeship.android_harness.store import DeviceStore
 
     store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
@@ -143,24 +178,62 @@ def _run_assembly(root: Path, old_dir: Path | None, new_dir: Path, grid: int) ->
         folder.mkdir(parents=True)
         shutil.copy(old.path, folder / "model.litertlm")
         (folder / "sections.txt").write_text(old.index_text())
+    staging = root / "staging" / new.sha256
+    (staging / "pieces").mkdir(parents=True)
+    if partial is not None:  # what an interrupted direct push kept
+        (staging / "pieces" / PARTIAL_NAME).write_bytes(partial)
     survey = parse_survey(
         subprocess.run(
             ["sh", "-c", survey_script(str(root), new.sha256)], capture_output=True, text=True
         ).stdout
     )
     plan = plan_bundle(new, survey.index, grid=grid)
-    staging = root / "staging" / new.sha256
-    (staging / "pieces").mkdir(parents=True)
-    data = new.path.read_bytes()
-    for piece in plan.pieces_to_send:
-        (staging / "pieces" / piece.name).write_bytes(data[piece.offset : piece.offset + piece.length])
     attempt = staging / "attempt-test"
     attempt.mkdir()
     for side in new.side_files:
         shutil.copy(side.path, attempt / side.name)
     script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
-    completed = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
-    return completed.returncode, root / "bundles" / new.sha256 / "model.litertlm"
+    data = new.path.read_bytes()
+    with subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True) as process:
+        for offset, length, remote in data_targets(store, plan, attempt.name):
+            with open(remote, "wb") as target:
+                for start in range(offset, offset + length, 7000):
+                    target.write(data[start : min(start + 7000, offset + length)])
+                    target.flush()
+        process.communicate(timeout=120)
+    return process.returncode, root / "bundles" / new.sha256 / "model.litertlm"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
+    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    assert code == 0
+    assert _sha(final) == load_build(new_dir).sha256
+    assert not (tmp_path / "root" / "staging").joinpath(load_build(new_dir).sha256).exists()
+
+
+@pytest.mark.parametrize("kept", [BLOCK - 1, 3 * BLOCK, 3 * BLOCK + 500])
+def test_direct_push_resumes_from_the_partial_prefix(tmp_path: Path, kept: int) -> None:
+    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
+    data = load_build(new_dir).path.read_bytes()
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=data[:kept])
+    assert code == 0
+    assert _sha(final) == load_build(new_dir).sha256
+
+
+def test_a_corrupt_partial_fails_the_check_and_nothing_is_renamed(tmp_path: Path) -> None:
+    from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
+
+    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3]))
+    corrupt = bytearray(load_build(new_dir).path.read_bytes()[: 4 * BLOCK])
+    corrupt[100] ^= 0xFF
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=bytes(corrupt))
+    assert code == EXIT_SHA_MISMATCH
+    assert not final.exists()
 
 
 @settings(max_examples=15, deadline=None)
@@ -181,7 +254,7 @@ def test_assembly_script_rebuilds_the_new_bundle_exactly(
     new_dir = write_build(tmp / "new", new_sections, header=b"H2" * 120)
     code, final = _run_assembly(tmp / "root", old_dir, new_dir, grid_blocks * BLOCK)
     assert code == 0
-    assert hashlib.sha256(final.read_bytes()).hexdigest() == load_build(new_dir).sha256
+    assert _sha(final) == load_build(new_dir).sha256
     assert not (tmp / "root" / "staging" / load_build(new_dir).sha256).exists()
 
 
@@ -198,7 +271,7 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
     tampered[old.sections[0].offset + 10] ^= 0xFF
     (folder / "model.litertlm").write_bytes(bytes(tampered))
     (folder / "sections.txt").write_text(old.index_text())
-    from edgeship.android_harness.push import EXIT_SHA_MISMATCH
+    from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
 
     code, final = _run_assembly_existing(root, new_dir)
     assert code == EXIT_SHA_MISMATCH

@@ -8,16 +8,18 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgeship.android_harness import bundle_plan
-from edgeship.android_harness.bundle_plan import BLOCK, DeviceIndex, load_build, plan_bundle
+from edgeship.android_harness.bundle_plan import BLOCK, PARTIAL_NAME, load_build, plan_bundle
 from edgeship.android_harness.device import Device
 from edgeship.android_harness.facts import parse_df_available
-from edgeship.android_harness.push import push_bundle, push_many
+from edgeship.android_harness.push import PushProgress, push_bundle, push_many
+from edgeship.android_harness.push_script import parse_survey, survey_script
 from edgeship.android_harness.store import collect_garbage
 from edgeship.errors import InputError
 from tests.android_harness.conftest import device_on
@@ -95,33 +97,70 @@ def test_dry_run_sends_nothing(device: Device, vdevice: Any, builds: dict[str, P
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
 
 
-def test_interrupted_push_resumes_with_the_pieces_that_arrived(
+class _LinkCut(Exception):
+    pass
+
+
+class _CutAfter(PushProgress):
+    """A link that dies once ``limit`` bytes went out (slowly, so the device saw them arrive)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent = 0
+
+    def advance(self, sent: int) -> None:
+        self.sent += sent
+        if self.sent >= self.limit:
+            time.sleep(0.5)
+            raise _LinkCut
+
+
+def test_interrupted_first_push_resumes_from_what_arrived(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    local = load_build(builds["v1"])
+    with pytest.raises(_LinkCut):
+        push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
+    # adbd dropped its half-received file; the device script's hard link kept the bytes.
+    partial = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces" / PARTIAL_NAME
+    assert partial.stat().st_size >= local.bytes // 4
+    assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
+    resumed = push_bundle(device, builds["v1"])
+    assert resumed.ok, resumed.error
+    assert resumed.bytes_resumed >= local.bytes // 4
+    assert resumed.bytes_sent < local.bytes
+    assert _sha(_host_path(vdevice, resumed.remote_path)) == local.sha256
+
+
+def test_interrupted_rebuild_resumes_with_the_pieces_that_arrived(
     device: Device, vdevice: Any, builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_plan, "PIECE_GRID", 1024 * 1024)
-    local = load_build(builds["v1"])
-    plan = plan_bundle(local, DeviceIndex())
+    monkeypatch.setattr(bundle_plan, "PIECE_GRID", 512 * 1024)
+    assert push_bundle(device, builds["v1"]).ok
+    local = load_build(builds["v2"])
+    index = parse_survey(device.shell(survey_script(ROOT, local.sha256)).text).index
+    plan = plan_bundle(local, index)
+    assert plan.copies and len(plan.pieces) >= 2
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
     # What a push killed in its second piece leaves: one whole piece, one cut short.
     whole, cut = plan.pieces[0], plan.pieces[1]
     device.push_range(local.path, f"{staging}/{whole.name}", whole.offset, whole.length)
     device.push_range(local.path, f"{staging}/{cut.name}", cut.offset, cut.length // 2)
-    resumed = push_bundle(device, builds["v1"])
+    resumed = push_bundle(device, builds["v2"])
     assert resumed.ok, resumed.error
     assert resumed.bytes_resumed == whole.length
-    assert resumed.bytes_sent < local.bytes
+    assert resumed.bytes_sent < plan.bytes_to_send
     assert _sha(_host_path(vdevice, resumed.remote_path)) == local.sha256
 
 
-def test_a_corrupt_resumed_piece_is_caught_and_the_push_redone(
+def test_a_corrupt_partial_is_caught_and_the_push_redone(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
     local = load_build(builds["v1"])
-    piece = plan_bundle(local, DeviceIndex()).pieces[0]
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
-    device.push_bytes(os.urandom(piece.length), f"{staging}/{piece.name}")  # right size, wrong bytes
+    device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{PARTIAL_NAME}")  # a prefix with the wrong bytes
     result = push_bundle(device, builds["v1"])
     assert result.ok, result.error
     assert result.bytes_sent >= local.bytes
@@ -255,7 +294,7 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
 
 
 def test_survey_marks_only_old_attempts_stale() -> None:
-    from edgeship.android_harness.push import ATTEMPT_STALE_S, parse_survey
+    from edgeship.android_harness.push_script import ATTEMPT_STALE_S, parse_survey
 
     sha = "b" * 64
     now = 1_800_000_000

@@ -1,0 +1,289 @@
+"""The device side of a push: the survey script and its parser, the assembly script, where each piece lands.
+
+Everything here is text for the device's `sh` (mksh on Android, toybox applets): no bashisms, no GNU-only
+flags; the same script also runs under the host's `sh` in unit tests.
+
+Layout under the store root, for a bundle with sha256 <sha>:
+
+    staging/<sha>/pieces/<offset>-<length>   grid pieces of a rebuild (resume by name and size)
+    staging/<sha>/pieces/partial             hard link to what a direct push received so far
+    staging/<sha>/attempt-<id>/              one push attempt: side files, assemble.sh, model.litertlm,
+                                             `tail` (a resumed direct push), `sent` (the host's end marker)
+    bundles/<sha>/                           the verified bundle, renamed from its attempt folder
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edgeship.android_harness.bundle_plan import (
+    BLOCK,
+    INDEX_NAME,
+    PARTIAL_NAME,
+    BundlePlan,
+    DeviceIndex,
+    LocalBundle,
+    parse_index_line,
+)
+from edgeship.android_harness.facts import parse_df_available, split_sections
+from edgeship.android_harness.store import DeviceStore, check_name
+
+PIECE_WAIT_S = 600.0  # the device script gives up on data that does not arrive (host died silently)
+POLL_S = 0.02
+EXIT_STALLED = 7
+EXIT_SIZE_MISMATCH = 8
+EXIT_SHA_MISMATCH = 9
+EXIT_PARTIAL_GONE = 10  # another push took the partial prefix first: start again from scratch
+ATTEMPT_STALE_S = 600  # an attempt folder whose file has not grown for this long belongs to a dead push
+SENT_MARKER = "sent"  # pushed last in the data session: every SEND before it has completed
+
+
+# -- survey ----------------------------------------------------------------------------------------------
+
+
+def nearest_dir_df(root: str) -> str:
+    return (
+        f'd={shlex.quote(root)}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${{d%/*}}"; done; '
+        '[ -n "$d" ] || d=/; echo \'@df\'; df -k -P "$d" 2>/dev/null || df -k "$d"\n'
+    )
+
+
+def survey_script(root: str, bundle_sha: str) -> str:
+    staging = f"staging/{bundle_sha}"
+    return (
+        nearest_dir_df(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
+        "echo '@bundles'; stat -c '%s %n' bundles/*/model.litertlm 2>/dev/null\n"
+        f'echo \'@index\'; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
+        f"echo '@pieces'; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
+        f"echo '@attempts'; date +%s; stat -c '%Y %n' {staging}/*/model.litertlm 2>/dev/null\n"
+        "echo '@end'\n"
+    )
+
+
+@dataclass
+class Survey:
+    index: DeviceIndex
+    stale_attempts: list[str] = field(default_factory=list)  # attempt folder names of dead pushes
+
+
+def parse_survey(text: str) -> Survey:
+    _, sections = split_sections(text)
+    index = DeviceIndex(free_bytes=parse_df_available(sections.get("df", [])))
+    for line in sections.get("bundles", []):
+        size, _, path = line.strip().partition(" ")
+        parts = path.split("/")
+        if size.isdigit() and len(parts) == 3 and len(parts[1]) == 64:
+            index.bundles[parts[1]] = int(size)
+    for line in sections.get("index", []):
+        path, _, rest = line.strip().partition(" ")
+        parts = path.split("/")
+        if len(parts) == 3 and parts[1] in index.bundles:
+            parse_index_line(parts[1], rest, index)
+    for line in sections.get("pieces", []):
+        size, _, path = line.strip().partition(" ")
+        if size.isdigit() and path:
+            index.pieces[path.rsplit("/", 1)[-1]] = int(size)
+    stale: list[str] = []
+    attempts = [line.split() for line in sections.get("attempts", []) if line.strip()]
+    if attempts and len(attempts[0]) == 1 and attempts[0][0].isdigit():
+        now = int(attempts[0][0])
+        for row in attempts[1:]:
+            parts = row[1].split("/") if len(row) == 2 else []
+            if row[0].isdigit() and len(parts) == 4 and now - int(row[0]) > ATTEMPT_STALE_S:
+                stale.append(parts[2])
+    return Survey(index=index, stale_attempts=stale)
+
+
+def new_attempt_name() -> str:
+    return f"attempt-{uuid.uuid4().hex[:12]}"
+
+
+# -- where the data goes -----------------------------------------------------------------------------------
+
+
+def data_targets(store: DeviceStore, plan: BundlePlan, attempt: str) -> list[tuple[int, int, str]]:
+    """(offset, length, remote path) of every range to send, in order, ending with the empty end marker."""
+    staging = store.staging_for(plan.bundle_sha256)
+    folder = f"{staging}/{attempt}"
+    targets: list[tuple[int, int, str]] = []
+    for piece in plan.pieces_to_send:
+        if plan.direct:
+            name = "model.litertlm" if piece.offset == 0 else "tail"
+            targets.append((piece.offset, piece.length, f"{folder}/{name}"))
+        else:
+            targets.append((piece.offset, piece.length, f"{staging}/pieces/{piece.name}"))
+    targets.append((0, 0, f"{folder}/{SENT_MARKER}"))
+    return targets
+
+
+# -- assembly --------------------------------------------------------------------------------------------
+
+_POLLS = int(PIECE_WAIT_S / POLL_S)
+
+# Shell functions shared by every assembly script.
+_FUNCTIONS = [
+    # w FILE SIZE: wait until FILE has SIZE bytes (sync writes a file front to back, so it is then whole).
+    f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep {POLL_S}; n=$((n+1)); '
+    f'[ $n -lt {_POLLS} ] || {{ echo "$1 never arrived" >&2; exit {EXIT_STALLED}; }}; done; }}',
+    # arriving: the host has not finished sending (its end marker comes after every SEND completed);
+    # writing: the background writer has not finished (it leaves its exit status in $A/wrote).
+    f'arriving() {{ [ ! -e "$A/{SENT_MARKER}" ]; }}',
+    'writing() { [ ! -e "$A/wrote" ]; }',
+    # follow FILE TOTAL LIVE: print FILE front to back while it grows to TOTAL bytes, whole 16 KiB blocks
+    # as soon as they are below its size (writers append only, so those are final), the last partial
+    # block once TOTAL is reached. LIVE says whether more may come; once it says no, one more look (the
+    # writer may have finished right after the size was read), then stop: the size check reports the rest.
+    "follow() {",
+    "  f_o=0; f_idle=0; f_last=",
+    '  while [ $f_o -lt "$2" ]; do',
+    '    f_s=$(stat -c %s "$1" 2>/dev/null || echo 0)',
+    f'    if [ "$f_s" -ge "$2" ]; then f_n=$(( ($2 - f_o + {BLOCK - 1}) / {BLOCK} ));',
+    f"    else f_n=$(( (f_s - f_o) / {BLOCK} )); fi",
+    "    if [ $f_n -gt 0 ]; then",
+    f'      dd if="$1" bs={BLOCK} skip=$((f_o / {BLOCK})) count=$f_n 2>/dev/null',
+    f"      f_o=$((f_o + f_n * {BLOCK})); f_idle=0",
+    "    elif $3; then",
+    f"      sleep {POLL_S}; f_idle=$((f_idle + 1))",
+    f"      [ $f_idle -lt {_POLLS} ] || "
+    f'{{ echo "no data for {int(PIECE_WAIT_S)} s" >&2; exit {EXIT_STALLED}; }}',
+    '    elif [ -z "$f_last" ]; then f_last=1',
+    "    else return 0; fi",
+    "  done",
+    "}",
+]
+
+
+def _size_check(local: LocalBundle) -> list[str]:
+    return [
+        'size=$(stat -c %s "$out")',
+        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
+        f"exit {EXIT_SIZE_MISMATCH}; }}",
+    ]
+
+
+def _sha_check(local: LocalBundle) -> list[str]:
+    return [
+        'sum="${sum%% *}"',
+        f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum, expected {local.sha256}" >&2; '
+        f"exit {EXIT_SHA_MISMATCH}; }}",
+    ]
+
+
+def _reuse_lines(store: DeviceStore, local: LocalBundle, plan: BundlePlan) -> list[str]:
+    """A rebuild: a background writer assembles the file from older bundles (dd) and grid pieces."""
+    q = shlex.quote
+    regions: list[tuple[int, str]] = []
+    for copy in plan.copies:
+        source = store.bundle_path(copy.source_bundle)
+        regions.append(
+            (
+                copy.offset,
+                f"dd if={q(source)} bs={BLOCK} skip={copy.source_offset // BLOCK} "
+                f"count={copy.length // BLOCK} 2>/dev/null",
+            )
+        )
+    for piece in plan.pieces:
+        path = f'"$P/{piece.name}"'
+        regions.append((piece.offset, f"w {path} {piece.length}; dd if={path} bs=1048576 2>/dev/null"))
+    regions.sort()
+    return [
+        "stream() {",
+        *[f"  {command} || exit 5" for _, command in regions],
+        "}",
+        *_background_writer("stream", '> "$out"'),
+    ]
+
+
+def _background_writer(command: str, redirect: str) -> list[str]:
+    # `exit` inside the command ends only its ( ) subshell; the status is left in $A/wrote for `writing`
+    # and returned to `wait`.
+    return [
+        f'{{ rc=0; ( {command} ) {redirect} || rc=$?; echo $rc > "$A/wrote"; exit $rc; }} &',
+        "writer=$!",
+    ]
+
+
+def _direct_lines(local: LocalBundle, plan: BundlePlan) -> list[str]:
+    """A first push: the file arrives whole from the host; keep a hard link to it for resuming."""
+    start = plan.direct_from or 0
+    if start == 0:
+        # adbd deletes a half-received file; the link keeps what arrived. Linked as soon as it appears.
+        return [
+            'mkdir -p "$P"',
+            f'( n=0; while [ ! -e "$out" ]; do arriving || exit 0; sleep {POLL_S}; n=$((n+1)); '
+            f'[ $n -lt {_POLLS} ] || exit 0; done; ln -f "$out" "$P/{PARTIAL_NAME}" ) &',
+            "linker=$!",
+        ]
+    # Resume: take the prefix (mv: one push only), link it back at once, cut it to the last whole block
+    # and append the tail while it arrives.
+    return [
+        f'mv "$P/{PARTIAL_NAME}" "$out" 2>/dev/null || '
+        f'{{ echo "the partial bundle was taken by another push" >&2; exit {EXIT_PARTIAL_GONE}; }}',
+        f'ln -f "$out" "$P/{PARTIAL_NAME}"',
+        f'truncate -s {start} "$out"',
+        *_background_writer(f'follow "$A/tail" {local.bytes - start} arriving', '>> "$out"'),
+    ]
+
+
+def assemble_script(
+    store: DeviceStore,
+    local: LocalBundle,
+    plan: BundlePlan,
+    side_copies: dict[str, str],
+    verify: bool,
+    attempt: str,
+    stale_attempts: Sequence[str] = (),
+) -> str:
+    """The device side of a push, started BEFORE the data is sent.
+
+    The bundle's file is written once, front to back: by adbd itself (a first push), by a background
+    writer appending a resumed tail, or by one assembling a rebuild from older bundles and pieces. While it
+    grows, `follow` feeds it to `sha256sum`, so hashing overlaps the transfer instead of a second pass at
+    the end. The host's end marker says every SEND has completed; then size and digest are checked, and
+    only then is the attempt folder (staging/<sha>/<attempt>/, one per push, so two pushes of one bundle
+    never write one file) renamed to bundles/<sha>/ — atomic, so a final path holds nothing unverified.
+    """
+    q = shlex.quote
+    final = store.bundle_dir(local.sha256)
+    live = "writing" if not plan.direct or (plan.direct_from or 0) > 0 else "arriving"
+    lines = [
+        "set -e",
+        f"S={q(store.staging_for(local.sha256))}",
+        f'A="$S/{check_name(attempt)}"',
+        'out="$A/model.litertlm"',
+        'P="$S/pieces"',
+        *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
+        *_FUNCTIONS,
+        "writer=; linker=",
+        # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
+        "trap 'kill $writer $linker 2>/dev/null || true; rm -rf \"$A\"' EXIT HUP INT TERM",
+        *(_direct_lines(local, plan) if plan.direct else _reuse_lines(store, local, plan)),
+    ]
+    if verify:
+        lines.append(f'sum=$(follow "$out" {local.bytes} {live} | sha256sum)')
+    if live == "writing":
+        lines.append("wait $writer")
+    lines += [
+        f'w "$A/{SENT_MARKER}" 0',
+        f'rm -f "$A/{SENT_MARKER}" "$A/tail" "$A/wrote"',
+        *_size_check(local),
+    ]
+    if verify:
+        lines += _sha_check(local)
+    for name, source_bundle in side_copies.items():
+        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
+    lines += [
+        "trap - EXIT HUP INT TERM",
+        'rm -f "$A/assemble.sh"',
+        f"mkdir -p {q(store.bundles_dir)}",
+        f"final={q(final)}",
+        # Another push of the same bundle may have finished first: its folder is as good as ours.
+        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
+        '  rm -rf "$final"; mv "$A" "$final"',
+        "fi",
+        'rm -rf "$P"; rmdir "$S" 2>/dev/null || true',
+    ]
+    return "\n".join(lines) + "\n"
