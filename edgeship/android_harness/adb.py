@@ -104,3 +104,26 @@ def connect_server(server: AdbServer, start: bool = True) -> ServerClient:
 def connect_servers(servers: list[AdbServer], start: bool = True) -> list[ServerClient]:
     """Clients for every server, starting the local one when none runs on its port."""
     return [connect_server(server, start=start) for server in servers]
+
+
+def connect_reachable(
+    servers: list[AdbServer], start: bool = True
+) -> tuple[list[ServerClient], list[tuple[AdbServer, str]]]:
+    """Clients for the servers that answer, and (server, reason) for those that do not.
+
+    One lab host being down must not stop work on the phones of the others; only when no server answers
+    is it an error.
+    """
+    clients: list[ServerClient] = []
+    unreachable: list[tuple[AdbServer, str]] = []
+    for server in servers:
+        try:
+            clients.append(connect_server(server, start=start))
+        except DeviceError as exc:
+            unreachable.append((server, exc.message))
+    if not clients:
+        if len(unreachable) == 1:
+            raise DeviceError(unreachable[0][1])
+        names = ", ".join(str(server) for server, _ in unreachable)
+        raise DeviceError(f"no adb server answers ({names or 'none configured'})")
+    return clients, unreachable

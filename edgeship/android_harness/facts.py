@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeship.android_harness.device import Device
 from edgeship.config import DEFAULT_DEVICE_ROOT, Config
-from edgeship.errors import DeviceError, EdgeshipError
+from edgeship.errors import EdgeshipError
 
 PROPS = {
     "model": "ro.product.model",
@@ -272,25 +272,15 @@ def inventory(config: Config, servers: tuple[str, ...] = ()) -> list[DeviceFacts
 
     Devices are asked in parallel (one script each): a bench of ten phones answers in the time of one.
     """
-    from edgeship.android_harness.adb import connect_server
+    from edgeship.android_harness.adb import connect_reachable
     from edgeship.android_harness.selection import ONLINE, device_for, gather
 
     # One lab host being down must not hide the phones of the others: it gets a row of its own.
-    clients = []
-    unreachable: list[DeviceFacts] = []
-    for server in config.servers(servers):
-        try:
-            clients.append(connect_server(server))
-        except EdgeshipError as exc:
-            unreachable.append(
-                DeviceFacts(serial="-", state="unreachable", adb_server=str(server), error=exc.message)
-            )
-    if not clients:
-        raise (
-            DeviceError(unreachable[0].error or "no adb server answers")
-            if unreachable
-            else DeviceError("no adb server configured")
-        )
+    clients, down = connect_reachable(config.servers(servers))
+    unreachable = [
+        DeviceFacts(serial="-", state="unreachable", adb_server=str(server), error=reason)
+        for server, reason in down
+    ]
     found = gather(clients)
 
     def one(item: Any) -> DeviceFacts:

@@ -8,10 +8,10 @@ phone of a bench.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from edgeship.android_harness.adb import ServerClient, connect_servers
+from edgeship.android_harness.adb import ServerClient, connect_reachable, connect_servers
 from edgeship.android_harness.device import Device
 from edgeship.config import AdbServer, Config
 from edgeship.errors import DeviceError, UsageError
@@ -88,6 +88,12 @@ def device_for(found: FoundDevice) -> Device:
     )
 
 
+def _warn_on_stderr(message: str) -> None:
+    from edgeship.console import stderr_console
+
+    stderr_console.print(f"edgeship: warning: {message}", markup=False, highlight=False)
+
+
 def _servers_text(clients: Sequence[ServerClient]) -> str:
     return ", ".join(str(client.server) for client in clients)
 
@@ -120,8 +126,14 @@ def select_devices(
     all_: bool = False,
     labels: tuple[str, ...] = (),
     servers: tuple[str, ...] = (),
+    warn: Callable[[str], None] | None = None,
 ) -> list[Device]:
-    clients = connect_servers(config.servers(servers))
+    """The devices a command acts on; servers that do not answer are skipped with a warning (stderr)."""
+    warn = warn or _warn_on_stderr
+    clients, unreachable = connect_reachable(config.servers(servers))
+    for _server, reason in unreachable:
+        warn(f"{reason}; its devices are skipped")
+    down = "".join(f" (not answering: {server})" for server, _ in unreachable)
     found = gather(clients)
     by_serial = {item.listing.serial: item for item in found}
     wanted = requested_serials(config, serials, labels)
@@ -136,7 +148,7 @@ def select_devices(
             item = by_serial.get(serial)
             if item is None:
                 raise DeviceError(
-                    f"device {serial} is not connected to adb server(s) {_servers_text(clients)}; "
+                    f"device {serial} is not connected to adb server(s) {_servers_text(clients)}{down}; "
                     "`edgeship devices` lists what is"
                 )
             _require_online(item)

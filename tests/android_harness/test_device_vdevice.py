@@ -180,6 +180,27 @@ def test_inventory_keeps_going_when_one_lab_host_is_down(adb_server: Any, vdevic
     assert next(row for row in rows if row.state == "unreachable").adb_server == dead
 
 
+def test_selection_skips_a_lab_host_that_is_down_with_a_warning(adb_server: Any, vdevice: Any) -> None:
+    from edgeship.android_harness.selection import select_devices
+
+    dead = "192.0.2.1:5037"  # TEST-NET-1: never answers
+    warnings: list[str] = []
+    chosen = select_devices(config_for(adb_server), all_=True, servers=(dead,), warn=warnings.append)
+    assert [device.serial for device in chosen] == [vdevice.serial]
+    assert len(warnings) == 1 and dead in warnings[0] and "\n" not in warnings[0]
+    with pytest.raises(DeviceError, match=r"not connected .*not answering: 192\.0\.2\.1:5037"):
+        select_devices(config_for(adb_server), ("emulator-5554",), servers=(dead,), warn=warnings.append)
+
+
+def test_no_answering_server_is_one_error() -> None:
+    from edgeship.android_harness.selection import select_devices
+    from edgeship.config import AdbServer, Config
+
+    config = Config(adb_servers=[AdbServer("192.0.2.1", 5037), AdbServer("192.0.2.2", 5037)])
+    with pytest.raises(DeviceError, match="no adb server answers"):
+        select_devices(config, all_=True)
+
+
 def test_a_local_server_is_started_when_none_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
