@@ -159,12 +159,16 @@ class GcResult:
     kept: list[str] = field(default_factory=list)
     removed_bundles: list[str] = field(default_factory=list)
     removed_leftovers: list[str] = field(default_factory=list)
+    in_use: list[str] = field(default_factory=list)  # leftovers written to recently: a live push or profile
     freed_bytes: int = 0
     ok: bool = True
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+IN_USE_MINUTES = 10  # the device script gives up on data after PIECE_WAIT_S (600 s): older is abandoned
 
 
 def gc_survey_script(root: str) -> str:
@@ -174,13 +178,19 @@ def gc_survey_script(root: str) -> str:
         '  [ -d "$d" ] || continue\n'
         '  echo "$(stat -c %Y "$d") $(du -sk "$d" | sed "s/[[:space:]].*//") $d '
         '$(grep -m1 "^pushed " "$d/sections.txt" 2>/dev/null)"; done\n'
-        'echo \'@leftovers\'; for d in staging/* runs/* bin/*/*.part; do [ -e "$d" ] && du -sk "$d"; done\n'
+        # A leftover with anything written in the last minutes belongs to a push or profile still running
+        # (possibly from another host): listed as in use, not removed.
+        "echo '@leftovers'; for d in staging/* runs/* bin/*/*.part; do [ -e \"$d\" ] || continue\n"
+        f'  if [ -n "$(find "$d" -mmin -{IN_USE_MINUTES} 2>/dev/null | head -n 1)" ]; then echo "in-use $d"; '
+        'else du -sk "$d"; fi; done\n'
         "echo '@end'\n"
     )
 
 
-def parse_gc_survey(text: str) -> tuple[list[tuple[float, str, int]], list[tuple[str, int]]]:
-    """Bundles as (pushed-at, sha, bytes), newest first; leftovers as (path, bytes).
+def parse_gc_survey(
+    text: str,
+) -> tuple[list[tuple[float, str, int]], list[tuple[str, int]], list[str]]:
+    """Bundles as (pushed-at, sha, bytes), newest first; leftovers as (path, bytes); leftovers in use.
 
     The push time comes from the bundle's index ("pushed <epoch>"), the folder mtime when it has none:
     whole seconds would not order two pushes of the same second.
@@ -201,17 +211,20 @@ def parse_gc_survey(text: str) -> tuple[list[tuple[float, str, int]], list[tuple
                 bundles.append((when, sha, int(parts[1]) * 1024))
     bundles.sort(reverse=True)
     leftovers: list[tuple[str, int]] = []
+    in_use: list[str] = []
     for line in sections.get("leftovers", []):
         parts = line.split(None, 1)
         if len(parts) == 2 and parts[0].isdigit():
             leftovers.append((parts[1].strip(), int(parts[0]) * 1024))
-    return bundles, leftovers
+        elif len(parts) == 2 and parts[0] == "in-use":
+            in_use.append(parts[1].strip())
+    return bundles, leftovers, in_use
 
 
 def collect_garbage(
     device: Device, keep: int = 2, root: str = DEFAULT_DEVICE_ROOT, dry_run: bool = False
 ) -> GcResult:
-    """Remove all but the ``keep`` most recently pushed bundles, and every leftover (staging, runs, .part).
+    """Remove all but the ``keep`` newest bundles, and leftovers (staging, runs, .part) no longer in use.
 
     Kept bundles are also the sources of section reuse, so keeping the previous build makes the next
     transformer-only push cheap.
@@ -222,7 +235,7 @@ def collect_garbage(
     result = GcResult(serial=device.serial)
     try:
         text = device.shell(gc_survey_script(store.root), timeout=120).text
-        bundles, leftovers = parse_gc_survey(text)
+        bundles, leftovers, result.in_use = parse_gc_survey(text)
         result.kept = [sha for _, sha, _ in bundles[:keep]]
         doomed = [f"bundles/{sha}" for _, sha, _ in bundles[keep:]]
         result.removed_bundles = [sha for _, sha, _ in bundles[keep:]]

@@ -118,7 +118,10 @@ def gc_command(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Remove old bundles (all but the --keep newest) and leftovers (staging, runs) from devices."""
+    """Remove old bundles (all but the --keep newest) and leftovers (staging, runs) from devices.
+
+    Leftovers written to in the last 10 minutes belong to a push or profile still running and are kept.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from edgeship.android_harness.selection import select_devices
@@ -144,9 +147,10 @@ def gc_command(
             if result.ok:
                 removed = len(result.removed_bundles)
                 leftovers = len(result.removed_leftovers)
+                busy = f"; {len(result.in_use)} in use by a running push or profile" if result.in_use else ""
                 stdout_console.print(
                     f"{result.serial}: kept {len(result.kept)} bundle(s), removed {removed} and "
-                    f"{leftovers} leftover(s); {verb} {human_bytes(result.freed_bytes)}",
+                    f"{leftovers} leftover(s){busy}; {verb} {human_bytes(result.freed_bytes)}",
                     highlight=False,
                 )
             else:

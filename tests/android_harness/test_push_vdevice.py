@@ -196,15 +196,27 @@ def test_bad_build_is_refused_before_anything_is_sent(device: Device, tmp_path: 
 
 
 def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[str, Path]) -> None:
-    devices = [device_on(adb_server, vdevice_factory(name=f"many{i}")) for i in range(2)]
+    virtual = [vdevice_factory(name=f"many{i}") for i in range(2)]
+    devices = [device_on(adb_server, item) for item in virtual]
     results = push_many(devices, builds["v1"])
     assert [r.ok for r in results] == [True, True]
     assert {r.serial for r in results} == {d.serial for d in devices}
     assert all(push_bundle(d, builds["v2"]).ok for d in devices)
+    # Leftovers: one abandoned an hour ago, one a push is writing to right now.
+    staging = virtual[0].sandbox_root / "edgeship" / "staging"
+    for name, age_s in (("a" * 64, 3600), ("b" * 64, 0)):
+        piece = staging / name / "pieces" / "0-16384"
+        piece.parent.mkdir(parents=True)
+        piece.write_bytes(b"x" * 16384)
+        when = time.time() - age_s
+        for path in (piece, piece.parent, piece.parent.parent):
+            os.utime(path, (when, when))
     dry = collect_garbage(devices[0], keep=1, dry_run=True)
     assert dry.removed_bundles == [load_build(builds["v1"]).sha256]
+    assert dry.removed_leftovers == [f"staging/{'a' * 64}"] and dry.in_use == [f"staging/{'b' * 64}"]
     done = collect_garbage(devices[0], keep=1)
     assert done.ok and done.kept == [load_build(builds["v2"]).sha256]
+    assert not (staging / ("a" * 64)).exists() and (staging / ("b" * 64)).exists()
     assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
 
 
