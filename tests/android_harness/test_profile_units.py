@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.profile import (
-    ProfileOptions,
-    SectionSpan,
-    classify_exit,
-    mapped_sample_counts,
-    memory_record,
-    probe_shell_command,
-    read_build,
-    sanitize_serial,
-    section_spans,
-)
+from edgeship.android_harness.profile_build import SectionSpan, read_build, section_spans
+from edgeship.android_harness.profile_options import ProfileOptions
+from edgeship.android_harness.profile_run import probe_shell_command
+from edgeship.android_harness.profile_session import sanitize_serial
+from edgeship.android_harness.run_outcome import classify_exit, mapped_sample_counts, memory_record
 from edgeship.errors import InputError, UsageError
 from edgeship.hashing import sha256_file
 from edgeship.profiles.schema import (

@@ -1,0 +1,177 @@
+"""A profile session on one device: set-up (facts, runner, probe, push, state before), saving profile.json.
+
+Everything the runs on one device share is gathered once in a ProfileSession; profile_run does the runs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgeship.android_harness.profile_build import BuildInfo
+from edgeship.android_harness.profile_options import ProfileOptions
+from edgeship.config import Config
+from edgeship.console import Reporter
+from edgeship.errors import DeviceError
+from edgeship.hashing import sha256_file
+from edgeship.profiles.schema import PROFILE_FILE_NAME, Profile, write_profile
+from edgeship.profiles.summary import summarize_iterations
+
+
+def sanitize_serial(serial: str) -> str:
+    """A folder name for a serial: '127.0.0.1:40001' → '127.0.0.1_40001'."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", serial).strip(".")
+    return cleaned or "device"
+
+
+@dataclass
+class ProfileSession:
+    """Everything the runs on one device share once set up."""
+
+    device: Any
+    build: BuildInfo
+    options: ProfileOptions
+    store: Any
+    adapter: Any
+    remote_bundle: str
+    remote_probe: str
+    runner_path: str
+    runner_env: dict[str, str]
+    out_dir: Path
+    profile: Profile
+    reporter: Reporter
+    started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+
+
+def plain_device_state(device: Any) -> dict[str, Any] | None:
+    """The device's state now (thermal, battery) as JSON-ready dicts, None when it exposes none."""
+    from edgeship.android_harness.facts import device_state
+
+    state = device_state(device)
+    return _plain(state)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and other records → JSON-ready dicts."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+def set_up_session(
+    device: Any, build: BuildInfo, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
+) -> ProfileSession:
+    """Facts, runner and probe for the device's ABI, push what is missing, state before; raises on failure."""
+    from edgeship.android_harness.facts import device_facts
+    from edgeship.android_harness.probe.build import build_probe
+    from edgeship.android_harness.push import push_bundle
+    from edgeship.android_harness.runners import get_adapter
+    from edgeship.android_harness.runners.resolve import resolve_runner
+    from edgeship.android_harness.store import DeviceStore
+
+    facts = device_facts(device, device_root=config.device_root)
+    abi = facts.abi
+    if not abi:
+        raise DeviceError(f"{device.serial}: ro.product.cpu.abi is empty; cannot choose a probe or runner")
+    local_runner = resolve_runner(abi, options.runner, config.runners, backend=options.backend)
+    adapter = get_adapter(local_runner.name)
+    reporter.note(f"{device.serial}: {facts.model or '?'} ({abi}); runner {local_runner.path}")
+    probe_path = build_probe(abi)
+
+    # Pushes of several devices run in these threads at once; their byte progress stays quiet (one rich live
+    # display per console) and a note says what each sent. `edgeship push` is the command with the bars.
+    pushed = push_bundle(device, build.build_dir, local=build.local, root=config.device_root)
+    if not pushed.ok:
+        raise DeviceError(f"{device.serial}: push failed: {pushed.error}")
+    reporter.note(
+        f"{device.serial}: bundle {build.sha12} on device "
+        f"({pushed.bytes_sent} bytes sent, {pushed.bytes_reused} reused, {pushed.seconds:.1f} s)"
+    )
+    store = DeviceStore(device, root=config.device_root)
+    remote_probe = store.ensure_file(Path(probe_path), "probe")
+    runner_file = Path(local_runner.path)
+    remote_runner = store.ensure_file(runner_file, runner_file.name)
+    # Content-addressed files sit in folders of their own: the loader is told each of them.
+    extra_dirs = [
+        store.ensure_file(extra, extra.name, mode=0o644).rsplit("/", 1)[0]
+        for extra in local_runner.extra_files
+    ]
+    env = local_runner.device_env(extra_dirs)
+
+    out_dir = Path(runs_dir) / sanitize_serial(device.serial) / build.sha12
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_old_runs(out_dir)
+    profile = Profile(
+        device={
+            "serial": device.serial,
+            "model": facts.model,
+            "manufacturer": facts.manufacturer,
+            "soc": facts.soc,
+            "abi": abi,
+            "sdk": facts.sdk,
+            "release": facts.release,
+            "ram_total": facts.ram_total,
+            "adb_server": str(facts.adb_server) if getattr(facts, "adb_server", None) else str(device.server),
+        },
+        bundle={**build.to_record(), "remote_path": pushed.remote_path},
+        runner={
+            "name": adapter.name,
+            "path": str(runner_file),
+            "remote_path": remote_runner,
+            "sha256": sha256_file(runner_file),
+            "version": local_runner.version,
+            "ttft_definition": adapter.ttft_definition,
+            "extra_files": [str(extra) for extra in local_runner.extra_files],
+            "env": env,
+        },
+        probe={
+            "sha256": sha256_file(probe_path),
+            "version": None,
+            "abi": abi,
+            "interval_ms": options.interval_ms,
+            "remote_path": remote_probe,
+        },
+        config=options.to_config(),
+        state={"before": None, "after": None},
+    )
+    session = ProfileSession(
+        device=device,
+        build=build,
+        options=options,
+        store=store,
+        adapter=adapter,
+        remote_bundle=pushed.remote_path,
+        remote_probe=remote_probe,
+        runner_path=remote_runner,
+        runner_env=env,
+        out_dir=out_dir,
+        profile=profile,
+        reporter=reporter,
+    )
+    profile.state["before"] = plain_device_state(device)
+    return session
+
+
+def _clear_old_runs(out_dir: Path) -> None:
+    """A second profile into the same RUNS_DIR must not mix its raw files with the previous one's."""
+    for old in out_dir.iterdir():
+        if old.is_dir() and re.fullmatch(r"(iter|warmup)-\d+", old.name):
+            shutil.rmtree(old)
+
+
+def save_profile(session: ProfileSession) -> None:
+    """Summarize the runs so far and rewrite profile.json atomically."""
+    session.profile.summary = summarize_iterations(session.profile.iterations)
+    write_profile(session.profile, session.out_dir / PROFILE_FILE_NAME)
