@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,3 +36,54 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
         digest.update(path.name.encode() + b"\0")
         digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
+
+
+# -- digests already known -----------------------------------------------------------------------------------
+# A GB bundle costs seconds to hash, and every `edgeship push`/`profile` checks it against its manifest before
+# sending anything. Like git's index or make, a digest is remembered with the file's identity: device, inode,
+# size, mtime and ctime (nanoseconds). ctime cannot be set from user space, so any write, truncate, rename
+# over it or copy gives another identity and the file is hashed again. The device's own sha256sum stays the
+# check that counts; this only spares the host a repeat of a check it already made.
+
+
+def _known_digests_dir() -> Path:
+    home = os.environ.get("EDGESHIP_HOME")
+    if home:
+        return Path(home) / "known-sha256"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "edgeship" / "known-sha256"
+
+
+def _identity_entry(path: Path) -> Path:
+    info = path.stat()
+    identity = "\0".join(
+        str(part)
+        for part in (
+            path.resolve(),
+            info.st_dev,
+            info.st_ino,
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+        )
+    )
+    return _known_digests_dir() / hashlib.sha256(identity.encode()).hexdigest()
+
+
+def known_sha256(path: str | Path) -> str | None:
+    """The sha256 recorded for this very file (same identity), or None."""
+    try:
+        text = _identity_entry(Path(path)).read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 64 else None
+
+
+def remember_sha256(path: str | Path, sha256: str) -> None:
+    """Record the file's sha256 under its identity; best effort (a read-only home just means rehashing)."""
+    with contextlib.suppress(OSError):
+        entry = _identity_entry(Path(path))
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        temporary = entry.with_name(f".{entry.name}.{os.getpid()}")
+        temporary.write_text(sha256 + "\n")
+        os.replace(temporary, entry)

@@ -25,7 +25,7 @@ from edgeship.errors import EdgeshipError, ExportError, UsageError
 from edgeship.exporter import litert, litertlm, worker
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
 from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
-from edgeship.hashing import sha256_files
+from edgeship.hashing import remember_sha256, sha256_files
 from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
 
 DEFAULT_PREFILL = (32, 128)
@@ -174,6 +174,8 @@ def export_build(
         write_manifest(staging, manifest)
         _fsync(bundle, staging / "manifest.json")
         _replace_dir(staging, out)
+        # The next push's check against the manifest need not hash the bundle again (same file identity).
+        remember_sha256(out / BUNDLE_FILE, manifest["bundle"]["sha256"])
         with contextlib.suppress(OSError):
             shutil.move(str(log_path), out / LOG_FILE)
         return manifest

@@ -18,7 +18,7 @@ import pytest
 from edgeship.exporter.arch import ARCHITECTURES, SYNTHETIC_ARCHS
 from edgeship.exporter.litertlm import read_header
 from edgeship.exporter.manifest import load_manifest
-from edgeship.hashing import sha256_file
+from edgeship.hashing import known_sha256, sha256_file
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +106,9 @@ def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:
     run_in_engine(build / "model.litertlm")
 
 
-def test_export_is_byte_reproducible_through_cli(build_factory, tmp_path: Path) -> None:
+def test_export_is_byte_reproducible_through_cli(
+    build_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A fresh `edgeship export` of the same checkpoint and recipe gives the cached build's exact bytes."""
     cached = build_factory("gemma4", "tiny", "int8")
     manifest = load_manifest(cached)
@@ -126,12 +128,15 @@ def test_export_is_byte_reproducible_through_cli(build_factory, tmp_path: Path) 
         text=True,
         timeout=1200,
         # Another string-hash seed than the cached build's: set/dict iteration order must not leak into bytes.
-        env={**os.environ, "PYTHONHASHSEED": "4242"},
+        env={**os.environ, "PYTHONHASHSEED": "4242", "EDGESHIP_HOME": str(tmp_path / "home")},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["bundle"]["sha256"] == manifest["bundle"]["sha256"]
     assert sha256_file(fresh / "model.litertlm") == manifest["bundle"]["sha256"]
+    # The export recorded the digest of the file it wrote, so the first push need not hash it again.
+    monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
+    assert known_sha256(fresh / "model.litertlm") == manifest["bundle"]["sha256"]
     assert [s["sha256"] for s in summary["sections"]] == [s["sha256"] for s in manifest["sections"]]
     assert "Traceback" not in result.stderr
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

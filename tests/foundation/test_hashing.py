@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
+import pytest
+
 from edgeship import hashing
+from edgeship.hashing import known_sha256, remember_sha256
 
 
 def test_sha256_file_ranges_match_hashlib(tmp_path: Path) -> None:
@@ -20,3 +24,50 @@ def test_sha256_files_depends_on_names_and_content(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"1")
     (tmp_path / "b").write_bytes(b"1")
     assert hashing.sha256_files([tmp_path / "a"]) != hashing.sha256_files([tmp_path / "b"])
+
+
+def test_a_known_digest_is_tied_to_the_files_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
+    bundle = tmp_path / "model.litertlm"
+    bundle.write_bytes(b"a" * 1000)
+    digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert known_sha256(bundle) is None
+    remember_sha256(bundle, digest)
+    assert known_sha256(bundle) == digest
+    # Same size, mtime put back: the write still changed ctime, so the digest is no longer known.
+    before = bundle.stat()
+    time.sleep(0.01)
+    with bundle.open("r+b") as handle:
+        handle.write(b"b")
+    os.utime(bundle, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert bundle.stat().st_size == before.st_size and bundle.stat().st_mtime_ns == before.st_mtime_ns
+    assert known_sha256(bundle) is None
+    # A copy is another file.
+    copy = tmp_path / "copy.litertlm"
+    copy.write_bytes(bundle.read_bytes())
+    assert known_sha256(copy) is None
+
+
+def test_a_tampered_bundle_is_refused_even_after_a_successful_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeship.android_harness import bundle_plan
+    from edgeship.errors import InputError
+    from tests.android_harness.synthetic import write_build
+
+    monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
+    build = write_build(tmp_path / "b", [("tf_lite_prefill_decode", os.urandom(50_000))])
+    local = bundle_plan.load_build(build)  # checked and remembered
+    assert known_sha256(local.path) == local.sha256
+    bundle_plan._VERIFIED.clear()  # a new process: only the on-disk record remains
+    bundle_plan.load_build(build)
+    with local.path.open("r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        last = handle.read(1)[0]
+        handle.seek(-1, os.SEEK_END)
+        handle.write(bytes([last ^ 0xFF]))
+    bundle_plan._VERIFIED.clear()
+    with pytest.raises(InputError, match="does not match its manifest"):
+        bundle_plan.load_build(build)
