@@ -14,8 +14,13 @@ from edgeship.errors import DeviceError
 CONNECT_TIMEOUT_S = 20.0
 
 
-def _connect(server_text: str | None, serial: str) -> str:
-    """`adb connect` the serial on the server (started when none runs locally); returns the server."""
+def _connect(server_text: str | None, serial: str, auth: str = "none") -> str:
+    """`adb connect` the serial on the server (started when none runs locally); returns the server.
+
+    With ``--auth`` deny or allow, `adb connect` answers "failed to authenticate" as soon as the host has
+    sent its key (as with a phone showing its prompt): a deny device is left `unauthorized`, an allow device
+    goes on to `device`.
+    """
     from adbutils.errors import AdbError
 
     from edgeship.android_harness.adb import connect_server
@@ -27,16 +32,19 @@ def _connect(server_text: str | None, serial: str) -> str:
         reply = client.connect(serial, timeout=CONNECT_TIMEOUT_S)
     except (AdbError, OSError) as exc:
         raise DeviceError(f"adb server {server} could not connect to {serial}: {exc}") from None
-    if "connected" not in reply:
+    expected = "unauthorized" if auth == "deny" else "device"
+    if "connected" not in reply and not (auth != "none" and "authenticate" in reply):
         raise DeviceError(f"adb server {server} could not connect to {serial}: {reply.strip()}")
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     state = "unknown"
     while time.monotonic() < deadline:
         try:
-            state = client.device(serial).get_state()
+            # The listing, not get-state: get-state answers an error for an unauthorized device.
+            states = {info.serial: info.state for info in client.list()}
+            state = states.get(serial, "not listed")
         except (AdbError, OSError) as exc:
             state = str(exc)
-        if state == "device":
+        if state == expected:
             return str(server)
         time.sleep(0.1)
     raise DeviceError(f"{serial} stayed {state!r} on adb server {server}; see the device log")
@@ -69,6 +77,10 @@ def vdevice_group() -> None:
 @click.option("--port", type=int, default=0, help="TCP port to listen on (default: a free one).")
 @click.option("--adb-server", default=None, help="adb server HOST:PORT to connect it to (default: local).")
 @click.option("--no-connect", is_flag=True, help="Only start the device; do not `adb connect` it.")
+@click.option("--auth", type=click.Choice(["none", "deny", "allow"]), default=None,
+              help="adb authorization: none (ro.adb.secure=0; default unless the profile says otherwise), "
+                   "deny (asks for AUTH, never accepts: listed `unauthorized`), allow (accepts the host's "
+                   "key as if the user tapped Allow).")  # fmt: skip
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Host folder for the sandbox (default: the device's state folder).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the device record as JSON.")
@@ -78,6 +90,7 @@ def start_command(
     port: int,
     adb_server: str | None,
     no_connect: bool,
+    auth: str | None,
     root: Path | None,
     as_json: bool,
 ) -> None:
@@ -85,15 +98,21 @@ def start_command(
     from edgeship.config import default_adb_server
     from edgeship.vdevice import daemon, load_profile, registry
 
-    load_profile(profile)  # fail here, with the profile's own message, rather than in the daemon log
+    loaded = load_profile(profile)  # fail here, with the profile's own message, rather than in the daemon log
+    auth = auth or loaded.auth
     name = name or registry.free_name()
     server_text = None if no_connect else (adb_server or str(default_adb_server()))
     record = daemon.spawn(
-        name=name, profile=profile, port=port, root=root.resolve() if root else None, adb_server=server_text
+        name=name,
+        profile=profile,
+        port=port,
+        root=root.resolve() if root else None,
+        adb_server=server_text,
+        auth=auth,
     )
     if server_text:
         try:
-            record.adb_server = _connect(server_text, record.serial)
+            record.adb_server = _connect(server_text, record.serial, auth)
         except DeviceError:
             daemon.terminate_pid(record.pid)
             registry.remove_record(name)

@@ -11,10 +11,12 @@ From Python (tests)::
 From the shell::
 
     edgeship vdevice start --profile vbudget4g            # prints the serial, `adb connect`s it
+    edgeship vdevice start --auth deny                    # asks for AUTH, never accepts: `unauthorized`
     edgeship vdevice list --json
     edgeship vdevice stop --all
 
-Modules, one concern each: ``packets`` (framing), ``transport`` (connection, streams, flow control),
+Modules, one concern each: ``packets`` (framing), ``transport`` (connection, streams, flow control), ``auth``
+(the AUTH handshake of ``--auth deny|allow``: tokens, key prompt, signature check),
 ``services/`` (shell, sync, sockets and small services), ``sandbox`` (folders, bubblewrap, sync path
 resolution, process groups), ``props`` (profiles, getprop), ``device`` (the listening device), ``daemon`` and
 ``registry`` (background devices and their state files).

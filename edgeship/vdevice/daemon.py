@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edgeship.errors import DeviceError
 from edgeship.vdevice import registry
+from edgeship.vdevice.auth import AUTH_MODES
 from edgeship.vdevice.device import VirtualDevice, validate_name
 from edgeship.vdevice.props import DEFAULT_PROFILE
 
@@ -36,6 +37,7 @@ def spawn(
     root: Path | None = None,
     adb_server: str | None = None,
     timeout: float = START_TIMEOUT_S,
+    auth: str | None = None,
 ) -> registry.DeviceRecord:
     """Start a detached daemon for ``name`` and return its record once it accepts connections."""
     validate_name(name)
@@ -52,6 +54,8 @@ def spawn(
     argv += ["--port", str(port), "--root", str(root or folder / "root")]
     if adb_server:
         argv += ["--adb-server", adb_server]
+    if auth:
+        argv += ["--auth", auth]
     with open(log_path, "ab") as log_file, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(
             argv, stdin=devnull, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--adb-server", default=None)
+    parser.add_argument("--auth", choices=AUTH_MODES, default=None, help="default: the profile's")
     parser.add_argument("--log-level", default=os.environ.get("EDGESHIP_VDEVICE_LOG", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -127,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         device = VirtualDevice(
-            name=args.name, profile=args.profile, root=args.root, port=args.port, host=args.host
+            name=args.name,
+            profile=args.profile,
+            root=args.root,
+            port=args.port,
+            host=args.host,
+            auth=args.auth,
         )
         device.start()
     except Exception as exc:
@@ -155,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             confined=device.confined,
             adb_server=args.adb_server,
             started_at=time.time(),
+            auth=device.auth.mode,
         )
     )
     while not stop_requested.wait(1.0):

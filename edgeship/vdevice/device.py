@@ -16,6 +16,7 @@ from types import TracebackType
 
 from edgeship.errors import DeviceError
 from edgeship.vdevice import packets
+from edgeship.vdevice.auth import KEYS_FILE, DeviceAuth, validate_mode
 from edgeship.vdevice.props import DEFAULT_PROFILE, DeviceProfile, load_profile
 from edgeship.vdevice.sandbox import ProcessTracker, Sandbox
 from edgeship.vdevice.transport import Connection, ServiceHandler
@@ -37,7 +38,9 @@ class VirtualDevice:
 
     ``with VirtualDevice(name="vd1", profile="vflagship", root=tmp_path / "vd1") as vd:`` then
     ``adb connect vd.serial``. ``root`` holds the sandbox folders; without one a temporary folder is
-    used and removed on stop.
+    used and removed on stop. ``auth`` (default: the profile's, normally "none") is "none" (ro.adb.secure=0),
+    "deny" (asks for AUTH and never accepts: the host lists it unauthorized) or "allow" (accepts the host's
+    key as if the user tapped Allow); see ``edgeship.vdevice.auth``.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class VirtualDevice:
         host: str = "127.0.0.1",
         confine: bool | None = None,
         log_file: str | Path | None = None,
+        auth: str | None = None,
     ) -> None:
         self.name = validate_name(name)
         # One logger per device (a child of "edgeship.vdevice"), so a device's lines can go to its own file.
@@ -61,9 +65,13 @@ class VirtualDevice:
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=f"edgeship-vd-{name}-"))
         self.serialno = f"EDGE{name.upper()}"[:20]
-        self.sandbox = Sandbox(
-            self.root, self.profile.system_properties(self.serialno), confine=confine, logger=self.log
+        self.auth = DeviceAuth(
+            validate_mode(auth or self.profile.auth), keys_file=self.root / KEYS_FILE, logger=self.log
         )
+        properties = self.profile.system_properties(self.serialno)
+        if self.auth.required:
+            properties["ro.adb.secure"] = "1"  # what getprop says must match what adbd does
+        self.sandbox = Sandbox(self.root, properties, confine=confine, logger=self.log)
         self.processes = ProcessTracker(logger=self.log)
         self._banner = packets.make_banner(self.profile.banner_properties(), FEATURES)
         self._listener: socket.socket | None = None
@@ -123,12 +131,13 @@ class VirtualDevice:
         )
         self._accept_thread.start()
         self.log.info(
-            "virtual device %s (%s) listening on %s, sandbox %s, %s",
+            "virtual device %s (%s) listening on %s, sandbox %s, %s, auth %s",
             self.name,
             self.profile.name,
             self.serial,
             self.root,
             "confined by bubblewrap" if self.confined else "UNCONFINED",
+            self.auth.mode,
         )
         return self
 
@@ -229,7 +238,7 @@ class VirtualDevice:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-            connection = Connection(sock, self, f"{address[0]}:{address[1]}", logger=self.log)
+            connection = Connection(sock, self, f"{address[0]}:{address[1]}", logger=self.log, auth=self.auth)
             with self._connections_lock:
                 self._connections.add(connection)
                 self.connections_accepted += 1

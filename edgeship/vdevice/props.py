@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from edgeship.errors import InputError, UsageError
+from edgeship.vdevice.auth import AUTH_MODES
 
 BUILTIN_PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "vflagship"
@@ -35,6 +36,7 @@ _KNOWN = {
     "release",
     "ram_bytes",
     "props",
+    "auth",
 }
 
 
@@ -60,6 +62,8 @@ class DeviceProfile:
     release: str = "15"
     ram_bytes: int = 8 * 1024**3
     description: str = ""
+    # adb authorization: "none" (ro.adb.secure=0), "deny" or "allow" (see edgeship.vdevice.auth).
+    auth: str = "none"
     props: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -150,6 +154,8 @@ def _from_mapping(raw: Any, source: str, fallback_name: str) -> DeviceProfile:
     for key in list(values):
         if key not in ("sdk", "ram_bytes", "props"):
             values[key] = str(values[key])
+    if values.get("auth", "none") not in AUTH_MODES:
+        raise InputError(f"device profile {source}: 'auth' must be one of {', '.join(AUTH_MODES)}")
     return DeviceProfile(**values, props={str(k): _prop_text(v) for k, v in props.items()}, source=source)
 
 

@@ -46,6 +46,7 @@ class DeviceRecord:
     confined: bool
     adb_server: str | None = None
     started_at: float = 0.0
+    auth: str = "none"
 
     @property
     def serial(self) -> str:

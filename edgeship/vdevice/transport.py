@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edgeship.vdevice import packets
+from edgeship.vdevice.auth import AUTH_RSAPUBLICKEY, AUTH_SIGNATURE, AUTH_TOKEN, AuthSession, DeviceAuth
 from edgeship.vdevice.packets import (
     A_AUTH,
     A_CLSE,
@@ -224,9 +225,16 @@ class Connection:
     """The device end of one TCP connection from an adb server (or any adb host)."""
 
     def __init__(
-        self, sock: socket.socket, device: ServiceOpener, peer: str, logger: logging.Logger | None = None
+        self,
+        sock: socket.socket,
+        device: ServiceOpener,
+        peer: str,
+        logger: logging.Logger | None = None,
+        auth: DeviceAuth | None = None,
     ) -> None:
         self.log = logger or log
+        # None or mode "none": ro.adb.secure=0, CNXN is answered with CNXN.
+        self.auth = AuthSession(auth) if auth is not None and auth.required else None
         self.sock = sock
         self.device = device
         self.peer = peer
@@ -291,11 +299,14 @@ class Connection:
         command = header.command
         if command == A_CNXN:
             self._handle_connect(header, payload)
+        elif command == A_AUTH and self.auth is not None and not self.online:
+            self._handle_auth(self.auth, header, payload)
         elif command in (A_AUTH, A_STLS):
-            # ro.adb.secure=0: never asked for AUTH, never offered TLS; a host that sends them anyway waits.
+            # Never offered TLS; AUTH without ro.adb.secure (or once online) is not asked for: the host waits.
             self.log.debug("ignoring %s from %s", header.name, self.peer)
         elif not self.online:
-            self.log.debug("ignoring %s before CNXN from %s", header.name, self.peer)
+            # adbd drops OPEN/OKAY/WRTE/CLSE on a transport not online (no CNXN, or not authorized yet).
+            self.log.debug("ignoring %s before the connection is online from %s", header.name, self.peer)
         elif command == A_OPEN:
             self._handle_open(header, payload)
         elif command == A_WRTE:
@@ -334,7 +345,7 @@ class Connection:
         self.peer_version = min(header.arg0, A_VERSION)
         self.max_payload = max(MIN_PAYLOAD, min(header.arg1, MAX_PAYLOAD))
         self.peer_banner = packets.parse_banner(bytes(payload))
-        self.online = True
+        self.online = False
         self.log.info(
             "CNXN from %s: version 0x%08x, max payload %d, %s",
             self.peer,
@@ -342,7 +353,46 @@ class Connection:
             header.arg1,
             self.peer_banner.get("features", ""),
         )
+        if self.auth is None:
+            self._go_online()
+            return
+        # ro.adb.secure=1: the host must sign a token (or have its key allowed) before anything else works.
+        self.log.info("AUTH required: sending a token to %s", self.peer)
+        self.send_packet(A_AUTH, AUTH_TOKEN, 0, self.auth.next_token())
+
+    def _go_online(self) -> None:
+        self.online = True
         self.send_packet(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+
+    def _handle_auth(self, session: AuthSession, header: packets.Header, payload: bytearray) -> None:
+        """adbd's A_AUTH handling on a transport that is not online yet (adb.cpp handle_packet)."""
+        if header.arg0 == AUTH_SIGNATURE:
+            if not session.token:
+                self.log.info("AUTH SIGNATURE from %s before CNXN: ignored", self.peer)
+                return
+            key = session.device_auth.verify(session.token, bytes(payload))
+            if key is not None:
+                self.log.info("AUTH from %s: signature verified with a remembered key", self.peer)
+                session.failed_attempts = 0
+                self._go_online()
+                return
+            session.signature_failed()
+            self.log.info(
+                "AUTH from %s: signature of %d bytes not accepted (attempt %d): new token",
+                self.peer,
+                len(payload),
+                session.failed_attempts,
+            )
+            self.send_packet(A_AUTH, AUTH_TOKEN, 0, session.next_token())
+        elif header.arg0 == AUTH_RSAPUBLICKEY:
+            # adbd reads the key as a NUL-terminated string.
+            key_text = bytes(payload).split(b"\0", 1)[0].decode("ascii", "replace")
+            if session.device_auth.prompt(key_text, self.peer):
+                self._go_online()
+        else:
+            # adbd takes the transport offline on an AUTH type it does not handle (a host's TOKEN too).
+            self.log.warning("AUTH type %d from %s: connection goes offline", header.arg0, self.peer)
+            self._close_all_streams()
 
     def _handle_open(self, header: packets.Header, payload: bytearray) -> None:
         remote_id = header.arg0
