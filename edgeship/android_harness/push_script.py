@@ -122,6 +122,11 @@ def data_targets(store: DeviceStore, plan: BundlePlan, attempt: str) -> list[tup
 # -- assembly --------------------------------------------------------------------------------------------
 
 _POLLS = int(PIECE_WAIT_S / POLL_S)
+# follow reads in 64 KiB units (a pipe's capacity: fewer, fuller writes) and only once 16 MiB have arrived
+# (one dd and a few polls per chunk, not per poll): cheap enough to run beside the transfer.
+FOLLOW_UNIT = 64 * 1024
+FOLLOW_MIN_BYTES = 16 * 1024 * 1024
+FOLLOW_POLL_S = 0.05
 
 # Shell functions shared by every assembly script.
 _FUNCTIONS = [
@@ -132,25 +137,32 @@ _FUNCTIONS = [
     # writing: the background writer has not finished (it leaves its exit status in $A/wrote).
     f'arriving() {{ [ ! -e "$A/{SENT_MARKER}" ]; }}',
     'writing() { [ ! -e "$A/wrote" ]; }',
-    # follow FILE TOTAL LIVE: print FILE front to back while it grows to TOTAL bytes, whole 16 KiB blocks
-    # as soon as they are below its size (writers append only, so those are final), the last partial
-    # block once TOTAL is reached. LIVE says whether more may come; once it says no, one more look (the
-    # writer may have finished right after the size was read), then stop: the size check reports the rest.
+    # follow FILE TOTAL LIVE: print FILE front to back while it grows to TOTAL bytes: whole 64 KiB units
+    # below its size (writers append only, so those are final) once at least FOLLOW_MIN_BYTES are there —
+    # one dd per few MiB, not per poll — the rest when TOTAL is reached. LIVE says whether more may come;
+    # once it says no, whatever is there is read, one more look is taken (the writer may have finished
+    # right after the size was read), then it stops: the size check reports a short file.
     "follow() {",
     "  f_o=0; f_idle=0; f_last=",
     '  while [ $f_o -lt "$2" ]; do',
     '    f_s=$(stat -c %s "$1" 2>/dev/null || echo 0)',
-    f'    if [ "$f_s" -ge "$2" ]; then f_n=$(( ($2 - f_o + {BLOCK - 1}) / {BLOCK} ));',
-    f"    else f_n=$(( (f_s - f_o) / {BLOCK} )); fi",
-    "    if [ $f_n -gt 0 ]; then",
-    f'      dd if="$1" bs={BLOCK} skip=$((f_o / {BLOCK})) count=$f_n 2>/dev/null',
-    f"      f_o=$((f_o + f_n * {BLOCK})); f_idle=0",
-    "    elif $3; then",
-    f"      sleep {POLL_S}; f_idle=$((f_idle + 1))",
-    f"      [ $f_idle -lt {_POLLS} ] || "
+    f'    if [ "$f_s" -ge "$2" ]; then f_n=$(( ($2 - f_o + {FOLLOW_UNIT - 1}) / {FOLLOW_UNIT} )); f_min=1',
+    f"    else f_n=$(( (f_s - f_o) / {FOLLOW_UNIT} )); f_min={FOLLOW_MIN_BYTES // FOLLOW_UNIT}; fi",
+    "    f_go=",
+    "    if [ $f_n -ge $f_min ]; then f_go=1",
+    "    elif ! $3; then",
+    "      if [ $f_n -gt 0 ]; then f_go=1",
+    '      elif [ -z "$f_last" ]; then f_last=1; continue',
+    "      else return 0; fi",
+    "    fi",
+    '    if [ -n "$f_go" ]; then',
+    f'      dd if="$1" bs={FOLLOW_UNIT} skip=$((f_o / {FOLLOW_UNIT})) count=$f_n 2>/dev/null',
+    f"      f_o=$((f_o + f_n * {FOLLOW_UNIT})); f_idle=0",
+    "    else",
+    f"      sleep {FOLLOW_POLL_S}; f_idle=$((f_idle + 1))",
+    f"      [ $f_idle -lt {int(PIECE_WAIT_S / FOLLOW_POLL_S)} ] || "
     f'{{ echo "no data for {int(PIECE_WAIT_S)} s" >&2; exit {EXIT_STALLED}; }}',
-    '    elif [ -z "$f_last" ]; then f_last=1',
-    "    else return 0; fi",
+    "    fi",
     "  done",
     "}",
 ]
