@@ -83,6 +83,9 @@ def vdevice_group() -> None:
                    "key as if the user tapped Allow).")  # fmt: skip
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Host folder for the sandbox (default: the device's state folder).")  # fmt: skip
+@click.option("--link-mb-per-s", type=click.FloatRange(min=0.1), default=None,
+              help="Pace the device's traffic to a cable's speed, MB/s each way (USB 2.0 ~40, USB 3 ~300); "
+                   "default: loopback speed.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the device record as JSON.")
 def start_command(
     name: str | None,
@@ -92,6 +95,7 @@ def start_command(
     no_connect: bool,
     auth: str | None,
     root: Path | None,
+    link_mb_per_s: float | None,
     as_json: bool,
 ) -> None:
     """Start a virtual device in the background, `adb connect` it, print its serial."""
@@ -109,6 +113,7 @@ def start_command(
         root=root.resolve() if root else None,
         adb_server=server_text,
         auth=auth,
+        link_mb_per_s=link_mb_per_s,
     )
     if server_text:
         try:

@@ -38,6 +38,7 @@ def spawn(
     adb_server: str | None = None,
     timeout: float = START_TIMEOUT_S,
     auth: str | None = None,
+    link_mb_per_s: float | None = None,
 ) -> registry.DeviceRecord:
     """Start a detached daemon for ``name`` and return its record once it accepts connections."""
     validate_name(name)
@@ -56,6 +57,8 @@ def spawn(
         argv += ["--adb-server", adb_server]
     if auth:
         argv += ["--auth", auth]
+    if link_mb_per_s:
+        argv += ["--link-mb-per-s", str(link_mb_per_s)]
     with open(log_path, "ab") as log_file, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(
             argv, stdin=devnull, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--adb-server", default=None)
     parser.add_argument("--auth", choices=AUTH_MODES, default=None, help="default: the profile's")
+    parser.add_argument("--link-mb-per-s", type=float, default=None, help="cable speed, MB/s each way")
     parser.add_argument("--log-level", default=os.environ.get("EDGESHIP_VDEVICE_LOG", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             host=args.host,
             auth=args.auth,
+            link_mb_per_s=args.link_mb_per_s,
         )
         device.start()
     except Exception as exc:
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             adb_server=args.adb_server,
             started_at=time.time(),
             auth=device.auth.mode,
+            link_mb_per_s=args.link_mb_per_s,
         )
     )
     while not stop_requested.wait(1.0):

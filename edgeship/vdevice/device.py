@@ -17,6 +17,7 @@ from types import TracebackType
 from edgeship.errors import DeviceError
 from edgeship.vdevice import packets
 from edgeship.vdevice.auth import KEYS_FILE, DeviceAuth, validate_mode
+from edgeship.vdevice.link import LinkPacer
 from edgeship.vdevice.props import DEFAULT_PROFILE, DeviceProfile, load_profile
 from edgeship.vdevice.sandbox import ProcessTracker, Sandbox
 from edgeship.vdevice.transport import Connection, ServiceHandler
@@ -40,7 +41,8 @@ class VirtualDevice:
     ``adb connect vd.serial``. ``root`` holds the sandbox folders; without one a temporary folder is
     used and removed on stop. ``auth`` (default: the profile's, normally "none") is "none" (ro.adb.secure=0),
     "deny" (asks for AUTH and never accepts: the host lists it unauthorized) or "allow" (accepts the host's
-    key as if the user tapped Allow); see ``edgeship.vdevice.auth``.
+    key as if the user tapped Allow); see ``edgeship.vdevice.auth``. ``link_mb_per_s`` paces the device's
+    traffic to a cable's speed in MB/s each way (USB 2.0 ~40, USB 3 a few hundred); None is loopback speed.
     """
 
     def __init__(
@@ -53,8 +55,11 @@ class VirtualDevice:
         confine: bool | None = None,
         log_file: str | Path | None = None,
         auth: str | None = None,
+        link_mb_per_s: float | None = None,
     ) -> None:
         self.name = validate_name(name)
+        # One cable per phone: every connection (one per adb server) shares its bandwidth.
+        self.link = LinkPacer(link_mb_per_s) if link_mb_per_s else None
         # One logger per device (a child of "edgeship.vdevice"), so a device's lines can go to its own file.
         self.log = logging.getLogger(f"edgeship.vdevice.{self.name}")
         self.log_file = Path(log_file) if log_file is not None else None
@@ -238,7 +243,8 @@ class VirtualDevice:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
-            connection = Connection(sock, self, f"{address[0]}:{address[1]}", logger=self.log, auth=self.auth)
+            peer = f"{address[0]}:{address[1]}"
+            connection = Connection(sock, self, peer, logger=self.log, auth=self.auth, link=self.link)
             with self._connections_lock:
                 self._connections.add(connection)
                 self.connections_accepted += 1

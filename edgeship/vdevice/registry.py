@@ -47,6 +47,7 @@ class DeviceRecord:
     adb_server: str | None = None
     started_at: float = 0.0
     auth: str = "none"
+    link_mb_per_s: float | None = None  # None: loopback speed
 
     @property
     def serial(self) -> str:

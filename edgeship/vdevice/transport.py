@@ -19,6 +19,7 @@ from typing import Protocol
 
 from edgeship.vdevice import packets
 from edgeship.vdevice.auth import AUTH_RSAPUBLICKEY, AUTH_SIGNATURE, AUTH_TOKEN, AuthSession, DeviceAuth
+from edgeship.vdevice.link import LinkPacer
 from edgeship.vdevice.packets import (
     A_AUTH,
     A_CLSE,
@@ -231,8 +232,10 @@ class Connection:
         peer: str,
         logger: logging.Logger | None = None,
         auth: DeviceAuth | None = None,
+        link: LinkPacer | None = None,
     ) -> None:
         self.log = logger or log
+        self.link = link  # None: loopback speed
         # None or mode "none": ro.adb.secure=0, CNXN is answered with CNXN.
         self.auth = AuthSession(auth) if auth is not None and auth.required else None
         self.sock = sock
@@ -252,6 +255,8 @@ class Connection:
     # ---- sending ------------------------------------------------------------------------------------
     def send_packet(self, command: int, arg0: int, arg1: int, payload: bytes | memoryview = b"") -> None:
         header = packets.pack_header(command, arg0, arg1, payload)
+        if self.link is not None:
+            self.link.sending(len(header) + len(payload))
         try:
             with self._send_lock:
                 if len(payload) < 65536:
@@ -283,6 +288,8 @@ class Connection:
                 payload = bytearray(header.data_length)
                 if header.data_length:
                     self._recv_exact_into(memoryview(payload))
+                if self.link is not None:
+                    self.link.received(packets.HEADER_SIZE + header.data_length)
                 self._dispatch(header, payload)
         except ConnectionDropped:
             self.log.info("connection from %s closed", self.peer)
