@@ -242,15 +242,14 @@ def test_profile_two_devices_one_without_runner(
     assert cooldown["reached"] or cooldown["note"] == "device exposes no readable thermal zone"
 
 
-def test_profile_interrupted_keeps_finished_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
-) -> None:
-    """Ctrl-C: the device stops after its current run, exit 130, profile.json valid with the finished runs."""
-    import signal
+def _long_profile_after_two_runs(
+    build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+) -> tuple[subprocess.Popen[str], Path]:
+    """`edgeship profile` of 200 runs as a process, returned once its profile.json holds two finished runs."""
     import time
 
     runs = tmp_path / "runs"
-    args = profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
+    args = profile_args(build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
     process = subprocess.Popen(
         [sys.executable, "-m", "edgeship", *args],
         env={**os.environ, **adb_server.env},
@@ -266,10 +265,20 @@ def test_profile_interrupted_keeps_finished_runs(
             break
         time.sleep(0.2)
     assert profiles, "no profile.json appeared"
+    return process, profiles[0]
+
+
+def test_profile_interrupted_keeps_finished_runs(
+    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C: the device stops after its current run, exit 130, profile.json valid with the finished runs."""
+    import signal
+
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
-    data = json.loads(profiles[0].read_text())
+    data = json.loads(profile_path.read_text())
     assert validate_profile(data) == []
     assert 2 <= len(data["iterations"]) < 200
     assert all(it["exit"]["status"] == STATUS_OK for it in data["iterations"])
@@ -280,31 +289,14 @@ def test_profile_device_lost_mid_way_keeps_finished_runs(
     tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
 ) -> None:
     """The phone goes away (cable pulled): exit 5, one line naming it, profile.json keeps finished runs."""
-    import time
 
-    runs = tmp_path / "runs"
-    args = profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeship", *args],
-        env={**os.environ, **adb_server.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    profiles: list[Path] = []
-    while time.monotonic() < deadline and process.poll() is None:
-        profiles = list(runs.glob("*/*/profile.json"))
-        if profiles and len(json.loads(profiles[0].read_text())["iterations"]) >= 2:
-            break
-        time.sleep(0.2)
-    assert profiles, "no profile.json appeared"
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
     vdevice.stop()  # the device's adbd goes away: every connection drops, every command on it dies
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 5, stderr
     error_lines = [line for line in stderr.splitlines() if line.startswith("edgeship: error:")]
     assert len(error_lines) == 1 and vdevice.serial in error_lines[0]
-    data = json.loads(profiles[0].read_text())
+    data = json.loads(profile_path.read_text())
     assert validate_profile(data) == []
     finished = [it for it in data["iterations"] if it["exit"]["status"] == STATUS_OK]
     assert 2 <= len(finished) < 200
