@@ -12,19 +12,24 @@ CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def sha256_file(path: str | Path, offset: int = 0, length: int | None = None) -> str:
-    """sha256 of ``length`` bytes of ``path`` from ``offset`` (the whole rest of the file when None)."""
+    """sha256 of ``length`` bytes of ``path`` from ``offset`` (the whole rest of the file when None).
+
+    One reused buffer (readinto): a multi-GB bundle costs no allocation per chunk.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
         handle.seek(offset)
         remaining = length
         while remaining is None or remaining > 0:
             want = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
-            chunk = handle.read(want)
-            if not chunk:
+            got = handle.readinto(view[:want])
+            if not got:
                 break
-            digest.update(chunk)
+            digest.update(view[:got])
             if remaining is not None:
-                remaining -= len(chunk)
+                remaining -= got
     return digest.hexdigest()
 
 
@@ -54,20 +59,16 @@ def _known_digests_dir() -> Path:
     return Path(cache) / "edgeship" / "known-sha256"
 
 
-def _identity_entry(path: Path) -> Path:
+def file_identity(path: str | Path) -> str:
+    """What changes whenever the file's bytes may have: path, device, inode, size, mtime and ctime (ns)."""
+    path = Path(path)
     info = path.stat()
-    identity = "\0".join(
-        str(part)
-        for part in (
-            path.resolve(),
-            info.st_dev,
-            info.st_ino,
-            info.st_size,
-            info.st_mtime_ns,
-            info.st_ctime_ns,
-        )
-    )
-    return _known_digests_dir() / hashlib.sha256(identity.encode()).hexdigest()
+    parts = (path.resolve(), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return "\0".join(str(part) for part in parts)
+
+
+def _identity_entry(path: Path) -> Path:
+    return _known_digests_dir() / hashlib.sha256(file_identity(path).encode()).hexdigest()
 
 
 def known_sha256(path: str | Path) -> str | None:

@@ -21,7 +21,6 @@ that counts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.errors import InputError
-from edgeship.hashing import CHUNK_BYTES, known_sha256, remember_sha256
+from edgeship.hashing import file_identity, known_sha256, remember_sha256, sha256_file
 
 BLOCK = 16 * 1024
 PIECE_GRID = 16 * 1024 * 1024
@@ -79,23 +78,6 @@ class LocalBundle:
         return "\n".join(lines) + "\n"
 
 
-def _sha256_bytes(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(CHUNK_BYTES)
-        view = memoryview(buffer)
-        while True:
-            got = handle.readinto(buffer)
-            if not got:
-                break
-            digest.update(view[:got])
-    return digest.hexdigest()
-
-
 def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
     """Read and check BUILD_DIR: manifest present and sane, bundle size and (with ``verify``) sha256 match."""
     build_dir = Path(build_dir)
@@ -142,7 +124,7 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
     if verify:
         verify_bundle(bundle_path, expected_sha)
     side_files = [
-        SideFile(MANIFEST_NAME, manifest_path, manifest_path.stat().st_size, _sha256_bytes(manifest_path))
+        SideFile(MANIFEST_NAME, manifest_path, manifest_path.stat().st_size, sha256_file(manifest_path))
     ]
     tokenizer = (
         (manifest.get("tokenizer") or {}).get("file") if isinstance(manifest.get("tokenizer"), dict) else None
@@ -153,7 +135,10 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
             raise InputError(f"{tokenizer_path} is missing (named by {manifest_path})")
         side_files.append(
             SideFile(
-                tokenizer_path.name, tokenizer_path, tokenizer_path.stat().st_size, _hash_file(tokenizer_path)
+                tokenizer_path.name,
+                tokenizer_path,
+                tokenizer_path.stat().st_size,
+                sha256_file(tokenizer_path),
             )
         )
     return LocalBundle(
@@ -167,9 +152,9 @@ def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
     )
 
 
-# Bundles verified in this process, by identity of the file: `profile` pushes to N devices from N threads,
-# and a GB bundle must not be hashed N times.
-_VERIFIED: set[tuple[str, int, int, int, str]] = set()
+# Bundles verified in this process, by (file identity, digest): `profile` pushes to N devices from N threads,
+# and a GB bundle must not be hashed N times even where the on-disk record cannot be written.
+_VERIFIED: set[tuple[str, str]] = set()
 _VERIFIED_LOCK = threading.Lock()
 
 
@@ -179,15 +164,14 @@ def verify_bundle(bundle_path: Path, expected_sha: str) -> None:
     A digest recorded for this very file (export records it; so does the first check) is not recomputed:
     see edgeship.hashing.known_sha256.
     """
-    info = bundle_path.stat()
-    key = (str(bundle_path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, expected_sha)
+    key = (file_identity(bundle_path), expected_sha)
     with _VERIFIED_LOCK:
         if key in _VERIFIED:
             return
         if known_sha256(bundle_path) == expected_sha:
             _VERIFIED.add(key)
             return
-        actual_sha = _hash_file(bundle_path)
+        actual_sha = sha256_file(bundle_path)
         if actual_sha == expected_sha:
             _VERIFIED.add(key)
             remember_sha256(bundle_path, actual_sha)
