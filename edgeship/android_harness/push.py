@@ -242,15 +242,14 @@ def _push_one(
     # A direct push writes the bundle once (a resumed prefix is already on the disk); a rebuild writes
     # the assembled file beside its pieces until it is verified.
     needed = plan.bytes_to_send + side_bytes + (0 if plan.direct else local.bytes)
-    if dry_run:
+    if dry_run:  # what would be sent is reported even when it would not fit
         result.status = "planned"
         result.bytes_sent = plan.bytes_to_send + side_bytes
         result.remote_path = final_path
-        if survey.index.free_bytes is not None and needed > survey.index.free_bytes:
-            raise store.space_error(needed, survey.index.free_bytes, "bundle")
-        return
     if survey.index.free_bytes is not None and needed > survey.index.free_bytes:
         raise store.space_error(needed, survey.index.free_bytes, "bundle")
+    if dry_run:
+        return
     reporter.note(
         f"{device.serial}: sending {human_bytes(plan.bytes_to_send + side_bytes)}, "
         f"reusing {human_bytes(result.bytes_reused)} of {human_bytes(local.bytes)}"

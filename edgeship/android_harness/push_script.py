@@ -184,7 +184,7 @@ def _sha_check(local: LocalBundle) -> list[str]:
     ]
 
 
-def _reuse_lines(store: DeviceStore, local: LocalBundle, plan: BundlePlan) -> list[str]:
+def _reuse_lines(store: DeviceStore, plan: BundlePlan) -> list[str]:
     """A rebuild: a background writer assembles the file from older bundles (dd) and grid pieces."""
     q = shlex.quote
     regions: list[tuple[int, str]] = []
@@ -260,7 +260,8 @@ def assemble_script(
     """
     q = shlex.quote
     final = store.bundle_dir(local.sha256)
-    live = "writing" if not plan.direct or (plan.direct_from or 0) > 0 else "arriving"
+    # What says more data may come: the background writer (rebuild, resumed tail) or else adbd itself.
+    live = "writing" if not plan.direct or plan.direct_from else "arriving"
     lines = [
         "set -e",
         f"S={q(store.staging_for(local.sha256))}",
@@ -272,7 +273,7 @@ def assemble_script(
         "writer=; linker=",
         # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
         "trap 'kill $writer $linker 2>/dev/null || true; rm -rf \"$A\"' EXIT HUP INT TERM",
-        *(_direct_lines(local, plan) if plan.direct else _reuse_lines(store, local, plan)),
+        *(_direct_lines(local, plan) if plan.direct else _reuse_lines(store, plan)),
     ]
     if verify:
         lines.append(f'sum=$(follow "$out" {local.bytes} {live} | sha256sum)')
