@@ -42,7 +42,9 @@ def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subproce
 
 
 def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
-    # The tiny model runs in about half a second: a fixed smaps cadence gives several residency samples.
+    # The tiny model runs in about half a second: a fixed smaps cadence gives several residency samples,
+    # and 256 decode steps keep the PLE table in use for several 50 ms samples even on a loaded CI machine
+    # (with 64, one CI run saw decoding end between two samples: residency unknown, not a measurement).
     return [
         "profile",
         str(build),
@@ -51,7 +53,7 @@ def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]
         "--prefill",
         "32",
         "--decode",
-        "64",
+        "256",
         "--smaps-interval-ms",
         "50",
         "-o",
