@@ -297,6 +297,12 @@ def assemble_script(
         f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
         '  rm -rf "$final"; mv "$A" "$final"',
         "fi",
-        'rm -rf "$P"; rmdir "$S" 2>/dev/null || true',
+        # The bundle is in place: tidying up must never fail the push. The pieces and the partial link
+        # stay while another push of this bundle still has an attempt folder here (it may be sending or
+        # reading them); the last attempt to finish removes them, `edgeship gc` any a dead push left.
+        "set +e",
+        'for a in "$S"/attempt-*; do [ -e "$a" ] && exit 0; done',
+        'rm -rf "$P" 2>/dev/null; rmdir "$S" 2>/dev/null',
+        "exit 0",
     ]
     return "\n".join(lines) + "\n"

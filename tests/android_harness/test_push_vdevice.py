@@ -296,13 +296,16 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
         results = list(pool.map(lambda d: push_bundle(d, builds["v1"]), [device, other]))
     assert all(r.ok for r in results), [r.error for r in results]
     final = _host_path(vdevice, results[0].remote_path)
-    assert _sha(final) == load_build(builds["v1"]).sha256
+    sha = load_build(builds["v1"]).sha256
+    assert _sha(final) == sha
     assert sorted(p.name for p in final.parent.iterdir()) == [
         "manifest.json",
         "model.litertlm",
         "sections.txt",
         "tokenizer.json",
     ]
+    # Whichever push finished last tidied up: no attempt folder, pieces or partial link is left.
+    assert not (final.parent.parent.parent / "staging" / sha).exists()
 
 
 def test_survey_marks_only_old_attempts_stale() -> None:
