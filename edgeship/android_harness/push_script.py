@@ -293,14 +293,22 @@ def assemble_script(
         'rm -f "$A/assemble.sh"',
         f"mkdir -p {q(store.bundles_dir)}",
         f"final={q(final)}",
+        f"name={check_name(attempt)}",
         # Another push of the same bundle may have finished first: its folder is as good as ours.
         f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
-        '  rm -rf "$final"; mv "$A" "$final"',
+        # A folder there without the verified file (tampered with) is set aside by a rename, never
+        # removed in place: a concurrent push may have just renamed its verified folder there.
+        '  [ ! -e "$final" ] || mv "$final" "$S/replaced-$name" 2>/dev/null || true',
+        '  mv "$A" "$final"',
+        # Such a push renamed its folder into place between our check and our rename: `mv` then put
+        # ours inside it. Theirs is verified and identical; ours goes.
+        '  rm -rf "$final/$name"',
         "fi",
         # The bundle is in place: tidying up must never fail the push. The pieces and the partial link
         # stay while another push of this bundle still has an attempt folder here (it may be sending or
         # reading them); the last attempt to finish removes them, `edgeship gc` any a dead push left.
         "set +e",
+        'rm -rf "$S/replaced-$name"',
         'for a in "$S"/attempt-*; do [ -e "$a" ] && exit 0; done',
         'rm -rf "$P" 2>/dev/null; rmdir "$S" 2>/dev/null',
         "exit 0",

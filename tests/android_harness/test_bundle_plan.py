@@ -156,7 +156,12 @@ class _PathsOnly:
 
 
 def _run_assembly(
-    root: Path, old_dir: Path | None, new_dir: Path, grid: int, partial: bytes | None = None
+    root: Path,
+    old_dir: Path | None,
+    new_dir: Path,
+    grid: int,
+    partial: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, Path]:
     """Lay out the store, start the script, then write what the host would send while it runs.
 
@@ -194,7 +199,7 @@ def _run_assembly(
         shutil.copy(side.path, attempt / side.name)
     script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
     data = new.path.read_bytes()
-    with subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True, env=env) as process:
         for offset, length, remote in data_targets(store, plan, attempt.name):
             with open(remote, "wb") as target:
                 for start in range(offset, offset + length, 7000):
@@ -282,3 +287,46 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
 
 def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path]:
     return _run_assembly(root, None, new_dir, 4 * BLOCK)
+
+
+def _verified_folder(folder: Path, build_dir: Path, marker: str) -> Path:
+    """A bundle folder as a finished push leaves it, with a marker saying whose it is."""
+    folder.mkdir(parents=True)
+    shutil.copy(load_build(build_dir).path, folder / "model.litertlm")
+    (folder / marker).write_text("")
+    return folder
+
+
+def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path) -> None:
+    """Another push renames its verified folder into place after our check, just before our rename."""
+    new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
+    new = load_build(new_dir)
+    theirs = _verified_folder(tmp_path / "theirs", new_dir, "theirs")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "mv").write_text(
+        "#!/bin/sh\n"
+        "for last; do :; done\n"
+        f'case "$1" in */attempt-test) [ -e "$last" ] || cp -R {theirs} "$last";; esac\n'
+        f'exec {shutil.which("mv")} "$@"\n'
+    )
+    (shim / "mv").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, env=env)
+    assert code == 0
+    assert sorted(p.name for p in final.parent.iterdir()) == ["model.litertlm", "theirs"]
+    assert _sha(final) == new.sha256
+    assert not (tmp_path / "root" / "staging" / new.sha256).exists()
+
+
+def test_a_tampered_folder_at_the_final_path_is_replaced(tmp_path: Path) -> None:
+    new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
+    new = load_build(new_dir)
+    broken = _verified_folder(tmp_path / "root" / "bundles" / new.sha256, new_dir, "broken")
+    with (broken / "model.litertlm").open("ab") as handle:
+        handle.write(b"tail")  # no longer the verified size
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    assert code == 0
+    assert "broken" not in {p.name for p in final.parent.iterdir()}
+    assert _sha(final) == new.sha256
+    assert not (tmp_path / "root" / "staging" / new.sha256).exists()
