@@ -31,7 +31,6 @@ from edgeship.profiles.schema import (
 pytestmark = pytest.mark.e2e
 
 PLE_KIND = "tf_lite_per_layer_embedder"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
@@ -107,8 +106,8 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
                 assert residency["mapped_samples"] == 0 and kind != PLE_KIND
                 continue
             assert residency["mapped_samples"] >= 1
-            # a mapping covers whole pages: at most the section rounded up to a page
-            assert 0 <= residency["resident_peak"] <= -(-residency["bytes"] // PAGE) * PAGE + PAGE, kind
+            # a mapping's Rss is shared by overlap: its page padding never counts as the section's
+            assert 0 <= residency["resident_peak"] <= residency["bytes"], kind
             resident_sum += residency["resident_peak"]
         assert sections[PLE_KIND]["resident_peak"] > 0  # decoding looked rows up in the side-table
         # the sections' pages are part of the process's RSS; RSS counters lag by a bounded slack (2%)

@@ -92,5 +92,5 @@ def test_host_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, t
     for kind, entry in residency.items():
         section_bytes = sum(s["end"] - s["offset"] for s in manifest["sections"] if s["kind"] == kind)
         assert entry["bytes"] == section_bytes
-        # Resident pages of a section cannot exceed the section rounded out to whole pages on both ends.
-        assert entry["resident_peak"] <= section_bytes + 2 * 65536
+        # A mapping's Rss is shared by overlap, so its page padding is never counted as the section's.
+        assert entry["resident_peak"] <= section_bytes

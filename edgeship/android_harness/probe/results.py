@@ -153,9 +153,8 @@ class ProbeRun:
             return result
         per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for row in rows:
-            kind = _section_of(triples, row.offset)
-            if kind is not None:
-                per_time[row.t_ms][kind] += row.rss or 0
+            for kind, share in _resident_shares(triples, row):
+                per_time[row.t_ms][kind] += share
         for kind in result:
             result[kind]["resident_peak"] = max(
                 (totals.get(kind, 0) for totals in per_time.values()), default=0
@@ -164,11 +163,21 @@ class ProbeRun:
         return result
 
 
-def _section_of(triples: list[tuple[str, int, int]], file_offset: int) -> str | None:
-    for kind, offset, end in triples:
-        if offset <= file_offset < end:
-            return kind
-    return None
+def _resident_shares(triples: list[tuple[str, int, int]], row: MappingSample) -> list[tuple[str, int]]:
+    """The mapping's Rss split over the sections it overlaps, in proportion to the overlap.
+
+    smaps gives one Rss per mapping, not per page. A mapping is whole pages, so one that maps a section
+    also maps the padding or neighbour bytes on its last page; a fully resident mapping therefore gives
+    each section exactly its overlapping bytes, never more than the section. Where a mapping spans several
+    sections and is only partly resident, the split is an estimate (pages assumed evenly resident).
+    """
+    start, end = row.offset, row.offset + row.size
+    shares = []
+    for kind, offset, section_end in triples:
+        overlap = min(end, section_end) - max(start, offset)
+        if overlap > 0 and row.size > 0:
+            shares.append((kind, (row.rss or 0) * overlap // row.size))
+    return shares
 
 
 def _first_known(*values: int | None) -> int | None:
