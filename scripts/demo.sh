@@ -4,10 +4,9 @@ set -euo pipefail
 out=${1:-demo-out}
 mkdir -p "$out"
 edgeship testing make-checkpoint --arch gemma4 --size tiny -o "$out/ckpt-gemma4" --force
+# Each export ends with the summary `edgeship inspect BUILD` prints: sections, quantization, PLE table.
 edgeship export "$out/ckpt-gemma4" -o "$out/build-int8" --recipe int8 --force
 edgeship export "$out/ckpt-gemma4" -o "$out/build-int4" --recipe int4 --force
-edgeship inspect "$out/build-int8"
-edgeship inspect "$out/build-int4"
 
 # Two virtual phones (a flagship and a 4 GB one) on the local adb server; stopped however the demo ends.
 devices=(demo-flagship demo-budget)
