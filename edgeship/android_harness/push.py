@@ -47,6 +47,7 @@ from edgeship.android_harness.push_script import (
     data_targets,
     new_attempt_name,
     parse_survey,
+    set_aside_script,
     survey_script,
 )
 from edgeship.android_harness.store import DeviceStore, human_bytes
@@ -114,6 +115,19 @@ class _Attempt:
             raise _script_failure(self.device, result, "surveying the device store failed")
         return parse_survey(result.text)
 
+    def present_bundle_intact(self) -> bool:
+        """sha256sum of the bundle already at its final path, on the device (seconds per GB)."""
+        path = self.store.bundle_path(self.local.sha256)
+        result = self.device.shell(["sha256sum", path], timeout=ASSEMBLE_TIMEOUT_S)
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "checking the bundle on the device failed")
+        return result.text.split()[:1] == [self.local.sha256]
+
+    def set_aside_present_bundle(self) -> None:
+        result = self.device.shell(set_aside_script(self.store, self.local.sha256), timeout=120)
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "removing the damaged bundle failed")
+
     def side_copies(self, index: DeviceIndex) -> tuple[dict[str, str], list[Any]]:
         """Side files the device already has (same sha256 beside another bundle) and the ones to send."""
         copies: dict[str, str] = {}
@@ -180,10 +194,13 @@ def push_bundle(
     root: str = DEFAULT_DEVICE_ROOT,
     local: LocalBundle | None = None,
     progress: PushProgress | None = None,
+    verify_present: bool = False,
 ) -> PushResult:
     """Make bundles/<sha>/ on the device hold the verified bundle; device failures come back in the result.
 
-    A bad BUILD_DIR (no manifest, sha256 mismatch) raises InputError before anything is sent.
+    A bad BUILD_DIR (no manifest, sha256 mismatch) raises InputError before anything is sent. A bundle
+    already there counts as present by its size (it was verified when renamed into place); with
+    ``verify_present`` it is hashed on the device too and pushed again when it no longer matches.
     """
     started = time.monotonic()
     if local is None:
@@ -204,7 +221,7 @@ def push_bundle(
     try:
         if device.state != "device":
             raise DeviceError(f"device {device.serial} is {device.state}")
-        _push_one(device, local, store, verify, dry_run, progress, result, reporter)
+        _push_one(device, local, store, verify, dry_run, progress, result, reporter, verify_present)
         result.ok = True
     except EdgeshipError as exc:
         result.ok = False
@@ -223,16 +240,28 @@ def _push_one(
     progress: PushProgress,
     result: PushResult,
     reporter: Reporter,
+    verify_present: bool = False,
 ) -> None:
     attempt = _Attempt(device, local, store, verify, progress)
     progress.phase("survey")
     survey = attempt.survey()
     final_path = store.bundle_path(local.sha256)
     if survey.index.bundles.get(local.sha256) == local.bytes:
-        result.status = "present"
-        result.remote_path = final_path
-        result.bytes_reused = local.bytes
-        return
+        if verify_present:
+            progress.phase("checking the bundle on the device")
+        if not verify_present or attempt.present_bundle_intact():
+            result.status = "present"
+            result.remote_path = final_path
+            result.bytes_reused = local.bytes
+            return
+        reporter.note(
+            f"{device.serial}: the bundle on the device no longer matches its sha256; sending it again"
+        )
+        if dry_run:  # nothing is changed on the device: plan as if it held nothing of this bundle
+            survey = Survey(DeviceIndex(free_bytes=survey.index.free_bytes))
+        else:
+            attempt.set_aside_present_bundle()
+            survey = attempt.survey()
 
     plan = plan_bundle(local, survey.index)
     _, side_to_send = attempt.side_copies(survey.index)
@@ -312,6 +341,7 @@ def push_many(
     reporter: Reporter | None = None,
     root: str = DEFAULT_DEVICE_ROOT,
     local: LocalBundle | None = None,
+    verify_present: bool = False,
 ) -> list[PushResult]:
     """Push to every device in parallel; one failing device does not stop the others."""
     if local is None:
@@ -330,6 +360,7 @@ def push_many(
             root=root,
             local=local,
             progress=progress,
+            verify_present=verify_present,
         )
 
     if reporter.quiet or dry_run:

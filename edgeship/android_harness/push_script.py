@@ -101,6 +101,22 @@ def new_attempt_name() -> str:
     return f"attempt-{uuid.uuid4().hex[:12]}"
 
 
+def set_aside_script(store: DeviceStore, bundle_sha: str) -> str:
+    """Take a bundle folder that no longer verifies off its final path, then remove it.
+
+    Renamed aside first (atomic): a runner that has it mapped keeps its pages, and a push that renames
+    a fresh folder into place meanwhile is not the one removed.
+    """
+    q = shlex.quote
+    final = q(store.bundle_dir(bundle_sha))
+    staging = store.staging_for(bundle_sha)
+    aside = q(f"{staging}/replaced-{uuid.uuid4().hex[:12]}")
+    return (
+        f"mkdir -p {q(staging)} && {{ mv {final} {aside} 2>/dev/null || [ ! -e {final} ]; }} "
+        f"&& rm -rf {aside}"
+    )
+
+
 # -- where the data goes -----------------------------------------------------------------------------------
 
 

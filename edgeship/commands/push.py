@@ -17,6 +17,12 @@ from edgeship.console import make_reporter, print_json, stdout_console
 @click.option("--dry-run", is_flag=True, help="Show what would be sent and reused per device; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
 @click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (host and device); sizes only.")
+@click.option(
+    "--verify-present",
+    is_flag=True,
+    help="When a device already holds the bundle, hash it there too (seconds per GB) and push it again "
+    "if it no longer matches.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def push_command(
     build_dir: Path,
@@ -27,12 +33,14 @@ def push_command(
     dry_run: bool,
     as_json: bool,
     no_verify: bool,
+    verify_present: bool,
     quiet: bool,
 ) -> None:
     """Push BUILD_DIR's bundle to devices, sending only the sections they do not already hold.
 
     The bundle lands at <device root>/bundles/<sha256>/model.litertlm with its manifest and tokenizer,
-    renamed into place only after sha256sum on the device. Exit code 5 when any device failed.
+    renamed into place only after sha256sum on the device. A bundle already there is "present" by its
+    size unless --verify-present. Exit code 5 when any device failed.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -40,8 +48,10 @@ def push_command(
     from edgeship.android_harness.push import push_many
     from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
-    from edgeship.errors import DeviceError
+    from edgeship.errors import DeviceError, UsageError
 
+    if no_verify and verify_present:
+        raise UsageError("--verify-present checks sha256 on the device; it cannot go with --no-verify")
     config = load_config()
     # A bad BUILD_DIR is refused before any device is touched; the bundle's sha256 (a second or two for a
     # GB) is computed while the adb servers are asked for devices, and checked before anything is sent.
@@ -62,6 +72,7 @@ def push_command(
         reporter=reporter,
         root=config.device_root,
         local=local,
+        verify_present=verify_present,
     )
     if as_json:
         print_json([result.to_dict() for result in results])

@@ -90,6 +90,29 @@ def test_first_push_present_and_transformer_only_rebuild(
     assert _sha(final) == v1.sha256  # the older bundle is untouched
 
 
+def test_a_bundle_damaged_on_the_device_is_caught_only_with_verify_present(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    v1 = load_build(builds["v1"])
+    first = push_bundle(device, builds["v1"])
+    assert first.ok, first.error
+    final = _host_path(vdevice, first.remote_path)
+    assert push_bundle(device, builds["v1"], verify_present=True).status == "present"  # intact: kept
+    with final.open("r+b") as handle:  # flipped in place on the device: same size
+        handle.seek(v1.sections[0].offset + 100)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert push_bundle(device, builds["v1"]).status == "present"  # by size, as documented
+    planned = push_bundle(device, builds["v1"], verify_present=True, dry_run=True)
+    assert planned.ok and planned.status == "planned" and planned.bytes_sent >= v1.bytes
+    assert _sha(final) != v1.sha256  # a dry run changes nothing
+    again = push_bundle(device, builds["v1"], verify_present=True)
+    assert again.ok and again.status == "pushed", again.error
+    assert _sha(final) == v1.sha256
+    assert not (vdevice.sandbox_root / "edgeship" / "staging" / v1.sha256).exists()
+
+
 def test_dry_run_sends_nothing(device: Device, vdevice: Any, builds: dict[str, Path]) -> None:
     planned = push_bundle(device, builds["v1"], dry_run=True)
     assert planned.ok and planned.status == "planned"
@@ -261,6 +284,8 @@ def test_cli_push_devices_and_errors(
     assert not (vdevice.sandbox_root / "edgeship" / "staging" / load_build(builds["v1"]).sha256).exists()
     unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
     assert unknown.returncode == 5 and "not connected" in unknown.stderr
+    both = _cli(["push", str(builds["v1"]), "--verify-present", "--no-verify"], adb_server, tmp_path)
+    assert both.returncode != 0 and both.stderr.strip().count("\n") == 0 and "--no-verify" in both.stderr
     dry = _cli(["push", str(builds["v2"]), "--dry-run", "--json"], adb_server, tmp_path)
     assert dry.returncode == 0 and json.loads(dry.stdout)[0]["status"] == "planned"
     gc = _cli(["gc", "--keep", "0", "--json"], adb_server, tmp_path)
