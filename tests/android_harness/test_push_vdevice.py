@@ -265,6 +265,12 @@ def test_cli_push_devices_and_errors(
     [row] = json.loads(pushed.stdout)
     assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
     assert row["ok"] and row["bundle_sha256"] == load_build(builds["v1"]).sha256
+    checked = _cli(
+        ["push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json"],
+        adb_server,
+        tmp_path,
+    )
+    assert checked.returncode == 0 and json.loads(checked.stdout)[0]["status"] == "present", checked.stderr
 
     listed = _cli(["devices", "--json"], adb_server, tmp_path)
     assert listed.returncode == 0, listed.stderr
