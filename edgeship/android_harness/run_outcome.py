@@ -85,19 +85,6 @@ def memory_record(
     )
 
 
-def mapped_sample_counts(
-    spans: Sequence[SectionSpan], mappings: Sequence[tuple[float, int]]
-) -> dict[str, int]:
-    """Per section kind, in how many smaps samples (t_ms) a mapping at a file offset inside it was present."""
-    seen: dict[str, set[float]] = {}
-    for t_ms, offset in mappings:
-        for span in spans:
-            if span.offset <= offset < span.end:
-                seen.setdefault(span.kind, set()).add(t_ms)
-                break
-    return {kind: len(times) for kind, times in seen.items()}
-
-
 def last_line(data: bytes) -> str:
     """The last non-blank line of a program's output, for a one-line note."""
     lines = [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()]
@@ -145,10 +132,8 @@ def iteration_from_outputs(
 
     spans = [(span.kind, span.offset, span.end) for span in sections]
     residency = run.section_residency(spans)
-    mapped = mapped_sample_counts(sections, [(row.t_ms, row.offset) for row in run.mapping_samples])
-    for kind, entry in residency.items():
-        entry["mapped_samples"] = mapped.get(kind, 0)
-        if not mapped.get(kind):
+    for entry in residency.values():
+        if not entry["mapped_samples"]:
             entry["resident_peak"] = None  # never seen mapped: unknown, not "0 bytes resident"
     memory = memory_record(run.memory_figures(), residency, run.rusage.get("maxrss"))
     metrics = _parse_runner(adapter, local_dir)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.profile_build import SectionSpan, read_build, section_spans
+from edgeship.android_harness.profile_build import read_build, section_spans
 from edgeship.android_harness.profile_options import ProfileOptions
 from edgeship.android_harness.profile_run import probe_shell_command
 from edgeship.android_harness.profile_session import sanitize_serial
-from edgeship.android_harness.run_outcome import classify_exit, mapped_sample_counts, memory_record
+from edgeship.android_harness.run_outcome import classify_exit, memory_record
 from edgeship.errors import InputError, UsageError
 from edgeship.hashing import sha256_file
 from edgeship.profiles.schema import (
@@ -107,12 +107,6 @@ def test_memory_record_keeps_missing_fields_missing() -> None:
     assert memory.rusage_maxrss == 130
     assert memory.sections["ple"].bytes == 1000 and memory.sections["ple"].resident_peak == 10
     assert memory_record({}, {}, None).rusage_maxrss is None
-
-
-def test_mapped_sample_counts() -> None:
-    spans = [SectionSpan("a", 0, 100), SectionSpan("b", 100, 200), SectionSpan("c", 200, 300)]
-    mappings = [(10.0, 0), (10.0, 150), (60.0, 0), (60.0, 50), (60.0, 400)]
-    assert mapped_sample_counts(spans, mappings) == {"a": 2, "b": 1}  # c never mapped; 400 is no section's
 
 
 def test_section_spans_are_sorted_and_unique() -> None:

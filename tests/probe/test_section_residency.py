@@ -45,3 +45,11 @@ def test_the_peak_is_the_largest_sample_and_other_files_do_not_count(tmp_path: P
     )
     assert run.section_residency(sections)["ple"]["resident_peak"] == 7 * PAGE
     assert run.section_residency(sections, path="/other")["ple"]["resident_peak"] == 0
+
+
+def test_mapped_samples_count_the_samples_that_saw_a_section_mapped(tmp_path: Path) -> None:
+    sections = [("a", 0, 100 * PAGE), ("b", 100 * PAGE, 200 * PAGE), ("c", 200 * PAGE, 300 * PAGE)]
+    rows = [(10, 0, PAGE, PAGE), (10, 150 * PAGE, PAGE, 0), (60, 0, PAGE, 0), (60, 50 * PAGE, PAGE, PAGE)]
+    rows.append((60, 400 * PAGE, PAGE, PAGE))  # past every section: no section's
+    residency = _run_with_maps(tmp_path, rows).section_residency(sections)
+    assert {kind: entry["mapped_samples"] for kind, entry in residency.items()} == {"a": 2, "b": 1, "c": 0}
