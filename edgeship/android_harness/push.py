@@ -117,6 +117,7 @@ class _Attempt:
 
     def present_bundle_intact(self) -> bool:
         """sha256sum of the bundle already at its final path, on the device (seconds per GB)."""
+        self.progress.phase("checking the bundle on the device")
         path = self.store.bundle_path(self.local.sha256)
         result = self.device.shell(["sha256sum", path], timeout=ASSEMBLE_TIMEOUT_S)
         if result.exit_code != 0:
@@ -247,8 +248,6 @@ def _push_one(
     survey = attempt.survey()
     final_path = store.bundle_path(local.sha256)
     if survey.index.bundles.get(local.sha256) == local.bytes:
-        if verify_present:
-            progress.phase("checking the bundle on the device")
         if not verify_present or attempt.present_bundle_intact():
             result.status = "present"
             result.remote_path = final_path

@@ -101,20 +101,21 @@ def new_attempt_name() -> str:
     return f"attempt-{uuid.uuid4().hex[:12]}"
 
 
-def set_aside_script(store: DeviceStore, bundle_sha: str) -> str:
-    """Take a bundle folder that no longer verifies off its final path, then remove it.
+def _set_aside(final: str, aside: str) -> str:
+    """Shell: take a bundle folder off its final path; true when nothing is left there.
 
-    Renamed aside first (atomic): a runner that has it mapped keeps its pages, and a push that renames
-    a fresh folder into place meanwhile is not the one removed.
+    A rename, never `rm -rf` in place: a runner that has it mapped keeps its pages, and a push that
+    renames a fresh folder into place meanwhile is not the one removed.
     """
+    return f"{{ mv {final} {aside} 2>/dev/null || [ ! -e {final} ]; }}"
+
+
+def set_aside_script(store: DeviceStore, bundle_sha: str) -> str:
+    """Take a bundle folder that no longer verifies off its final path, then remove it."""
     q = shlex.quote
-    final = q(store.bundle_dir(bundle_sha))
     staging = store.staging_for(bundle_sha)
     aside = q(f"{staging}/replaced-{uuid.uuid4().hex[:12]}")
-    return (
-        f"mkdir -p {q(staging)} && {{ mv {final} {aside} 2>/dev/null || [ ! -e {final} ]; }} "
-        f"&& rm -rf {aside}"
-    )
+    return f"mkdir -p {q(staging)} && {_set_aside(q(store.bundle_dir(bundle_sha)), aside)} && rm -rf {aside}"
 
 
 # -- where the data goes -----------------------------------------------------------------------------------
@@ -312,9 +313,9 @@ def assemble_script(
         f"name={check_name(attempt)}",
         # Another push of the same bundle may have finished first: its folder is as good as ours.
         f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
-        # A folder there without the verified file (tampered with) is set aside by a rename, never
-        # removed in place: a concurrent push may have just renamed its verified folder there.
-        '  [ ! -e "$final" ] || mv "$final" "$S/replaced-$name" 2>/dev/null || true',
+        # A folder there without the verified file (tampered with) goes aside; a concurrent push may
+        # have just renamed its verified folder there.
+        "  " + _set_aside('"$final"', '"$S/replaced-$name"'),
         '  mv "$A" "$final"',
         # Such a push renamed its folder into place between our check and our rename: `mv` then put
         # ours inside it. Theirs is verified and identical; ours goes.
