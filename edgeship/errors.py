@@ -6,6 +6,10 @@ Messages are one line and say what is wrong and what to check; the CLI prints th
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 
 class EdgeshipError(Exception):
     """Base of every error edgeship reports to a user."""
@@ -51,6 +55,33 @@ class RunError(EdgeshipError):
 
 
 class GateFailure(EdgeshipError):
-    """A CI gate found a regression."""
+    """A check command (`gate`, `verify`) found a regression or a figure below its threshold."""
 
-    exit_code = 7
+    exit_code = 1
+
+
+class Inconclusive(EdgeshipError):
+    """`gate --strict`: some figure could not be decided (too few runs, too much spread)."""
+
+    exit_code = 3
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_command(function: F) -> F:
+    """Exit codes of the check commands (report, gate, plan, verify): CI scripts branch on them.
+
+    0 pass, 1 a regression or threshold miss (GateFailure), 2 any usage or input error, 3 inconclusive
+    under --strict. Other commands keep the family's codes; here an InputError is re-raised with code 2.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except InputError as exc:
+            exc.exit_code = UsageError.exit_code
+            raise
+
+    return wrapper  # type: ignore[return-value]
