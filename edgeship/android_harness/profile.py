@@ -34,6 +34,7 @@ from edgeship.config import Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError, EdgeshipError, UsageError
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Iteration, Profile
+from edgeship.units import format_rate
 
 # -- one device ------------------------------------------------------------------------------------------
 
@@ -103,7 +104,9 @@ def _describe(iteration: Iteration) -> str:
         return iteration.exit.note or iteration.exit.status
     latency = iteration.latency
     decode = (
-        f"{latency.decode_tok_s:.1f} tok/s decode" if latency.decode_tok_s is not None else "no decode figure"
+        f"{format_rate(latency.decode_tok_s)} decode"
+        if latency.decode_tok_s is not None
+        else "no decode figure"
     )
     return f"ok, {decode}"
 

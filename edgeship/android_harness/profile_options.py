@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from edgeship.android_harness.runners.base import BACKENDS
 from edgeship.errors import UsageError
 
 
 @dataclass
 class ProfileOptions:
-    """What `edgeship profile` was asked to do (the CLI fills it; every field is recorded in config)."""
+    """What `edgeship profile` was asked to do; every field is recorded in profile.json ``config``.
 
-    prefill: int = 128
-    decode: int = 128
-    iterations: int = 3
-    warmup: int = 1
-    threads: int | None = None
-    backend: str = "cpu"
-    interval_ms: int = 50
+    The CLI's options are generated from these fields (commands/options.py ``options_from``): a field with
+    a "help" in its metadata is an option, with this default and these choices.
+    """
+
+    prefill: int = field(default=128, metadata={"help": "Prefill tokens per run."})
+    decode: int = field(default=128, metadata={"help": "Decode tokens per run."})
+    iterations: int = field(default=3, metadata={"help": "Measured runs per device."})
+    warmup: int = field(default=1, metadata={"help": "Warm-up runs per device (not in the summary)."})
+    threads: int | None = field(
+        default=None, metadata={"help": "CPU threads for the runner (runner default if unset)."}
+    )
+    backend: str = field(default="cpu", metadata={"help": "Runner backend.", "choices": BACKENDS})
+    interval_ms: int = field(default=50, metadata={"help": "Probe sampling interval."})
     # None: the probe's adaptive smaps cadence (smaps reads ≤ 1% of wall time). A short run may then get a
     # single smaps sample; a fixed interval makes section residency reliable at the price of probe overhead.
-    smaps_interval_ms: int | None = None
-    timeout_s: float = 600.0
-    cooldown_c: float | None = None
+    smaps_interval_ms: int | None = field(
+        default=None,
+        metadata={"help": "Fixed smaps (section residency) interval; default adaptive, ≤1% of wall time."},
+    )
+    timeout_s: float = field(
+        default=600.0, metadata={"help": "Seconds before a run is killed.", "flag": "--timeout"}
+    )
+    cooldown_c: float | None = field(
+        default=None, metadata={"help": "Wait until the hottest zone is below T °C."}
+    )
     cooldown_max_wait_s: float = 600.0
-    runner: str | None = None  # explicit local runner binary (--runner)
-    max_tokens: int | None = None  # None: prefill + decode, so the KV cache is no larger than the run needs
+    runner: str | None = field(  # an explicit local runner binary
+        default=None,
+        metadata={
+            "help": "Runner binary to use (else edgeship.yaml `runners`, else the host runner on x86_64).",
+            "path": True,
+        },
+    )
+    # None: prefill + decode, so the KV cache is no larger than the run needs.
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "KV cache size (default: prefill + decode)."}
+    )
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -43,8 +66,8 @@ class ProfileOptions:
             raise UsageError("--timeout must be positive")
         if self.threads is not None and self.threads < 1:
             raise UsageError("--threads must be at least 1")
-        if self.backend not in ("cpu", "gpu", "npu"):
-            raise UsageError(f"--backend {self.backend!r} is not one of cpu, gpu, npu")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
     @property
     def effective_max_tokens(self) -> int:

@@ -20,6 +20,7 @@ from edgeship.errors import DeviceError
 from edgeship.hashing import sha256_file
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Profile, write_profile
 from edgeship.profiles.summary import summarize_iterations
+from edgeship.units import format_bytes, format_duration
 
 
 def sanitize_serial(serial: str) -> str:
@@ -97,7 +98,8 @@ def set_up_session(
         raise DeviceError(f"{device.serial}: push failed: {pushed.error}")
     reporter.note(
         f"{device.serial}: bundle {build.sha12} on device "
-        f"({pushed.bytes_sent} bytes sent, {pushed.bytes_reused} reused, {pushed.seconds:.1f} s)"
+        f"({format_bytes(pushed.bytes_sent)} sent, {format_bytes(pushed.bytes_reused)} reused, "
+        f"{format_duration(pushed.seconds)})"
     )
     store = DeviceStore(device, root=config.device_root)
     remote_probe = store.ensure_file(Path(probe_path), "probe")

@@ -22,7 +22,6 @@ push is retried once sending everything.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,10 +49,11 @@ from edgeship.android_harness.push_script import (
     set_aside_script,
     survey_script,
 )
-from edgeship.android_harness.store import DeviceStore, human_bytes
+from edgeship.android_harness.store import DeviceStore
 from edgeship.config import DEFAULT_DEVICE_ROOT
-from edgeship.console import Reporter, stderr_console
+from edgeship.console import Reporter, TransferProgress
 from edgeship.errors import DeviceError, EdgeshipError
+from edgeship.units import format_bytes
 
 ASSEMBLE_TIMEOUT_S = 1800.0
 
@@ -75,19 +75,6 @@ class PushResult:
         return asdict(self)
 
 
-class PushProgress:
-    """What push_bundle tells about bytes in flight; the CLI maps it onto a rich progress bar."""
-
-    def start(self, total: int) -> None:  # bytes that will be sent
-        pass
-
-    def advance(self, sent: int) -> None:
-        pass
-
-    def phase(self, text: str) -> None:  # "survey", "verify on device"...
-        pass
-
-
 # -- one device ----------------------------------------------------------------------------------------------
 
 
@@ -101,7 +88,7 @@ class _Attempt:
     """One push of one bundle to one device (reuse may be switched off for the retry)."""
 
     def __init__(
-        self, device: Device, local: LocalBundle, store: DeviceStore, verify: bool, progress: PushProgress
+        self, device: Device, local: LocalBundle, store: DeviceStore, verify: bool, progress: TransferProgress
     ) -> None:
         self.device = device
         self.local = local
@@ -194,7 +181,7 @@ def push_bundle(
     reporter: Reporter | None = None,
     root: str = DEFAULT_DEVICE_ROOT,
     local: LocalBundle | None = None,
-    progress: PushProgress | None = None,
+    progress: TransferProgress | None = None,
     verify_present: bool = False,
 ) -> PushResult:
     """Make bundles/<sha>/ on the device hold the verified bundle; device failures come back in the result.
@@ -238,7 +225,7 @@ def _push_one(
     store: DeviceStore,
     verify: bool,
     dry_run: bool,
-    progress: PushProgress,
+    progress: TransferProgress,
     result: PushResult,
     reporter: Reporter,
     verify_present: bool = False,
@@ -279,8 +266,8 @@ def _push_one(
     if dry_run:
         return
     reporter.note(
-        f"{device.serial}: sending {human_bytes(plan.bytes_to_send + side_bytes)}, "
-        f"reusing {human_bytes(result.bytes_reused)} of {human_bytes(local.bytes)}"
+        f"{device.serial}: sending {format_bytes(plan.bytes_to_send + side_bytes)}, "
+        f"reusing {format_bytes(result.bytes_reused)} of {format_bytes(local.bytes)}"
     )
     try:
         result.bytes_sent = attempt.send_and_assemble(plan, survey)
@@ -299,7 +286,7 @@ def _push_one(
     result.remote_path = final_path
 
 
-class _ReporterProgress(PushProgress):
+class _ReporterProgress(TransferProgress):
     def __init__(self, reporter: Reporter, serial: str) -> None:
         self.reporter = reporter
         self.serial = serial
@@ -309,26 +296,6 @@ class _ReporterProgress(PushProgress):
 
 
 # -- many devices --------------------------------------------------------------------------------------------
-
-
-class _RichProgress(PushProgress):
-    def __init__(self, progress: Any, serial: str, lock: threading.Lock) -> None:
-        self.progress = progress
-        self.lock = lock
-        self.task = progress.add_task(serial, total=None, phase="")
-        self.serial = serial
-
-    def start(self, total: int) -> None:
-        with self.lock:
-            self.progress.update(self.task, total=max(total, 1), completed=0 if total else 1, phase="sending")
-
-    def advance(self, sent: int) -> None:
-        with self.lock:
-            self.progress.advance(self.task, sent)
-
-    def phase(self, text: str) -> None:
-        with self.lock:
-            self.progress.update(self.task, phase=text)
 
 
 def push_many(
@@ -349,7 +316,7 @@ def push_many(
     if not devices:
         return []
 
-    def run(device: Device, progress: PushProgress | None) -> PushResult:
+    def run(device: Device, progress: TransferProgress | None) -> PushResult:
         return push_bundle(
             device,
             build_dir,
@@ -362,26 +329,12 @@ def push_many(
             verify_present=verify_present,
         )
 
-    if reporter.quiet or dry_run:
-        return _in_threads(devices, lambda device: run(device, PushProgress()))
-
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    lock = threading.Lock()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("{task.fields[phase]}"),
-        console=stderr_console,
-    ) as bars:
-        trackers = {device.serial: _RichProgress(bars, device.serial, lock) for device in devices}
+    if dry_run:  # nothing travels: no bars
+        return _in_threads(devices, lambda device: run(device, TransferProgress()))
+    with reporter.transfers([device.serial for device in devices]) as trackers:
         results = _in_threads(devices, lambda device: run(device, trackers[device.serial]))
         for result in results:
-            tracker = trackers[result.serial]
-            with lock:
-                bars.update(tracker.task, phase="ok" if result.ok else "failed")
+            trackers[result.serial].phase("ok" if result.ok else "failed")
     return results
 
 

@@ -8,12 +8,13 @@ phone of a bench.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from edgeship.android_harness.adb import ServerClient, connect_reachable, connect_servers
 from edgeship.android_harness.device import Device
 from edgeship.config import AdbServer, Config
+from edgeship.console import Reporter
 from edgeship.errors import DeviceError, UsageError
 
 ONLINE = "device"
@@ -88,12 +89,6 @@ def device_for(found: FoundDevice) -> Device:
     )
 
 
-def _warn_on_stderr(message: str) -> None:
-    from edgeship.console import stderr_console
-
-    stderr_console.print(f"edgeship: warning: {message}", markup=False, highlight=False)
-
-
 def _servers_text(clients: Sequence[ServerClient]) -> str:
     return ", ".join(str(client.server) for client in clients)
 
@@ -126,13 +121,13 @@ def select_devices(
     all_: bool = False,
     labels: tuple[str, ...] = (),
     servers: tuple[str, ...] = (),
-    warn: Callable[[str], None] | None = None,
+    reporter: Reporter | None = None,
 ) -> list[Device]:
-    """The devices a command acts on; servers that do not answer are skipped with a warning (stderr)."""
-    warn = warn or _warn_on_stderr
+    """The devices a command acts on; servers that do not answer are skipped with a warning."""
+    reporter = reporter or Reporter()
     clients, unreachable = connect_reachable(config.servers(servers))
     for _server, reason in unreachable:
-        warn(f"{reason}; its devices are skipped")
+        reporter.warn(f"{reason}; its devices are skipped")
     down = "".join(f" (not answering: {server})" for server, _ in unreachable)
     found = gather(clients)
     by_serial = {item.listing.serial: item for item in found}

@@ -24,20 +24,10 @@ from edgeship.android_harness.facts import parse_df_available
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.errors import DeviceError, EdgeshipError, UsageError
 from edgeship.hashing import sha256_file
+from edgeship.units import format_bytes
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-def human_bytes(count: int | float | None) -> str:
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def check_name(name: str, what: str = "file name") -> str:
@@ -108,8 +98,8 @@ class DeviceStore:
 
     def space_error(self, needed: int, available: int, what: str) -> DeviceError:
         return DeviceError(
-            f"{self.device.serial}: {what} needs {human_bytes(needed)} under {self.root}, "
-            f"has {human_bytes(available)} free; run `edgeship gc` or free space on the device"
+            f"{self.device.serial}: {what} needs {format_bytes(needed)} under {self.root}, "
+            f"has {format_bytes(available)} free; run `edgeship gc` or free space on the device"
         )
 
     # -- content-addressed binaries ----------------------------------------------------------------------

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from edgeship.console import print_json, stdout_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output
+from edgeship.units import format_bytes
+
+if TYPE_CHECKING:
+    from edgeship.config import AdbServer
 
 
 def _celsius(value: float | None) -> str:
@@ -14,14 +19,12 @@ def _celsius(value: float | None) -> str:
 
 
 def _row(facts: dict[str, Any]) -> list[str]:
-    from edgeship.android_harness.store import human_bytes
-
     def text(value: Any) -> str:
         return "-" if value in (None, "", {}) else str(value)
 
     ram = "-"
     if facts.get("ram_total"):
-        ram = f"{human_bytes(facts.get('ram_available'))} / {human_bytes(facts['ram_total'])}"
+        ram = f"{format_bytes(facts.get('ram_available'), missing='?')} / {format_bytes(facts['ram_total'])}"
     battery = facts.get("battery") or {}
     battery_text = "-"
     if battery:
@@ -44,7 +47,7 @@ def _row(facts: dict[str, Any]) -> list[str]:
         text(facts.get("abi")),
         android,
         ram,
-        human_bytes(facts["free_bytes"]) if facts.get("free_bytes") is not None else "-",
+        format_bytes(facts.get("free_bytes"), missing="-"),
         battery_text,
         hottest,
     ]
@@ -52,21 +55,25 @@ def _row(facts: dict[str, Any]) -> list[str]:
 
 @click.command("devices")
 @click.option("--adb", "servers", multiple=True, help="Extra adb server HOST:PORT (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
-def devices_command(servers: tuple[str, ...], as_json: bool) -> None:
-    """List every device on every adb server (offline and unauthorized ones too) with its facts."""
+@output_options
+def devices_command(servers: tuple[str, ...], out: Output) -> None:
+    """List every device on every adb server (offline and unauthorized ones too) with its facts.
+
+    --json: a list with one object per device (its facts, `error` when it could not be asked).
+    """
     from edgeship.android_harness.facts import inventory
     from edgeship.config import load_config
 
     config = load_config()
     facts = [item.to_dict() for item in inventory(config, servers)]
-    if as_json:
-        print_json(facts)
-        return
+    out.result(facts, lambda: _print_table(out, facts, config.servers(servers)))
+
+
+def _print_table(out: Output, facts: list[dict[str, Any]], servers: list[AdbServer]) -> None:
     if not facts:
-        stdout_console.print(
+        out.print(
             "no devices on adb server(s) "
-            + ", ".join(str(server) for server in config.servers(servers))
+            + ", ".join(str(server) for server in servers)
             + "; connect a phone or run `edgeship vdevice start`"
         )
         return
@@ -90,4 +97,4 @@ def devices_command(servers: tuple[str, ...], as_json: bool) -> None:
         table.add_column(column)
     for item in facts:
         table.add_row(*_row(item))
-    stdout_console.print(table)
+    out.print(table)

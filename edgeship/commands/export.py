@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from edgeship.console import make_reporter, print_json, stdout_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output, stdout_console
 from edgeship.exporter.arch import supported_summary
 from edgeship.quantize.recipes import PRESETS
+from edgeship.units import format_bytes, format_percent
 
 
 @click.command(
@@ -32,8 +34,7 @@ from edgeship.quantize.recipes import PRESETS
     "--cache-length", default=1024, show_default=True, type=click.IntRange(min=16), help="KV cache length."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty BUILD_DIR.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@output_options
 def export_command(
     checkpoint_dir: Path,
     build_dir: Path,
@@ -41,12 +42,12 @@ def export_command(
     prefill: str,
     cache_length: int,
     force: bool,
-    as_json: bool,
-    quiet: bool,
+    out: Output,
 ) -> None:
     """Export a Hugging Face checkpoint folder to BUILD_DIR/model.litertlm + manifest.json.
 
     The PLE table becomes its own tf_lite_per_layer_embedder section; the bundle is byte-reproducible.
+    Prints what `inspect` prints (--json: its JSON view); with --quiet only BUILD_DIR's path.
     """
     from edgeship.exporter.manifest import summarize
     from edgeship.exporter.pipeline import ExportOptions, export_build, parse_prefill
@@ -54,46 +55,29 @@ def export_command(
     options = ExportOptions(
         recipe=recipe, prefill_lengths=parse_prefill(prefill), cache_length=cache_length, force=force
     )
-    manifest = export_build(checkpoint_dir, build_dir, options, make_reporter(quiet or as_json))
+    manifest = export_build(checkpoint_dir, build_dir, options, out.reporter)
     summary = summarize(manifest, build_dir)
-    if as_json:
-        print_json(summary)
-    elif not quiet:
-        _print_summary(summary)
-    else:
-        click.echo(str(build_dir))
+    out.result(summary, lambda: out.line(str(build_dir)) if out.quiet else _print_summary(out, summary))
 
 
 @click.command("inspect")
 @click.argument("build_dir", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def inspect_command(build_dir: Path, as_json: bool) -> None:
-    """Show a build's sections (bytes, share, quantization), PLE facts and parameters total vs core."""
+@output_options
+def inspect_command(build_dir: Path, out: Output) -> None:
+    """Show a build's sections (bytes, share, quantization), PLE facts and parameters total vs core.
+
+    --json: the `edgeship.inspect/1` view (docs/contracts.md).
+    """
     from edgeship.exporter.manifest import load_manifest, summarize
 
     summary = summarize(load_manifest(build_dir), build_dir)
-    if as_json:
-        print_json(summary)
-    else:
-        _print_summary(summary)
+    out.result(summary, lambda: _print_summary(out, summary))
 
 
-def _mib(n: int | None) -> str:
-    """Bytes in the unit that keeps 3 significant figures readable (a tiny build has KiB sections)."""
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.2f} {unit}"
-    return f"{n} B"
-
-
-def _print_summary(summary: dict) -> None:
+def _print_summary(out: Output, summary: dict) -> None:
     bundle = summary["bundle"]
-    stdout_console.print(
-        f"{summary['build_dir']}: {_mib(bundle['bytes'])}, sha256 {bundle['sha256']}",
-        soft_wrap=True,
-        highlight=False,
+    out.print(
+        f"{summary['build_dir']}: {format_bytes(bundle['bytes'])}, sha256 {bundle['sha256']}", soft_wrap=True
     )
     table = Table()
     for column in ("#", "kind", "bytes", "share", "quant"):
@@ -102,30 +86,26 @@ def _print_summary(summary: dict) -> None:
         )
     for s in summary["sections"]:
         table.add_row(
-            str(s["index"]), s["kind"], _mib(s["bytes"]), f"{s['share'] * 100:.1f}%", s["quant_short"]
+            str(s["index"]), s["kind"], format_bytes(s["bytes"]), format_percent(s["share"]), s["quant_short"]
         )
     # Never squeeze section kinds into ellipses, even on a narrow or non-terminal stdout (CI logs, pipes).
-    stdout_console.print(table, width=max(stdout_console.width, 90), crop=False)
+    out.print(table, width=max(stdout_console.width, 90), crop=False)
     model = summary["model"]
-    stdout_console.print(
+    out.print(
         f"model {model['model_type']} ({model['arch']}"
         + (f", loaded as {model['adapted_as']}" if model.get("adapted_as") else "")
         + f"): params total {model['params_total']:,}, core {model['params_core']:,}"
-        f" ({model['core_share'] * 100:.1f}% of total); recipe {summary['recipe']}",
-        highlight=False,
+        f" ({format_percent(model['core_share'])} of total); recipe {summary['recipe']}",
         soft_wrap=True,
     )
     ple = model.get("ple")
     if ple:
-        stdout_console.print(
+        out.print(
             f"PLE table: {ple['vocab']:,} tokens x {ple['layers']} layers x {ple['dim']} = "
-            f"{_mib(ple['table_bytes'])} at {ple['bits']} bits; {ple['row_bytes']:,} bytes read per token; "
-            f"section {_mib(ple.get('section_bytes'))}"
-            f" ({(ple.get('section_share') or 0) * 100:.1f}% of the bundle)",
-            highlight=False,
+            f"{format_bytes(ple['table_bytes'])} at {ple['bits']} bits; {ple['row_bytes']:,} bytes read per "
+            f"token; section {format_bytes(ple.get('section_bytes'))}"
+            f" ({format_percent(ple.get('section_share') or 0)} of the bundle)",
             soft_wrap=True,
         )
     else:
-        stdout_console.print(
-            "PLE table: none (no per-layer embedder section)", highlight=False, soft_wrap=True
-        )
+        out.print("PLE table: none (no per-layer embedder section)", soft_wrap=True)

@@ -1,11 +1,21 @@
-"""Options shared by every command that acts on devices."""
+"""Options shared by the commands, declared once: device selection, the output sink, and options generated
+from a stage's options dataclass (so a default or a choice is said in one place).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import click
+
+from edgeship.console import Output
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -22,3 +32,65 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json and --quiet/-q, the same on every data command; the command gets them as ``out: Output``."""
+
+    @functools.wraps(command)
+    def with_output(*args: Any, as_json: bool, quiet: bool, **kwargs: Any) -> Any:
+        return command(*args, out=Output(json=as_json, quiet=quiet), **kwargs)
+
+    with_output = click.option(
+        "--quiet", "-q", "quiet", is_flag=True, help="No progress or notes on stderr; the result only."
+    )(with_output)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout."
+    )(with_output)
+
+
+def options_from(cls: type) -> Decorator:
+    """One click option per field of the dataclass ``cls`` whose metadata has a "help".
+
+    The flag is ``--field-name`` unless the metadata names a "flag"; the type comes from the annotation
+    (``X | None`` is an optional X), the default from the field, a click.Choice from "choices", a file path
+    (as str) from "path". The command receives each value under the field's name.
+    """
+    hints = typing.get_type_hints(cls)
+    decorators: list[Decorator] = []
+    for item in dataclasses.fields(cls):
+        meta = item.metadata
+        if "help" not in meta:
+            continue
+        click_type: Any
+        if "choices" in meta:
+            click_type = click.Choice(list(meta["choices"]))
+        elif meta.get("path"):
+            click_type = click.Path(dir_okay=False)
+        else:
+            click_type = _value_type(hints[item.name])
+        decorators.append(
+            click.option(
+                meta.get("flag") or "--" + item.name.replace("_", "-"),
+                item.name,
+                type=click_type,
+                default=item.default,
+                show_default=item.default is not None,
+                help=meta["help"],
+            )
+        )
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def _value_type(hint: Any) -> type:
+    """int for ``int`` and ``int | None``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (value,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return typing.cast(type, value)
+    return typing.cast(type, hint)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeship.console import make_reporter, print_json
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 
 
 @click.group("probe")
@@ -24,25 +25,24 @@ def probe_group() -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Also copy the binary here (file or folder)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
-def build_command(abi: str, output: Path | None, as_json: bool, quiet: bool) -> None:
-    """Build (or reuse from the cache) the probe for ABI and print its path."""
+@output_options
+def build_command(abi: str, output: Path | None, out: Output) -> None:
+    """Build (or reuse from the cache) the probe for ABI and print its path.
+
+    --json: abi, path, sha256, source_sha256 (the cache key), bytes.
+    """
     from edgeship.android_harness.probe.build import build_probe, probe_source_sha256
     from edgeship.hashing import sha256_file
 
-    reporter = make_reporter(quiet or as_json)
-    with reporter.step(f"probe for {abi}"):
-        path = build_probe(abi, output, reporter=reporter)
-    if as_json:
-        print_json(
-            {
-                "abi": abi,
-                "path": str(path),
-                "sha256": sha256_file(path),
-                "source_sha256": probe_source_sha256(),
-                "bytes": path.stat().st_size,
-            }
-        )
-    else:
-        click.echo(str(path))
+    with out.reporter.step(f"probe for {abi}"):
+        path = build_probe(abi, output, reporter=out.reporter)
+    out.result(
+        {
+            "abi": abi,
+            "path": str(path),
+            "sha256": sha256_file(path),
+            "source_sha256": probe_source_sha256(),
+            "bytes": path.stat().st_size,
+        },
+        lambda: out.line(str(path)),
+    )

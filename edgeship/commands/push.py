@@ -7,15 +7,15 @@ from typing import Any
 
 import click
 
-from edgeship.commands.options import selection_options
-from edgeship.console import make_reporter, print_json, stdout_console
+from edgeship.commands.options import output_options, selection_options
+from edgeship.console import Output
+from edgeship.units import format_bytes, format_number
 
 
 @click.command("push")
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Show what would be sent and reused per device; send nothing.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
 @click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (host and device); sizes only.")
 @click.option(
     "--verify-present",
@@ -23,7 +23,7 @@ from edgeship.console import make_reporter, print_json, stdout_console
     help="When a device already holds the bundle, hash it there too (seconds per GB) and push it again "
     "if it no longer matches.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@output_options
 def push_command(
     build_dir: Path,
     serials: tuple[str, ...],
@@ -31,16 +31,16 @@ def push_command(
     labels: tuple[str, ...],
     servers: tuple[str, ...],
     dry_run: bool,
-    as_json: bool,
     no_verify: bool,
     verify_present: bool,
-    quiet: bool,
+    out: Output,
 ) -> None:
     """Push BUILD_DIR's bundle to devices, sending only the sections they do not already hold.
 
     The bundle lands at <device root>/bundles/<sha256>/model.litertlm with its manifest and tokenizer,
     renamed into place only after sha256sum on the device. A bundle already there is "present" by its
-    size unless --verify-present. Exit code 5 when any device failed.
+    size unless --verify-present. Exit code 5 when any device failed. --json: a list with one object per
+    device (status pushed | present | planned | failed, bytes sent and reused, seconds, error).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -59,25 +59,21 @@ def push_command(
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashed = pool.submit(verify_bundle, local.path, local.sha256) if not no_verify else None
         try:
-            devices = select_devices(config, serials, all_, labels, servers)
+            devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
         finally:
             if hashed is not None:
                 hashed.result()
-    reporter = make_reporter(quiet or as_json)
     results = push_many(
         devices,
         build_dir,
         verify=not no_verify,
         dry_run=dry_run,
-        reporter=reporter,
+        reporter=out.reporter,
         root=config.device_root,
         local=local,
         verify_present=verify_present,
     )
-    if as_json:
-        print_json([result.to_dict() for result in results])
-    else:
-        _print_results(results, dry_run)
+    out.result([result.to_dict() for result in results], lambda: _print_results(out, results, dry_run))
     failed = [result for result in results if not result.ok]
     if failed:
         if len(results) == 1:
@@ -88,10 +84,8 @@ def push_command(
         )
 
 
-def _print_results(results: list[Any], dry_run: bool) -> None:
+def _print_results(out: Output, results: list[Any], dry_run: bool) -> None:
     from rich.table import Table
-
-    from edgeship.android_harness.store import human_bytes
 
     table = Table(header_style="bold")
     for column in (
@@ -107,19 +101,19 @@ def _print_results(results: list[Any], dry_run: bool) -> None:
         table.add_row(
             result.serial,
             result.status,
-            human_bytes(result.bytes_sent),
-            human_bytes(result.bytes_reused),
-            f"{result.seconds:.2f}",
+            format_bytes(result.bytes_sent),
+            format_bytes(result.bytes_reused),
+            format_number(result.seconds, 2),
             result.remote_path if result.ok else (result.error or ""),
         )
-    stdout_console.print(table)
+    out.print(table)
 
 
 @click.command("gc")
 @selection_options
 @click.option("--keep", default=2, show_default=True, help="Most recently pushed bundles to keep.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+@output_options
 def gc_command(
     serials: tuple[str, ...],
     all_: bool,
@@ -127,7 +121,7 @@ def gc_command(
     servers: tuple[str, ...],
     keep: int,
     dry_run: bool,
-    as_json: bool,
+    out: Output,
 ) -> None:
     """Remove old bundles (all but the --keep newest) and leftovers (staging, runs) from devices.
 
@@ -136,36 +130,36 @@ def gc_command(
     from concurrent.futures import ThreadPoolExecutor
 
     from edgeship.android_harness.selection import select_devices
-    from edgeship.android_harness.store import collect_garbage, human_bytes
+    from edgeship.android_harness.store import collect_garbage
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError
 
     if keep < 0:
         raise UsageError("--keep must be 0 or more")
     config = load_config()
-    devices = select_devices(config, serials, all_, labels, servers)
+    devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
     with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
         results = list(
             pool.map(
                 lambda d: collect_garbage(d, keep=keep, root=config.device_root, dry_run=dry_run), devices
             )
         )
-    if as_json:
-        print_json([result.to_dict() for result in results])
-    else:
+
+    def human() -> None:
         verb = "would free" if dry_run else "freed"
         for result in results:
             if result.ok:
                 removed = len(result.removed_bundles)
                 leftovers = len(result.removed_leftovers)
                 busy = f"; {len(result.in_use)} in use by a running push or profile" if result.in_use else ""
-                stdout_console.print(
+                out.print(
                     f"{result.serial}: kept {len(result.kept)} bundle(s), removed {removed} and "
-                    f"{leftovers} leftover(s){busy}; {verb} {human_bytes(result.freed_bytes)}",
-                    highlight=False,
+                    f"{leftovers} leftover(s){busy}; {verb} {format_bytes(result.freed_bytes)}"
                 )
             else:
-                stdout_console.print(f"{result.serial}: gc failed: {result.error}", highlight=False)
+                out.print(f"{result.serial}: gc failed: {result.error}")
+
+    out.result([result.to_dict() for result in results], human)
     failed = [result for result in results if not result.ok]
     if failed:
         raise DeviceError("; ".join(f"{result.serial}: {result.error}" for result in failed))

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from edgeship.console import print_json, stdout_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 from edgeship.errors import InputError
+from edgeship.units import format_bytes, format_duration, format_rate
+
+if TYPE_CHECKING:
+    from edgeship.android_harness.runners import RunnerMetrics
 
 
 @click.group("runner")
@@ -39,12 +45,15 @@ def _read(path: Path) -> str:
 @click.option(
     "--log-sink", "log_sink_file", type=click.Path(path_type=Path), help="Its --log_sink_file output."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_options
 @click.argument("file", type=click.Path(path_type=Path))
 def parse_command(
-    runner_name: str, stderr_file: Path | None, log_sink_file: Path | None, as_json: bool, file: Path
+    runner_name: str, stderr_file: Path | None, log_sink_file: Path | None, out: Output, file: Path
 ) -> None:
-    """Parse FILE, a saved runner output (stdout, or stdout and stderr together)."""
+    """Parse FILE, a saved runner output (stdout, or stdout and stderr together).
+
+    --json: runner, ttft_definition and the figures (seconds, tokens, tok/s; null when not printed).
+    """
     from edgeship.android_harness.runners import get_adapter
 
     adapter = get_adapter(runner_name)
@@ -56,39 +65,31 @@ def parse_command(
     if not metrics.found:
         raise InputError(f"{file} holds no {runner_name} benchmark output (no BenchmarkInfo or timing lines)")
     data = {"runner": runner_name, "ttft_definition": adapter.ttft_definition, **metrics.to_dict()}
-    if as_json:
-        print_json(data)
-        return
+    out.result(data, lambda: _print_metrics(out, metrics, adapter.ttft_definition))
+
+
+def _print_metrics(out: Output, metrics: RunnerMetrics, ttft_definition: str) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
     rows = [
-        ("init", _fmt(metrics.init_s, "s")),
-        ("time to first token", _fmt(metrics.ttft_s, "s")),
+        ("init", format_duration(metrics.init_s)),
+        ("time to first token", format_duration(metrics.ttft_s)),
         ("prefill", _tokens(metrics.prefill_tokens, metrics.prefill_tok_s)),
         ("decode", _tokens(metrics.decode_tokens, metrics.decode_tok_s)),
-        ("peak memory (runner's claim)", _fmt_bytes(metrics.peak_mem_bytes)),
+        ("peak memory (runner's claim)", format_bytes(metrics.peak_mem_bytes)),
     ]
     if "inference_avg_s" in metrics.raw:  # benchmark_model: one graph, latencies instead of token rates
         rows += [
-            ("first inference", _fmt(metrics.raw.get("first_inference_s"), "s")),
-            ("inference (avg)", _fmt(metrics.raw.get("inference_avg_s"), "s")),
+            ("first inference", format_duration(metrics.raw.get("first_inference_s"))),
+            ("inference (avg)", format_duration(metrics.raw.get("inference_avg_s"))),
         ]
     for name, value in rows:
         table.add_row(name, value)
-    stdout_console.print(table)
-    stdout_console.print(f"[dim]TTFT: {adapter.ttft_definition}[/dim]")
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    return "—" if value is None else f"{value:.4g} {unit}"
+    out.print(table)
+    out.print(f"[dim]TTFT: {ttft_definition}[/dim]")
 
 
 def _tokens(tokens: int | None, rate: float | None) -> str:
-    if rate is None:
-        return "—"
-    return f"{rate:.2f} tok/s" + (f" ({tokens} tokens)" if tokens is not None else "")
-
-
-def _fmt_bytes(value: int | None) -> str:
-    return "—" if value is None else f"{value / 2**20:.1f} MiB"
+    text = format_rate(rate, digits=2)
+    return text + (f" ({tokens} tokens)" if rate is not None and tokens is not None else "")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from edgeship.console import make_reporter, print_json
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 from edgeship.exporter.arch import SYNTHETIC_ARCHS
 from edgeship.exporter.synthetic import SIZES
 
@@ -21,12 +22,11 @@ def testing_group() -> None:
 @click.option("--arch", type=click.Choice(sorted(SYNTHETIC_ARCHS)), default="gemma4", show_default=True)
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True)
 @click.option(
-    "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Folder to write."
+    "-o", "--output", "folder", required=True, type=click.Path(path_type=Path), help="Folder to write."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
-def make_checkpoint_command(arch: str, size: str, out: Path, force: bool, as_json: bool, quiet: bool) -> None:
+@output_options
+def make_checkpoint_command(arch: str, size: str, folder: Path, force: bool, out: Output) -> None:
     """Write a deterministic HF checkpoint (random weights, a real BPE tokenizer) for tests and demos.
 
     `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle; `ple-full` has the
@@ -35,11 +35,7 @@ def make_checkpoint_command(arch: str, size: str, out: Path, force: bool, as_jso
     from edgeship.exporter.synthetic import make_checkpoint
     from edgeship.exporter.toolchain_output import toolchain_output_to
 
-    reporter = make_reporter(quiet or as_json)
-    with reporter.step(f"Generate {arch} {size} checkpoint"), toolchain_output_to(Path(os.devnull)):
-        path = make_checkpoint(arch, size, out, force=force)
+    with out.reporter.step(f"Generate {arch} {size} checkpoint"), toolchain_output_to(Path(os.devnull)):
+        path = make_checkpoint(arch, size, folder, force=force)
     files = sorted(p.name for p in path.iterdir())
-    if as_json:
-        print_json({"path": str(path), "arch": arch, "size": size, "files": files})
-    else:
-        click.echo(str(path))
+    out.result({"path": str(path), "arch": arch, "size": size, "files": files}, lambda: out.line(str(path)))

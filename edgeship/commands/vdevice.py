@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from edgeship.console import print_json, stdout_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 from edgeship.errors import DeviceError
+from edgeship.units import format_bytes
 
 CONNECT_TIMEOUT_S = 20.0
 
@@ -86,7 +89,7 @@ def vdevice_group() -> None:
 @click.option("--link-mb-per-s", type=click.FloatRange(min=0.1), default=None,
               help="Pace the device's traffic to a cable's speed, MB/s each way (USB 2.0 ~40, USB 3 ~300); "
                    "default: loopback speed.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the device record as JSON.")
+@output_options
 def start_command(
     name: str | None,
     profile: str,
@@ -96,9 +99,9 @@ def start_command(
     auth: str | None,
     root: Path | None,
     link_mb_per_s: float | None,
-    as_json: bool,
+    out: Output,
 ) -> None:
-    """Start a virtual device in the background, `adb connect` it, print its serial."""
+    """Start a virtual device in the background, `adb connect` it, print its serial (--json: its record)."""
     from edgeship.config import default_adb_server
     from edgeship.vdevice import daemon, load_profile, registry
 
@@ -123,12 +126,9 @@ def start_command(
             registry.remove_record(name)
             raise
         registry.write_record(record)
-    if as_json:
-        print_json(record.to_json())
-        return
-    if not record.confined:
+    if not record.confined and not out.json:
         click.echo("warning: bubblewrap is missing: this device's shell is NOT confined", err=True)
-    click.echo(record.serial)
+    out.result(record.to_json(), lambda: out.line(record.serial))
 
 
 @vdevice_group.command("stop")
@@ -162,19 +162,20 @@ def stop_command(names: tuple[str, ...], stop_all: bool, keep_data: bool) -> Non
 
 
 @vdevice_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_command(as_json: bool) -> None:
+@output_options
+def list_command(out: Output) -> None:
     """List the virtual devices started with `edgeship vdevice start`."""
-    from rich.table import Table
-
     from edgeship.vdevice import registry
 
     records = registry.list_records()
-    if as_json:
-        print_json([record.to_json() for record in records])
-        return
+    out.result([record.to_json() for record in records], lambda: _print_records(out, records))
+
+
+def _print_records(out: Output, records: list[Any]) -> None:
+    from rich.table import Table
+
     if not records:
-        click.echo("no virtual devices (start one with `edgeship vdevice start`)")
+        out.line("no virtual devices (start one with `edgeship vdevice start`)")
         return
     # Paths (sandbox, log) and the model are in --json; serials must never be cut.
     table = Table()
@@ -188,26 +189,33 @@ def list_command(as_json: bool) -> None:
         if record.alive() and not record.confined:
             state += " (unconfined)"
         table.add_row(record.name, record.serial, state, record.profile, record.adb_server or "-")
-    stdout_console.print(table)
+    out.print(table)
 
 
 @vdevice_group.command("profiles")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def profiles_command(as_json: bool) -> None:
+@output_options
+def profiles_command(out: Output) -> None:
     """List the device profiles (built-in and ~/.config/edgeship/vdevice-profiles/)."""
     from dataclasses import asdict
-
-    from rich.table import Table
 
     from edgeship.vdevice import list_profiles
 
     profiles = list_profiles()
-    if as_json:
-        print_json([asdict(profile) for profile in profiles])
-        return
+    out.result([asdict(profile) for profile in profiles], lambda: _print_profiles(out, profiles))
+
+
+def _print_profiles(out: Output, profiles: list[Any]) -> None:
+    from rich.table import Table
+
     table = Table("name", "model", "soc", "abi", "android", "ram")
     for profile in profiles:
         android = f"{profile.release} (sdk {profile.sdk})"
-        ram = f"{profile.ram_bytes / 1024**3:.0f} GiB"
-        table.add_row(profile.name, profile.model, profile.soc_model, profile.abi, android, ram)
-    stdout_console.print(table)
+        table.add_row(
+            profile.name,
+            profile.model,
+            profile.soc_model,
+            profile.abi,
+            android,
+            format_bytes(profile.ram_bytes),
+        )
+    out.print(table)

@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeship.profiles.schema import STATUS_SIGNAL, STATUS_TIMEOUT, Iteration, Profile
+from edgeship.units import format_bytes, format_number, format_percent
 
 LATENCY_FIGURES = ("init_s", "ttft_s", "prefill_tok_s", "decode_tok_s")
 MEMORY_FIGURES = ("peak_rss", "peak_pss", "peak_anon", "peak_file", "peak_swap", "hwm", "rusage_maxrss")
 PLE_SECTION_KIND = "tf_lite_per_layer_embedder"
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,6 @@ def _as_dict(summary: FigureSummary | None) -> dict[str, float | int] | None:
     return asdict(summary) if summary is not None else None
 
 
-def format_bytes(value: float | int | None) -> str:
-    """Binary units, one decimal: 10 174 464 → '9.7 MiB'."""
-    if value is None:
-        return "—"
-    value = float(value)
-    for unit, size in (("GiB", 1024**3), ("MiB", MIB), ("KiB", 1024)):
-        if abs(value) >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
 def section_label(kind: str) -> str:
     """'tf_lite_per_layer_embedder' → 'per_layer_embedder' (the prefix says nothing to a reader)."""
     return kind.removeprefix("tf_lite_")
@@ -115,7 +104,7 @@ def format_residency(kind: str, section_bytes: int, resident_peak: int | None) -
     """'per_layer_embedder: 9.7 MiB resident of 129.5 MiB (7.5%)'."""
     if resident_peak is None:
         return f"{section_label(kind)}: not seen mapped by any smaps sample ({format_bytes(section_bytes)})"
-    share = f" ({100.0 * resident_peak / section_bytes:.1f}%)" if section_bytes else ""
+    share = f" ({format_percent(resident_peak / section_bytes)})" if section_bytes else ""
     resident = format_bytes(resident_peak)
     return f"{section_label(kind)}: {resident} resident of {format_bytes(section_bytes)}{share}"
 
@@ -157,10 +146,6 @@ def exit_summary(profile: Profile, device_error: str | None = None) -> str:
 def _median(summary: dict[str, Any], group: str, name: str) -> float | None:
     stats = (summary.get(group) or {}).get(name)
     return stats["median"] if stats else None
-
-
-def _fmt(value: float | None, digits: int, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
 def ple_residency_cell(summary: dict[str, Any]) -> str:
@@ -231,10 +216,10 @@ def summary_table(rows: Sequence[SummaryRow], title: str = "edgeship profile —
         table.add_row(
             Text(row.serial),
             Text(row.model or "—"),
-            _fmt(row.init_s, 2),
-            _fmt(row.ttft_s, 3),
-            _fmt(row.prefill_tok_s, 1),
-            _fmt(row.decode_tok_s, 1),
+            format_number(row.init_s, 2),
+            format_number(row.ttft_s, 3),
+            format_number(row.prefill_tok_s, 1),
+            format_number(row.decode_tok_s, 1),
             format_bytes(row.peak_rss),
             format_bytes(row.peak_pss),
             row.ple,

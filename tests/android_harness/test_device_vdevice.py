@@ -13,6 +13,7 @@ from edgeship.android_harness.device import Device
 from edgeship.android_harness.facts import device_facts, device_state
 from edgeship.android_harness.selection import list_all_devices, select_devices
 from edgeship.android_harness.store import DeviceStore
+from edgeship.console import Reporter
 from edgeship.errors import DeviceError, UsageError
 from edgeship.vdevice import load_profile
 from tests.android_harness.conftest import config_for, device_on
@@ -180,16 +181,28 @@ def test_inventory_keeps_going_when_one_lab_host_is_down(adb_server: Any, vdevic
     assert next(row for row in rows if row.state == "unreachable").adb_server == dead
 
 
+class _Warnings(Reporter):
+    """A Reporter that keeps the warnings it is given."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def warn(self, message: str) -> None:
+        self.into.append(message)
+
+
 def test_selection_skips_a_lab_host_that_is_down_with_a_warning(adb_server: Any, vdevice: Any) -> None:
     from edgeship.android_harness.selection import select_devices
 
     dead = "192.0.2.1:5037"  # TEST-NET-1: never answers
     warnings: list[str] = []
-    chosen = select_devices(config_for(adb_server), all_=True, servers=(dead,), warn=warnings.append)
+    reporter = _Warnings(warnings)
+    chosen = select_devices(config_for(adb_server), all_=True, servers=(dead,), reporter=reporter)
     assert [device.serial for device in chosen] == [vdevice.serial]
     assert len(warnings) == 1 and dead in warnings[0] and "\n" not in warnings[0]
     with pytest.raises(DeviceError, match=r"not connected .*not answering: 192\.0\.2\.1:5037"):
-        select_devices(config_for(adb_server), ("emulator-5554",), servers=(dead,), warn=warnings.append)
+        select_devices(config_for(adb_server), ("emulator-5554",), servers=(dead,), reporter=reporter)
 
 
 def test_no_answering_server_is_one_error() -> None:

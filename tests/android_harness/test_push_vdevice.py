@@ -18,9 +18,10 @@ from edgeship.android_harness import bundle_plan
 from edgeship.android_harness.bundle_plan import BLOCK, PARTIAL_NAME, load_build, plan_bundle
 from edgeship.android_harness.device import Device
 from edgeship.android_harness.facts import parse_df_available
-from edgeship.android_harness.push import PushProgress, push_bundle, push_many
+from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.push_script import parse_survey, survey_script
 from edgeship.android_harness.store import collect_garbage
+from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from tests.android_harness.conftest import device_on
 from tests.android_harness.synthetic import write_build
@@ -124,7 +125,7 @@ class _LinkCut(Exception):
     pass
 
 
-class _CutAfter(PushProgress):
+class _CutAfter(TransferProgress):
     """A link that dies once ``limit`` bytes went out (slowly, so the device saw them arrive)."""
 
     def __init__(self, limit: int) -> None:
