@@ -80,6 +80,16 @@ def known_sha256(path: str | Path) -> str | None:
     return text if len(text) == 64 else None
 
 
+def cached_sha256(path: str | Path) -> str:
+    """The file's sha256: the one recorded for its identity, else computed now and recorded."""
+    known = known_sha256(path)
+    if known is not None:
+        return known
+    digest = sha256_file(path)
+    remember_sha256(path, digest)
+    return digest
+
+
 def remember_sha256(path: str | Path, sha256: str) -> None:
     """Record the file's sha256 under its identity; best effort (a read-only home just means rehashing)."""
     with contextlib.suppress(OSError):

@@ -21,33 +21,17 @@ that counts.
 
 from __future__ import annotations
 
-import json
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from edgeship.errors import InputError
-from edgeship.hashing import file_identity, known_sha256, remember_sha256, sha256_file
+from edgeship.exporter.manifest import ALIGNMENT, MANIFEST_FILE, Build
+from edgeship.hashing import cached_sha256
 
-BLOCK = 16 * 1024
+BLOCK = ALIGNMENT  # dd's block: a section starts on one, so its whole blocks can be copied
 PIECE_GRID = 16 * 1024 * 1024
-MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA = "edgeship.manifest/1"
 PARTIAL_NAME = "partial"  # staging/<sha>/pieces/partial: the prefix a direct push received
 INDEX_NAME = "sections.txt"  # on the device, beside each bundle: "sha256 offset end kind" per section
-
-
-@dataclass(frozen=True)
-class SectionRef:
-    kind: str
-    offset: int
-    end: int
-    sha256: str
-
-    @property
-    def bytes(self) -> int:
-        return self.end - self.offset
 
 
 @dataclass(frozen=True)
@@ -60,137 +44,25 @@ class SideFile:
     sha256: str
 
 
-@dataclass
-class LocalBundle:
-    build_dir: Path
-    path: Path
-    sha256: str
-    bytes: int
-    sections: list[SectionRef]
-    side_files: list[SideFile]
-    manifest: dict[str, Any] = field(repr=False)
-
-    def index_text(self, pushed_at: float | None = None) -> str:
-        """The device-side section index written beside the bundle (and when it was pushed, for gc)."""
-        lines = [f"pushed {pushed_at:.6f}"] if pushed_at is not None else []
-        lines += [f"{s.sha256} {s.offset} {s.end} {s.kind}" for s in self.sections]
-        lines += [f"file {f.name} {f.sha256} {f.bytes}" for f in self.side_files]
-        return "\n".join(lines) + "\n"
-
-
-def load_build(build_dir: str | Path, verify: bool = True) -> LocalBundle:
-    """Read and check BUILD_DIR: manifest present and sane, bundle size and (with ``verify``) sha256 match."""
-    build_dir = Path(build_dir)
-    manifest_path = build_dir / MANIFEST_NAME
-    if not build_dir.is_dir():
-        raise InputError(f"{build_dir} is not a folder; pass the BUILD_DIR written by `edgeship export`")
-    if not manifest_path.is_file():
-        raise InputError(
-            f"{build_dir} has no {MANIFEST_NAME}; pass the BUILD_DIR written by `edgeship export`"
+def side_files(build: Build) -> tuple[SideFile, ...]:
+    """The manifest and the tokenizer (when the build has one), with their sizes and digests."""
+    files = [
+        SideFile(
+            MANIFEST_FILE, build.manifest_path, build.manifest_path.stat().st_size, build.manifest_sha256
         )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{manifest_path} is not readable JSON: {exc}".splitlines()[0]) from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
-        raise InputError(f"{manifest_path} is not an {MANIFEST_SCHEMA} manifest (schema key)")
-    try:
-        bundle = manifest["bundle"]
-        bundle_path = build_dir / str(bundle["file"])
-        expected_bytes = int(bundle["bytes"])
-        expected_sha = str(bundle["sha256"]).lower()
-        sections = [
-            SectionRef(
-                kind=str(s.get("kind", "section")),
-                offset=int(s["offset"]),
-                end=int(s["end"]),
-                sha256=str(s["sha256"]).lower(),
-            )
-            for s in manifest.get("sections", [])
-        ]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{manifest_path} lacks bundle/section field {exc}; re-run `edgeship export`"
-        ) from None
-    if not bundle_path.is_file():
-        raise InputError(f"{bundle_path} is missing (named by {manifest_path})")
-    actual_bytes = bundle_path.stat().st_size
-    if actual_bytes != expected_bytes:
-        raise InputError(
-            f"{bundle_path} has {actual_bytes} bytes but its manifest says {expected_bytes}; "
-            "rebuild or re-export"
-        )
-    _check_sections(sections, expected_bytes, manifest_path)
-    if verify:
-        verify_bundle(bundle_path, expected_sha)
-    side_files = [
-        SideFile(MANIFEST_NAME, manifest_path, manifest_path.stat().st_size, sha256_file(manifest_path))
     ]
-    tokenizer = (
-        (manifest.get("tokenizer") or {}).get("file") if isinstance(manifest.get("tokenizer"), dict) else None
-    )
-    if tokenizer:
-        tokenizer_path = build_dir / str(tokenizer)
-        if not tokenizer_path.is_file():
-            raise InputError(f"{tokenizer_path} is missing (named by {manifest_path})")
-        side_files.append(
-            SideFile(
-                tokenizer_path.name,
-                tokenizer_path,
-                tokenizer_path.stat().st_size,
-                sha256_file(tokenizer_path),
-            )
-        )
-    return LocalBundle(
-        build_dir=build_dir,
-        path=bundle_path,
-        sha256=expected_sha,
-        bytes=expected_bytes,
-        sections=sections,
-        side_files=side_files,
-        manifest=manifest,
-    )
+    tokenizer = build.tokenizer_path
+    if tokenizer is not None:
+        files.append(SideFile(tokenizer.name, tokenizer, tokenizer.stat().st_size, cached_sha256(tokenizer)))
+    return tuple(files)
 
 
-# Bundles verified in this process, by (file identity, digest): `profile` pushes to N devices from N threads,
-# and a GB bundle must not be hashed N times even where the on-disk record cannot be written.
-_VERIFIED: set[tuple[str, str]] = set()
-_VERIFIED_LOCK = threading.Lock()
-
-
-def verify_bundle(bundle_path: Path, expected_sha: str) -> None:
-    """The bundle's sha256 against its manifest: a bundle changed after export is refused before sending.
-
-    A digest recorded for this very file (export records it; so does the first check) is not recomputed:
-    see edgeship.hashing.known_sha256.
-    """
-    key = (file_identity(bundle_path), expected_sha)
-    with _VERIFIED_LOCK:
-        if key in _VERIFIED:
-            return
-        if known_sha256(bundle_path) == expected_sha:
-            _VERIFIED.add(key)
-            return
-        actual_sha = sha256_file(bundle_path)
-        if actual_sha == expected_sha:
-            _VERIFIED.add(key)
-            remember_sha256(bundle_path, actual_sha)
-    if actual_sha != expected_sha:
-        raise InputError(
-            f"{bundle_path} sha256 {actual_sha[:12]}… does not match its manifest "
-            f"({expected_sha[:12]}…); the bundle changed after export — re-export"
-        )
-
-
-def _check_sections(sections: list[SectionRef], total: int, manifest_path: Path) -> None:
-    previous_end = 0
-    for section in sorted(sections, key=lambda s: s.offset):
-        if not (0 <= section.offset <= section.end <= total) or section.offset < previous_end:
-            raise InputError(
-                f"{manifest_path}: section {section.kind} [{section.offset}, {section.end}) "
-                f"overlaps another or leaves the {total}-byte bundle; re-export"
-            )
-        previous_end = section.end
+def index_text(build: Build, sides: Sequence[SideFile], pushed_at: float | None = None) -> str:
+    """The device-side section index written beside the bundle (and when it was pushed, for gc)."""
+    lines = [f"pushed {pushed_at:.6f}"] if pushed_at is not None else []
+    lines += [f"{s.sha256} {s.offset} {s.end} {s.kind}" for s in build.sections]
+    lines += [f"file {f.name} {f.sha256} {f.bytes}" for f in sides]
+    return "\n".join(lines) + "\n"
 
 
 # -- the device's index -----------------------------------------------------------------------------------
@@ -304,13 +176,11 @@ def cut_pieces(start: int, end: int, grid: int = PIECE_GRID) -> list[Piece]:
     return pieces
 
 
-def plan_bundle(
-    local: LocalBundle, index: DeviceIndex, reuse: bool = True, grid: int | None = None
-) -> BundlePlan:
+def plan_bundle(build: Build, index: DeviceIndex, reuse: bool = True, grid: int | None = None) -> BundlePlan:
     grid = grid or PIECE_GRID
     copies: list[BlockCopy] = []
     if reuse:
-        for section in local.sections:
+        for section in build.sections:
             source = index.sections.get(section.sha256)
             if source is None or source.end - source.offset != section.bytes:
                 continue
@@ -325,12 +195,12 @@ def plan_bundle(
         # Resume from the last whole block of the prefix an interrupted direct push left, sending at
         # least the last block (a prefix as long as the bundle was never verified).
         partial = index.pieces.get(PARTIAL_NAME, 0) if reuse else 0
-        start = min(partial // BLOCK * BLOCK, (local.bytes - 1) // BLOCK * BLOCK) if local.bytes else 0
-        piece = Piece(start, local.bytes - start)
-        return BundlePlan(local.sha256, local.bytes, [], [piece], set(), direct_from=start)
+        start = min(partial // BLOCK * BLOCK, (build.bytes - 1) // BLOCK * BLOCK) if build.bytes else 0
+        piece = Piece(start, build.bytes - start)
+        return BundlePlan(build.sha256, build.bytes, [], [piece], set(), direct_from=start)
     covered = [(c.offset, c.offset + c.length) for c in copies]
     pieces: list[Piece] = []
-    for start, end in _uncovered(local.bytes, covered):
+    for start, end in _uncovered(build.bytes, covered):
         pieces.extend(cut_pieces(start, end, grid))
     present = {p.name for p in pieces if index.pieces.get(p.name) == p.length}
-    return BundlePlan(local.sha256, local.bytes, copies, pieces, present)
+    return BundlePlan(build.sha256, build.bytes, copies, pieces, present)

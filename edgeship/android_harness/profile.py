@@ -7,7 +7,7 @@ timeline) → state after. After every run the raw outputs are pulled into
 of edgeship, the device or the runner keeps every run measured so far. A runner that is killed, crashes or
 overstays ``--timeout`` is recorded with its partial timeline and the next run goes on.
 
-The pieces: profile_options (what was asked), profile_build (the build), profile_session (set-up, save),
+The pieces: profile_options (what was asked), profile_session (set-up, save),
 profile_run (one run on the device), run_outcome (one run's pulled files → Iteration). This module runs the
 plan per device and the devices in parallel.
 """
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.profile_build import BuildInfo, read_build
 from edgeship.android_harness.profile_options import ProfileOptions
 from edgeship.android_harness.profile_run import run_once
 from edgeship.android_harness.profile_session import (
@@ -33,6 +32,7 @@ from edgeship.android_harness.profile_session import (
 from edgeship.config import Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError, EdgeshipError, UsageError
+from edgeship.exporter.manifest import Build, read_build
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Iteration, Profile
 from edgeship.units import format_rate
 
@@ -56,7 +56,7 @@ class DeviceOutcome:
 
 def profile_device(
     device: Any,
-    build: BuildInfo,
+    build: Build,
     runs_dir: Path,
     options: ProfileOptions,
     config: Config,
@@ -124,12 +124,9 @@ def profile_devices(
 ) -> list[DeviceOutcome]:
     """Profile one build on every device in parallel (one thread per device); outcomes in device order."""
     options.validate()
-    from edgeship.android_harness.bundle_plan import load_build
-
-    build = read_build(Path(build_dir))
-    build.local = load_build(build.build_dir, verify=True)  # sha256 of the bundle vs manifest, once
-    cache_length = (build.manifest.get("export") or {}).get("cache_length")
-    if cache_length and options.effective_max_tokens > int(cache_length):
+    build = read_build(build_dir, verify=True)  # sha256 of the bundle vs manifest, once for every device
+    cache_length = build.export.cache_length
+    if cache_length and options.effective_max_tokens > cache_length:
         raise UsageError(
             f"--prefill + --decode = {options.effective_max_tokens} tokens exceeds the bundle's cache length "
             f"{cache_length}; lower them or re-export with --cache-length"

@@ -157,7 +157,7 @@ def _read_outputs(
         local_dir,
         index=index,
         warmup=warmup,
-        sections=session.build.sections,
+        sections=session.sections,
         adapter=session.adapter,
         timeout_s=session.options.timeout_s,
         shell_problem=shell_problem,

@@ -7,20 +7,54 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.profile_build import BuildInfo
 from edgeship.android_harness.profile_options import ProfileOptions
 from edgeship.config import Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError
+from edgeship.exporter.manifest import Build, Section
 from edgeship.hashing import sha256_file
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Profile, write_profile
 from edgeship.profiles.summary import summarize_iterations
 from edgeship.units import format_bytes, format_duration
+
+
+def unique_sections(sections: Sequence[Section]) -> list[Section]:
+    """The sections in offset order, kinds made unique ('kind', 'kind#2', …) so none is merged away.
+
+    The probe's residency is attributed to these, and profile.json records them (docs/contracts.md).
+    """
+    unique: list[Section] = []
+    seen: dict[str, int] = {}
+    for section in sorted(sections, key=lambda item: item.offset):
+        seen[section.kind] = seen.get(section.kind, 0) + 1
+        count = seen[section.kind]
+        unique.append(section if count == 1 else replace(section, kind=f"{section.kind}#{count}"))
+    return unique
+
+
+def bundle_record(build: Build) -> dict[str, Any]:
+    """profile.json ``bundle`` (without ``remote_path``, which the push adds)."""
+    model = build.manifest["model"]
+    return {
+        "sha256": build.sha256,
+        "manifest_sha256": build.manifest_sha256,
+        "file": build.bundle_path.name,
+        "bytes": build.bytes,
+        "build_dir": str(build.build_dir),
+        "arch": build.model.arch,
+        "ple": model.get("ple"),
+        "recipe": build.export.recipe,
+        "sections": [
+            {"kind": section.kind, "offset": section.offset, "end": section.end, "bytes": section.bytes}
+            for section in unique_sections(build.sections)
+        ],
+    }
 
 
 def sanitize_serial(serial: str) -> str:
@@ -34,7 +68,8 @@ class ProfileSession:
     """Everything the runs on one device share once set up."""
 
     device: Any
-    build: BuildInfo
+    build: Build
+    sections: list[Section]  # the build's, kinds made unique: what residency is attributed to
     options: ProfileOptions
     store: Any
     adapter: Any
@@ -72,7 +107,7 @@ def _plain(value: Any) -> Any:
 
 
 def set_up_session(
-    device: Any, build: BuildInfo, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
+    device: Any, build: Build, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
 ) -> ProfileSession:
     """Facts, runner and probe for the device's ABI, push what is missing, state before; raises on failure."""
     from edgeship.android_harness.facts import device_facts
@@ -93,7 +128,7 @@ def set_up_session(
 
     # Pushes of several devices run in these threads at once; their byte progress stays quiet (one rich live
     # display per console) and a note says what each sent. `edgeship push` is the command with the bars.
-    pushed = push_bundle(device, build.build_dir, local=build.local, root=config.device_root)
+    pushed = push_bundle(device, build, root=config.device_root)
     if not pushed.ok:
         raise DeviceError(f"{device.serial}: push failed: {pushed.error}")
     reporter.note(
@@ -127,7 +162,7 @@ def set_up_session(
             "ram_total": facts.ram_total,
             "adb_server": str(facts.adb_server) if getattr(facts, "adb_server", None) else str(device.server),
         },
-        bundle={**build.to_record(), "remote_path": pushed.remote_path},
+        bundle={**bundle_record(build), "remote_path": pushed.remote_path},
         runner={
             "name": adapter.name,
             "path": str(runner_file),
@@ -151,6 +186,7 @@ def set_up_session(
     session = ProfileSession(
         device=device,
         build=build,
+        sections=unique_sections(build.sections),
         options=options,
         store=store,
         adapter=adapter,

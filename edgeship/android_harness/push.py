@@ -33,9 +33,10 @@ from edgeship.android_harness.bundle_plan import (
     INDEX_NAME,
     BundlePlan,
     DeviceIndex,
-    LocalBundle,
-    load_build,
+    SideFile,
+    index_text,
     plan_bundle,
+    side_files,
 )
 from edgeship.android_harness.device import Device
 from edgeship.android_harness.push_script import (
@@ -53,6 +54,7 @@ from edgeship.android_harness.store import DeviceStore
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.console import Reporter, TransferProgress
 from edgeship.errors import DeviceError, EdgeshipError
+from edgeship.exporter.manifest import Build, read_build
 from edgeship.units import format_bytes
 
 ASSEMBLE_TIMEOUT_S = 1800.0
@@ -88,16 +90,17 @@ class _Attempt:
     """One push of one bundle to one device (reuse may be switched off for the retry)."""
 
     def __init__(
-        self, device: Device, local: LocalBundle, store: DeviceStore, verify: bool, progress: TransferProgress
+        self, device: Device, build: Build, store: DeviceStore, verify: bool, progress: TransferProgress
     ) -> None:
         self.device = device
-        self.local = local
+        self.build = build
+        self.side_files = side_files(build)
         self.store = store
         self.verify = verify
         self.progress = progress
 
     def survey(self) -> Survey:
-        result = self.device.shell(survey_script(self.store.root, self.local.sha256), timeout=60)
+        result = self.device.shell(survey_script(self.store.root, self.build.sha256), timeout=60)
         if result.exit_code != 0:
             raise _script_failure(self.device, result, "surveying the device store failed")
         return parse_survey(result.text)
@@ -105,31 +108,31 @@ class _Attempt:
     def present_bundle_intact(self) -> bool:
         """sha256sum of the bundle already at its final path, on the device (seconds per GB)."""
         self.progress.phase("checking the bundle on the device")
-        path = self.store.bundle_path(self.local.sha256)
+        path = self.store.bundle_path(self.build.sha256)
         result = self.device.shell(["sha256sum", path], timeout=ASSEMBLE_TIMEOUT_S)
         if result.exit_code != 0:
             raise _script_failure(self.device, result, "checking the bundle on the device failed")
-        return result.text.split()[:1] == [self.local.sha256]
+        return result.text.split()[:1] == [self.build.sha256]
 
     def set_aside_present_bundle(self) -> None:
-        result = self.device.shell(set_aside_script(self.store, self.local.sha256), timeout=120)
+        result = self.device.shell(set_aside_script(self.store, self.build.sha256), timeout=120)
         if result.exit_code != 0:
             raise _script_failure(self.device, result, "removing the damaged bundle failed")
 
-    def side_copies(self, index: DeviceIndex) -> tuple[dict[str, str], list[Any]]:
+    def side_copies(self, index: DeviceIndex) -> tuple[dict[str, str], list[SideFile]]:
         """Side files the device already has (same sha256 beside another bundle) and the ones to send."""
         copies: dict[str, str] = {}
         to_send = []
-        for side in self.local.side_files:
+        for side in self.side_files:
             holder = index.side_files.get(side.sha256)
-            if holder and index.side_names.get(side.sha256) == side.name and holder != self.local.sha256:
+            if holder and index.side_names.get(side.sha256) == side.name and holder != self.build.sha256:
                 copies[side.name] = holder
             else:
                 to_send.append(side)
         return copies, to_send
 
     def send_and_assemble(self, plan: BundlePlan, survey: Survey) -> int:
-        staging = self.store.staging_for(self.local.sha256)
+        staging = self.store.staging_for(self.build.sha256)
         attempt = new_attempt_name()
         folder = f"{staging}/{attempt}"
         side_copies, side_to_send = self.side_copies(survey.index)
@@ -137,11 +140,11 @@ class _Attempt:
         # The script travels by sync too (a 1.5 GB bundle has ~100 regions, past the 4 KiB command limit
         # of older adbd), together with the small files, in one session; SEND creates the folders.
         script = assemble_script(
-            self.store, self.local, plan, side_copies, self.verify, attempt, survey.stale_attempts
+            self.store, self.build, plan, side_copies, self.verify, attempt, survey.stale_attempts
         )
         blobs = [(side.path.read_bytes(), f"{folder}/{side.name}") for side in side_to_send]
         blobs += [
-            (self.local.index_text(time.time()).encode(), f"{folder}/{INDEX_NAME}"),
+            (index_text(self.build, self.side_files, time.time()).encode(), f"{folder}/{INDEX_NAME}"),
             (script.encode(), f"{folder}/assemble.sh"),
         ]
         self.device.push_blobs(blobs)
@@ -151,7 +154,7 @@ class _Attempt:
         assembler = self.device.shell_start(["sh", f"{folder}/assemble.sh"])
         try:
             targets = data_targets(self.store, plan, attempt)
-            sent += self.device.push_ranges(self.local.path, targets, progress=self.progress.advance)
+            sent += self.device.push_ranges(self.build.bundle_path, targets, progress=self.progress.advance)
         except BaseException:
             assembler.close()  # the device kills the waiting script; what arrived stays for a resume
             raise
@@ -174,13 +177,12 @@ class _StartAfresh(DeviceError):
 
 def push_bundle(
     device: Device,
-    build_dir: Path | str,
+    build: Build | Path | str,
     *,
     verify: bool = True,
     dry_run: bool = False,
     reporter: Reporter | None = None,
     root: str = DEFAULT_DEVICE_ROOT,
-    local: LocalBundle | None = None,
     progress: TransferProgress | None = None,
     verify_present: bool = False,
 ) -> PushResult:
@@ -191,15 +193,15 @@ def push_bundle(
     ``verify_present`` it is hashed on the device too and pushed again when it no longer matches.
     """
     started = time.monotonic()
-    if local is None:
-        local = load_build(build_dir, verify=verify)
+    if not isinstance(build, Build):
+        build = read_build(build, verify=verify)
     reporter = reporter or Reporter()
     if progress is None:
         progress = _ReporterProgress(reporter, device.serial)
     store = DeviceStore(device, root=root)
     result = PushResult(
         serial=device.serial,
-        bundle_sha256=local.sha256,
+        bundle_sha256=build.sha256,
         remote_path=None,
         bytes_sent=0,
         bytes_reused=0,
@@ -209,7 +211,7 @@ def push_bundle(
     try:
         if device.state != "device":
             raise DeviceError(f"device {device.serial} is {device.state}")
-        _push_one(device, local, store, verify, dry_run, progress, result, reporter, verify_present)
+        _push_one(device, build, store, verify, dry_run, progress, result, reporter, verify_present)
         result.ok = True
     except EdgeshipError as exc:
         result.ok = False
@@ -221,7 +223,7 @@ def push_bundle(
 
 def _push_one(
     device: Device,
-    local: LocalBundle,
+    build: Build,
     store: DeviceStore,
     verify: bool,
     dry_run: bool,
@@ -230,15 +232,15 @@ def _push_one(
     reporter: Reporter,
     verify_present: bool = False,
 ) -> None:
-    attempt = _Attempt(device, local, store, verify, progress)
+    attempt = _Attempt(device, build, store, verify, progress)
     progress.phase("survey")
     survey = attempt.survey()
-    final_path = store.bundle_path(local.sha256)
-    if survey.index.bundles.get(local.sha256) == local.bytes:
+    final_path = store.bundle_path(build.sha256)
+    if survey.index.bundles.get(build.sha256) == build.bytes:
         if not verify_present or attempt.present_bundle_intact():
             result.status = "present"
             result.remote_path = final_path
-            result.bytes_reused = local.bytes
+            result.bytes_reused = build.bytes
             return
         reporter.note(
             f"{device.serial}: the bundle on the device no longer matches its sha256; sending it again"
@@ -249,14 +251,14 @@ def _push_one(
             attempt.set_aside_present_bundle()
             survey = attempt.survey()
 
-    plan = plan_bundle(local, survey.index)
+    plan = plan_bundle(build, survey.index)
     _, side_to_send = attempt.side_copies(survey.index)
     side_bytes = sum(side.bytes for side in side_to_send)
     result.bytes_reused = plan.bytes_copied + plan.bytes_resumed
     result.bytes_resumed = plan.bytes_resumed
     # A direct push writes the bundle once (a resumed prefix is already on the disk); a rebuild writes
     # the assembled file beside its pieces until it is verified.
-    needed = plan.bytes_to_send + side_bytes + (0 if plan.direct else local.bytes)
+    needed = plan.bytes_to_send + side_bytes + (0 if plan.direct else build.bytes)
     if dry_run:  # what would be sent is reported even when it would not fit
         result.status = "planned"
         result.bytes_sent = plan.bytes_to_send + side_bytes
@@ -267,7 +269,7 @@ def _push_one(
         return
     reporter.note(
         f"{device.serial}: sending {format_bytes(plan.bytes_to_send + side_bytes)}, "
-        f"reusing {format_bytes(result.bytes_reused)} of {format_bytes(local.bytes)}"
+        f"reusing {format_bytes(result.bytes_reused)} of {format_bytes(build.bytes)}"
     )
     try:
         result.bytes_sent = attempt.send_and_assemble(plan, survey)
@@ -277,9 +279,9 @@ def _push_one(
         # Something reused was not what its index said: start clean and send every byte.
         reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")
         # Only the pieces: another push's attempt folder may be live beside ours.
-        device.shell(["rm", "-rf", f"{store.staging_for(local.sha256)}/pieces"], timeout=120)
+        device.shell(["rm", "-rf", f"{store.staging_for(build.sha256)}/pieces"], timeout=120)
         clean = DeviceIndex(free_bytes=survey.index.free_bytes)
-        plan = plan_bundle(local, clean, reuse=False)
+        plan = plan_bundle(build, clean, reuse=False)
         result.bytes_reused = result.bytes_resumed = 0
         result.bytes_sent += attempt.send_and_assemble(plan, Survey(clean))
     result.status = "pushed"
@@ -300,18 +302,17 @@ class _ReporterProgress(TransferProgress):
 
 def push_many(
     devices: Sequence[Device],
-    build_dir: Path | str,
+    build: Build | Path | str,
     *,
     verify: bool = True,
     dry_run: bool = False,
     reporter: Reporter | None = None,
     root: str = DEFAULT_DEVICE_ROOT,
-    local: LocalBundle | None = None,
     verify_present: bool = False,
 ) -> list[PushResult]:
     """Push to every device in parallel; one failing device does not stop the others."""
-    if local is None:
-        local = load_build(build_dir, verify=verify)
+    if not isinstance(build, Build):
+        build = read_build(build, verify=verify)
     reporter = reporter or Reporter()
     if not devices:
         return []
@@ -319,12 +320,11 @@ def push_many(
     def run(device: Device, progress: TransferProgress | None) -> PushResult:
         return push_bundle(
             device,
-            build_dir,
+            build,
             verify=verify,
             dry_run=dry_run,
             reporter=reporter,
             root=root,
-            local=local,
             progress=progress,
             verify_present=verify_present,
         )

@@ -25,11 +25,11 @@ from edgeship.android_harness.bundle_plan import (
     PARTIAL_NAME,
     BundlePlan,
     DeviceIndex,
-    LocalBundle,
     parse_index_line,
 )
 from edgeship.android_harness.facts import parse_df_available, split_sections
 from edgeship.android_harness.store import DeviceStore, check_name
+from edgeship.exporter.manifest import Build
 
 PIECE_WAIT_S = 600.0  # the device script gives up on data that does not arrive (host died silently)
 POLL_S = 0.02
@@ -185,18 +185,18 @@ _FUNCTIONS = [
 ]
 
 
-def _size_check(local: LocalBundle) -> list[str]:
+def _size_check(build: Build) -> list[str]:
     return [
         'size=$(stat -c %s "$out")',
-        f'[ "$size" = {local.bytes} ] || {{ echo "assembled $size bytes, expected {local.bytes}" >&2; '
+        f'[ "$size" = {build.bytes} ] || {{ echo "assembled $size bytes, expected {build.bytes}" >&2; '
         f"exit {EXIT_SIZE_MISMATCH}; }}",
     ]
 
 
-def _sha_check(local: LocalBundle) -> list[str]:
+def _sha_check(build: Build) -> list[str]:
     return [
         'sum="${sum%% *}"',
-        f'[ "$sum" = {local.sha256} ] || {{ echo "sha256 $sum, expected {local.sha256}" >&2; '
+        f'[ "$sum" = {build.sha256} ] || {{ echo "sha256 $sum, expected {build.sha256}" >&2; '
         f"exit {EXIT_SHA_MISMATCH}; }}",
     ]
 
@@ -235,7 +235,7 @@ def _background_writer(command: str, redirect: str) -> list[str]:
     ]
 
 
-def _direct_lines(local: LocalBundle, plan: BundlePlan) -> list[str]:
+def _direct_lines(build: Build, plan: BundlePlan) -> list[str]:
     """A first push: the file arrives whole from the host; keep a hard link to it for resuming."""
     start = plan.direct_from or 0
     if start == 0:
@@ -253,13 +253,13 @@ def _direct_lines(local: LocalBundle, plan: BundlePlan) -> list[str]:
         f'{{ echo "the partial bundle was taken by another push" >&2; exit {EXIT_PARTIAL_GONE}; }}',
         f'ln -f "$out" "$P/{PARTIAL_NAME}"',
         f'truncate -s {start} "$out"',
-        *_background_writer(f'follow "$A/tail" {local.bytes - start} arriving', '>> "$out"'),
+        *_background_writer(f'follow "$A/tail" {build.bytes - start} arriving', '>> "$out"'),
     ]
 
 
 def assemble_script(
     store: DeviceStore,
-    local: LocalBundle,
+    build: Build,
     plan: BundlePlan,
     side_copies: dict[str, str],
     verify: bool,
@@ -276,12 +276,12 @@ def assemble_script(
     never write one file) renamed to bundles/<sha>/ — atomic, so a final path holds nothing unverified.
     """
     q = shlex.quote
-    final = store.bundle_dir(local.sha256)
+    final = store.bundle_dir(build.sha256)
     # What says more data may come: the background writer (rebuild, resumed tail) or else adbd itself.
     live = "writing" if not plan.direct or plan.direct_from else "arriving"
     lines = [
         "set -e",
-        f"S={q(store.staging_for(local.sha256))}",
+        f"S={q(store.staging_for(build.sha256))}",
         f'A="$S/{check_name(attempt)}"',
         'out="$A/model.litertlm"',
         'P="$S/pieces"',
@@ -290,19 +290,19 @@ def assemble_script(
         "writer=; linker=",
         # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
         "trap 'kill $writer $linker 2>/dev/null || true; rm -rf \"$A\"' EXIT HUP INT TERM",
-        *(_direct_lines(local, plan) if plan.direct else _reuse_lines(store, plan)),
+        *(_direct_lines(build, plan) if plan.direct else _reuse_lines(store, plan)),
     ]
     if verify:
-        lines.append(f'sum=$(follow "$out" {local.bytes} {live} | sha256sum)')
+        lines.append(f'sum=$(follow "$out" {build.bytes} {live} | sha256sum)')
     if live == "writing":
         lines.append("wait $writer")
     lines += [
         f'w "$A/{SENT_MARKER}" 0',
         f'rm -f "$A/{SENT_MARKER}" "$A/tail" "$A/wrote"',
-        *_size_check(local),
+        *_size_check(build),
     ]
     if verify:
-        lines += _sha_check(local)
+        lines += _sha_check(build)
     for name, source_bundle in side_copies.items():
         lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
     lines += [
@@ -312,7 +312,7 @@ def assemble_script(
         f"final={q(final)}",
         f"name={check_name(attempt)}",
         # Another push of the same bundle may have finished first: its folder is as good as ours.
-        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {local.bytes} ]; then rm -rf "$A"; else',
+        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {build.bytes} ]; then rm -rf "$A"; else',
         # A folder there without the verified file (tampered with) goes aside; a concurrent push may
         # have just renamed its verified folder there.
         "  " + _set_aside('"$final"', '"$S/replaced-$name"'),

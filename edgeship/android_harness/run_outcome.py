@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.profile_build import SectionSpan
 from edgeship.errors import EdgeshipError
+from edgeship.exporter.manifest import Section
 from edgeship.profiles.schema import (
     STATUS_CRASH,
     STATUS_NO_METRICS,
@@ -96,7 +96,7 @@ def iteration_from_outputs(
     *,
     index: int,
     warmup: bool,
-    sections: Sequence[SectionSpan],
+    sections: Sequence[Section],
     adapter: Any,
     timeout_s: float,
     shell_problem: str | None,

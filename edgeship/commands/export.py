@@ -49,14 +49,14 @@ def export_command(
     The PLE table becomes its own tf_lite_per_layer_embedder section; the bundle is byte-reproducible.
     Prints what `inspect` prints (--json: its JSON view); with --quiet only BUILD_DIR's path.
     """
-    from edgeship.exporter.manifest import summarize
+    from edgeship.exporter.manifest import read_build, summarize
     from edgeship.exporter.pipeline import ExportOptions, export_build, parse_prefill
 
     options = ExportOptions(
         recipe=recipe, prefill_lengths=parse_prefill(prefill), cache_length=cache_length, force=force
     )
-    manifest = export_build(checkpoint_dir, build_dir, options, out.reporter)
-    summary = summarize(manifest, build_dir)
+    export_build(checkpoint_dir, build_dir, options, out.reporter)
+    summary = summarize(read_build(build_dir))
     out.result(summary, lambda: out.line(str(build_dir)) if out.quiet else _print_summary(out, summary))
 
 
@@ -68,9 +68,9 @@ def inspect_command(build_dir: Path, out: Output) -> None:
 
     --json: the `edgeship.inspect/1` view (docs/contracts.md).
     """
-    from edgeship.exporter.manifest import load_manifest, summarize
+    from edgeship.exporter.manifest import read_build, summarize
 
-    summary = summarize(load_manifest(build_dir), build_dir)
+    summary = summarize(read_build(build_dir))
     out.result(summary, lambda: _print_summary(out, summary))
 
 

@@ -44,20 +44,20 @@ def push_command(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgeship.android_harness.bundle_plan import load_build, verify_bundle
     from edgeship.android_harness.push import push_many
     from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError
+    from edgeship.exporter.manifest import read_build, verify_bundle
 
     if no_verify and verify_present:
         raise UsageError("--verify-present checks sha256 on the device; it cannot go with --no-verify")
     config = load_config()
     # A bad BUILD_DIR is refused before any device is touched; the bundle's sha256 (a second or two for a
     # GB) is computed while the adb servers are asked for devices, and checked before anything is sent.
-    local = load_build(build_dir, verify=False)
+    build = read_build(build_dir)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashed = pool.submit(verify_bundle, local.path, local.sha256) if not no_verify else None
+        hashed = pool.submit(verify_bundle, build) if not no_verify else None
         try:
             devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
         finally:
@@ -65,12 +65,11 @@ def push_command(
                 hashed.result()
     results = push_many(
         devices,
-        build_dir,
+        build,
         verify=not no_verify,
         dry_run=dry_run,
         reporter=out.reporter,
         root=config.device_root,
-        local=local,
         verify_present=verify_present,
     )
     out.result([result.to_dict() for result in results], lambda: _print_results(out, results, dry_run))

@@ -27,7 +27,8 @@ from typing import Any
 from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError
 from edgeship.exporter.checkpoint import Checkpoint
-from edgeship.quantize.recipes import EMBEDDER, PER_LAYER_EMBEDDER, PREFILL_DECODE, Recipe, aeq_recipe
+from edgeship.exporter.manifest import EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND
+from edgeship.quantize.recipes import Recipe, aeq_recipe
 
 # Text-only checkpoints name weights model.X; the multimodal model holds the same module at
 # model.language_model.X (lm_head is tied or at the top level in both).
@@ -152,7 +153,7 @@ def _quantize_file(path: Path, recipe: Any, kind: str, scheme_name: str) -> Path
 def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> Any:
     """Quantize each exported graph with the scheme its section kind gets in the recipe."""
     replacements: dict[str, Any] = {}
-    graphs = [(PREFILL_DECODE, "prefill_decode_model_path"), (EMBEDDER, "embedder_model_path")]
+    graphs = [(PREFILL_DECODE_KIND, "prefill_decode_model_path"), (EMBEDDER_KIND, "embedder_model_path")]
     for kind, attribute in graphs:
         path = getattr(artifacts, attribute)
         scheme = recipe.scheme_for(kind)
@@ -164,14 +165,14 @@ def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> An
             gc.collect()
     additional = dict(artifacts.additional_model_paths or {})
     if "per_layer_embedder" in additional:
-        scheme = recipe.scheme_for(PER_LAYER_EMBEDDER)
+        scheme = recipe.scheme_for(PLE_SECTION_KIND)
         if scheme.aeq:
-            with reporter.step(f"Quantize {PER_LAYER_EMBEDDER} ({scheme.name})"):
+            with reporter.step(f"Quantize {PLE_SECTION_KIND} ({scheme.name})"):
                 additional["per_layer_embedder"] = str(
                     _quantize_file(
                         Path(additional["per_layer_embedder"]),
                         aeq_recipe(scheme),
-                        PER_LAYER_EMBEDDER,
+                        PLE_SECTION_KIND,
                         scheme.name,
                     )
                 )
@@ -295,10 +296,10 @@ def run_export(
     )
     with _quiet_toolchain():
         artifacts = _run_tasks(ckpt, export_config, recipe, reporter)
-    sections = {PREFILL_DECODE: Path(artifacts.prefill_decode_model_path)}
+    sections = {PREFILL_DECODE_KIND: Path(artifacts.prefill_decode_model_path)}
     if artifacts.embedder_model_path:
-        sections[EMBEDDER] = Path(artifacts.embedder_model_path)
+        sections[EMBEDDER_KIND] = Path(artifacts.embedder_model_path)
     if artifacts.additional_model_paths and "per_layer_embedder" in artifacts.additional_model_paths:
-        sections[PER_LAYER_EMBEDDER] = Path(artifacts.additional_model_paths["per_layer_embedder"])
+        sections[PLE_SECTION_KIND] = Path(artifacts.additional_model_paths["per_layer_embedder"])
     tokenizer = Path(artifacts.tokenizer_model_path) if artifacts.tokenizer_model_path else None
     return LitertResult(Path(artifacts.litert_lm_model_path), sections, tokenizer)

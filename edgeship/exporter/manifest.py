@@ -1,25 +1,431 @@
-"""manifest.json (``edgeship.manifest/1``): what a build contains, byte for byte, and how it was made.
+"""The build-dir contract: its names and numbers, its writer, and THE typed reader of a build.
 
-The contract is documented in docs/contracts.md; later stages (push, profile, report) read only this file
-and the bundle.
+BUILD_DIR holds ``model.litertlm``, ``manifest.json`` (``edgeship.manifest/1``, docs/contracts.md),
+``tokenizer.json`` when the checkpoint has one, and ``export.log``. `edgeship export` writes it (through
+``build_manifest``/``write_manifest``); every later stage reads it through ``read_build`` only, which checks
+it once with one set of messages and returns frozen dataclasses (``Build``, ``Section``, ``PleFacts``,
+``Attention``…) instead of a dict. A later stage that adds to the manifest (verify's ``accuracy``) rewrites
+it with ``update_manifest``.
+
+This module imports nothing heavy (no torch, tensorflow or litert): push, profile, report and inspect
+import it on light command paths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship.errors import InputError
-from edgeship.exporter.checkpoint import Checkpoint, ModelFacts
-from edgeship.exporter.litertlm import BundleDigests, BundleHeader
-from edgeship.quantize.recipes import Recipe
+from edgeship.hashing import cached_sha256, file_identity
+
+if TYPE_CHECKING:
+    from edgeship.exporter.checkpoint import Checkpoint, ModelFacts
+    from edgeship.exporter.litertlm import BundleDigests, BundleHeader
+    from edgeship.quantize.recipes import Recipe
+
+# -- the contract's names and numbers ------------------------------------------------------------------------
 
 SCHEMA = "edgeship.manifest/1"
+INSPECT_SCHEMA = "edgeship.inspect/1"  # the view `edgeship inspect --json` prints (summarize)
 MANIFEST_FILE = "manifest.json"
 BUNDLE_FILE = "model.litertlm"
 TOKENIZER_FILE = "tokenizer.json"
+LOG_FILE = "export.log"  # the toolchain's own output
+# .litertlm sections start on 16 KiB boundaries so the runtime can mmap each on its own; push copies
+# reused sections on the device in blocks of this size.
 ALIGNMENT = 16 * 1024
+
+# Section kinds: a TFLiteModel section's kind is its model_type, any other section's its data type.
+TFLITE_DATA_TYPE = "TFLiteModel"
+PREFILL_DECODE_KIND = "tf_lite_prefill_decode"
+EMBEDDER_KIND = "tf_lite_embedder"
+PLE_SECTION_KIND = "tf_lite_per_layer_embedder"  # the Per-Layer-Embedding side table
+TFLITE_SECTION_KINDS = (PREFILL_DECODE_KIND, EMBEDDER_KIND, PLE_SECTION_KIND)
+
+# Top-level keys in the order the writer puts them; the ones that describe the bundle's bytes never change
+# after export.
+MANIFEST_KEYS = (
+    "schema",
+    "bundle",
+    "sections",
+    "header",
+    "model",
+    "export",
+    "checkpoint",
+    "tokenizer",
+    "accuracy",
+)
+FIXED_AT_EXPORT = ("schema", "bundle", "sections", "header")
+REQUIRED_KEYS = ("bundle", "sections", "model", "export")
+
+
+# -- the typed view ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """``bundle``: the .litertlm file, its size and digest."""
+
+    file: str
+    bytes: int
+    sha256: str
+    alignment: int | None = None
+    version: str | None = None  # the .litertlm container version
+    stamps: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A TFLite section's quantization (``sections[].quant``); ``bits`` None is float."""
+
+    recipe: str | None
+    scheme: str | None
+    bits: int | None
+    granularity: str | None
+
+    @property
+    def short(self) -> str:
+        """'int8 channelwise', 'int4 blockwise-32', 'float'."""
+        if not self.bits:
+            return "float"
+        return f"int{self.bits} {self.granularity or ''}".strip()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the bundle: bytes [offset, end) of the file, of a ``kind``."""
+
+    kind: str
+    offset: int
+    end: int
+    index: int = field(default=0, kw_only=True)
+    data_type: str | None = field(default=None, kw_only=True)
+    sha256: str = field(default="", kw_only=True)  # of bytes [offset, end)
+    quant: Quant | None = field(default=None, kw_only=True)
+
+    @property
+    def bytes(self) -> int:
+        return self.end - self.offset
+
+
+@dataclass(frozen=True)
+class HeaderRef:
+    """``header``: everything before the first section."""
+
+    offset: int
+    end: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PleFacts:
+    """``model.ple``: the PLE table; ``row_bytes`` are read per token (layers × dim × bits/8)."""
+
+    vocab: int
+    layers: int
+    dim: int
+    bits: int
+    row_bytes: int
+    table_bytes: int
+
+
+@dataclass(frozen=True)
+class Attention:
+    """``model.attention``: what decides the KV cache's size."""
+
+    layer_types: tuple[str, ...] = ()
+    sliding_window: int | None = None
+    kv_shared_layers: int | None = None
+    head_dim: int | None = None
+    global_head_dim: int | None = None
+    num_key_value_heads: int | None = None
+    num_attention_heads: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """``model``: architecture and parameter counts (core = total − PLE table − token embedding)."""
+
+    arch: str | None = None
+    model_type: str | None = None
+    text_model_type: str | None = None
+    adapted_as: str | None = None
+    params_total: int | None = None
+    params_core: int | None = None
+    ple: PleFacts | None = None
+    attention: Attention | None = None
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """``export``: the settings and toolchain versions the bundle was made with."""
+
+    prefill_lengths: tuple[int, ...] = ()
+    cache_length: int | None = None
+    recipe: str | None = None
+    recipe_sections: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """``checkpoint``: where the weights came from; ``weights_sha256`` = hashing.sha256_files(files)."""
+
+    path: str
+    weights_sha256: str
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Build:
+    """A checked build dir. ``manifest`` is the JSON as read, for views that echo it unchanged."""
+
+    build_dir: Path
+    bundle: BundleRef
+    sections: tuple[Section, ...]
+    header: HeaderRef | None
+    model: ModelInfo
+    export: ExportInfo
+    checkpoint: CheckpointRef | None
+    tokenizer_file: str | None  # beside the bundle; None when the checkpoint had no tokenizer.json
+    accuracy: Mapping[str, Any] | None
+    manifest_sha256: str  # of the manifest.json file (profile.json records it)
+    manifest: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.build_dir / MANIFEST_FILE
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.build_dir / self.bundle.file
+
+    @property
+    def tokenizer_path(self) -> Path | None:
+        return self.build_dir / self.tokenizer_file if self.tokenizer_file else None
+
+    @property
+    def sha256(self) -> str:
+        return self.bundle.sha256
+
+    @property
+    def sha12(self) -> str:
+        """The short digest that names a build's folders (RUNS_DIR/<serial>/<sha12>/)."""
+        return self.bundle.sha256[:12]
+
+    @property
+    def bytes(self) -> int:
+        return self.bundle.bytes
+
+    def section(self, kind: str) -> Section | None:
+        """The first section of ``kind``, or None."""
+        return next((section for section in self.sections if section.kind == kind), None)
+
+    @property
+    def ple_section(self) -> Section | None:
+        return self.section(PLE_SECTION_KIND)
+
+
+# -- the reader ----------------------------------------------------------------------------------------------
+
+
+def read_build(build_dir: str | Path, *, verify: bool = False) -> Build:
+    """Read and check BUILD_DIR; InputError (one line: what is wrong, what to do) when it is not a build.
+
+    Always checked: the manifest's schema and fields, that the bundle exists with the manifest's size, that
+    sections stay inside it without overlapping, that the tokenizer it names exists. With ``verify`` the
+    bundle's sha256 is checked too (seconds per GB, once per file: see ``verify_bundle``).
+    """
+    build_dir = Path(build_dir)
+    manifest_path = build_dir / MANIFEST_FILE
+    if not build_dir.is_dir():
+        raise InputError(f"{build_dir} is not a folder; pass the BUILD_DIR written by `edgeship export`")
+    if not manifest_path.is_file():
+        raise InputError(
+            f"{build_dir} has no {MANIFEST_FILE}; pass the BUILD_DIR written by `edgeship export`"
+        )
+    try:
+        data = manifest_path.read_bytes()
+        manifest = json.loads(data)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{manifest_path} is not valid JSON: {exc}".splitlines()[0]) from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        found = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise InputError(
+            f"{manifest_path} has schema {found!r}, expected {SCHEMA!r}; is it an edgeship build?"
+        )
+    for key in REQUIRED_KEYS:
+        if not isinstance(manifest.get(key), list if key == "sections" else dict):
+            raise InputError(f"{manifest_path} lacks '{key}'; re-export the build with `edgeship export`")
+    try:
+        build = Build(
+            build_dir=build_dir,
+            bundle=_bundle(manifest["bundle"]),
+            sections=tuple(_section(entry, position) for position, entry in enumerate(manifest["sections"])),
+            header=_header(manifest.get("header")),
+            model=_model(manifest["model"]),
+            export=_export(manifest["export"]),
+            checkpoint=_checkpoint(manifest.get("checkpoint")),
+            tokenizer_file=_tokenizer(manifest.get("tokenizer")),
+            accuracy=manifest.get("accuracy"),
+            manifest_sha256=hashlib.sha256(data).hexdigest(),
+            manifest=manifest,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"field {exc}" if isinstance(exc, KeyError) else f"a malformed field ({exc})"
+        raise InputError(
+            f"{manifest_path} has {detail}; re-export the build with `edgeship export`"
+        ) from None
+    _check_files(build)
+    if verify:
+        verify_bundle(build)
+    return build
+
+
+def _bundle(entry: Mapping[str, Any]) -> BundleRef:
+    return BundleRef(
+        file=str(entry["file"]),
+        bytes=int(entry["bytes"]),
+        sha256=str(entry["sha256"]).lower(),
+        alignment=_int_or_none(entry.get("alignment")),
+        version=entry.get("version"),
+        stamps=dict(entry.get("stamps") or {}),
+    )
+
+
+def _section(entry: Mapping[str, Any], position: int) -> Section:
+    quant = entry.get("quant")
+    return Section(
+        kind=str(entry.get("kind", "section")),
+        offset=int(entry["offset"]),
+        end=int(entry["end"]),
+        index=int(entry.get("index", position)),
+        data_type=entry.get("data_type"),
+        sha256=str(entry["sha256"]).lower(),
+        quant=Quant(
+            recipe=quant.get("recipe"),
+            scheme=quant.get("scheme"),
+            bits=_int_or_none(quant.get("bits")),
+            granularity=quant.get("granularity"),
+        )
+        if isinstance(quant, dict)
+        else None,
+    )
+
+
+def _header(entry: Mapping[str, Any] | None) -> HeaderRef | None:
+    if not entry:
+        return None
+    return HeaderRef(int(entry["offset"]), int(entry["end"]), str(entry["sha256"]))
+
+
+def _model(entry: Mapping[str, Any]) -> ModelInfo:
+    ple = entry.get("ple")
+    attention = entry.get("attention")
+    return ModelInfo(
+        arch=entry.get("arch"),
+        model_type=entry.get("model_type"),
+        text_model_type=entry.get("text_model_type"),
+        adapted_as=entry.get("adapted_as"),
+        params_total=_int_or_none(entry.get("params_total")),
+        params_core=_int_or_none(entry.get("params_core")),
+        ple=PleFacts(**{name: int(ple[name]) for name in PleFacts.__dataclass_fields__}) if ple else None,
+        attention=Attention(
+            layer_types=tuple(attention.get("layer_types") or ()),
+            **{
+                name: _int_or_none(attention.get(name))
+                for name in Attention.__dataclass_fields__
+                if name != "layer_types"
+            },
+        )
+        if attention
+        else None,
+    )
+
+
+def _export(entry: Mapping[str, Any]) -> ExportInfo:
+    return ExportInfo(
+        prefill_lengths=tuple(int(length) for length in entry.get("prefill_lengths") or ()),
+        cache_length=_int_or_none(entry.get("cache_length")),
+        recipe=entry.get("recipe"),
+        recipe_sections=dict(entry.get("recipe_sections") or {}),
+        versions=dict(entry.get("versions") or {}),
+    )
+
+
+def _checkpoint(entry: Mapping[str, Any] | None) -> CheckpointRef | None:
+    if not entry:
+        return None
+    return CheckpointRef(str(entry["path"]), str(entry["weights_sha256"]), tuple(entry.get("files") or ()))
+
+
+def _tokenizer(entry: Any) -> str | None:
+    return str(entry["file"]) if isinstance(entry, dict) and entry.get("file") else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _check_files(build: Build) -> None:
+    where = f"(named by {build.manifest_path})"
+    if not build.bundle_path.is_file():
+        raise InputError(f"{build.bundle_path} is missing {where}; the build dir is incomplete")
+    actual = build.bundle_path.stat().st_size
+    if actual != build.bytes:
+        raise InputError(
+            f"{build.bundle_path} has {actual} bytes but its manifest says {build.bytes}; "
+            "rebuild or re-export"
+        )
+    previous_end = 0
+    for section in sorted(build.sections, key=lambda s: s.offset):
+        if not (0 <= section.offset <= section.end <= build.bytes) or section.offset < previous_end:
+            raise InputError(
+                f"{build.manifest_path}: section {section.kind} [{section.offset}, {section.end}) "
+                f"overlaps another or leaves the {build.bytes}-byte bundle; re-export"
+            )
+        previous_end = section.end
+    tokenizer = build.tokenizer_path
+    if tokenizer is not None and not tokenizer.is_file():
+        raise InputError(f"{tokenizer} is missing {where}; the build dir is incomplete")
+
+
+# Bundles verified in this process, by (file identity, digest): `profile` pushes to N devices from N threads,
+# and a GB bundle must not be hashed N times even where the on-disk record cannot be written.
+_VERIFIED: set[tuple[str, str]] = set()
+_VERIFIED_LOCK = threading.Lock()
+
+
+def verify_bundle(build: Build) -> None:
+    """The bundle's sha256 against its manifest: a bundle changed after export is refused before use.
+
+    A digest recorded for this very file (export records it; so does the first check) is not recomputed:
+    see edgeship.hashing.known_sha256.
+    """
+    path, expected = build.bundle_path, build.sha256
+    key = (file_identity(path), expected)
+    with _VERIFIED_LOCK:
+        if key in _VERIFIED:
+            return
+        actual = cached_sha256(path)
+        if actual == expected:
+            _VERIFIED.add(key)
+            return
+    raise InputError(
+        f"{path} sha256 {actual[:12]}… does not match its manifest "
+        f"({expected[:12]}…); the bundle changed after export — re-export"
+    )
+
+
+# -- the writer ----------------------------------------------------------------------------------------------
 
 
 def section_entries(header: BundleHeader, digests: BundleDigests, recipe: Recipe) -> list[dict[str, Any]]:
@@ -28,7 +434,7 @@ def section_entries(header: BundleHeader, digests: BundleDigests, recipe: Recipe
     for section, sha256 in zip(header.sections, digests.sections, strict=True):
         quant = (
             recipe.scheme_for(section.kind).describe(recipe.name)
-            if section.data_type == "TFLiteModel"
+            if section.data_type == TFLITE_DATA_TYPE
             else None
         )
         entries.append(
@@ -101,73 +507,73 @@ def build_manifest(
     }
 
 
-def write_manifest(build_dir: Path, manifest: dict[str, Any]) -> Path:
-    path = build_dir / MANIFEST_FILE
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+def write_manifest(build_dir: Path, manifest: Mapping[str, Any]) -> Path:
+    """Write manifest.json atomically (a temporary file renamed over it): a reader never sees half of it."""
+    path = Path(build_dir) / MANIFEST_FILE
+    fd, temporary = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(manifest, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
-def load_manifest(build_dir: str | Path) -> dict[str, Any]:
-    """Read and sanity-check a build's manifest (InputError naming what is wrong)."""
-    build_dir = Path(build_dir)
-    path = build_dir / MANIFEST_FILE
-    if not path.is_file():
-        raise InputError(
-            f"no {MANIFEST_FILE} in {build_dir}; is it a build dir written by `edgeship export`?"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        found = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise InputError(f"{path} has schema {found!r}, expected {SCHEMA!r}")
-    for key in ("bundle", "sections", "model", "export"):
-        if key not in manifest:
-            raise InputError(f"{path} lacks '{key}'; re-export the build")
-    return manifest
+def update_manifest(build_dir: str | Path, changes: Mapping[str, Any]) -> Build:
+    """Replace top-level keys a later stage owns (verify: ``accuracy``) and rewrite manifest.json atomically.
+
+    The keys that describe the bundle's bytes (``FIXED_AT_EXPORT``) cannot change: a different bundle is a
+    new export. Returns the build as read back.
+    """
+    build = read_build(build_dir)
+    for key in changes:
+        if key not in MANIFEST_KEYS or key in FIXED_AT_EXPORT:
+            raise ValueError(f"manifest key {key!r} cannot be updated after export")
+    write_manifest(build.build_dir, {**build.manifest, **changes})
+    return read_build(build.build_dir)
 
 
-def _quant_short(quant: dict[str, Any] | None) -> str:
-    if not quant:
-        return "-"
-    if not quant.get("bits"):
-        return "float"
-    return f"int{quant['bits']} {quant.get('granularity', '')}".strip()
+# -- the inspect view ----------------------------------------------------------------------------------------
 
 
-def summarize(manifest: dict[str, Any], build_dir: str | Path) -> dict[str, Any]:
-    """The view `inspect` and `export --json` print: sections with their share, PLE facts, params."""
-    total = manifest["bundle"]["bytes"] or 1
-    sections = []
-    for s in manifest["sections"]:
-        quant = s.get("quant")
-        sections.append(
-            {
-                "index": s["index"],
-                "kind": s["kind"],
-                "data_type": s.get("data_type"),
-                "offset": s["offset"],
-                "bytes": s["bytes"],
-                "share": s["bytes"] / total,
-                "quant": quant,
-                "quant_short": _quant_short(quant),
-                "sha256": s["sha256"],
-            }
-        )
+def summarize(build: Build) -> dict[str, Any]:
+    """The view `inspect` and `export --json` print (``edgeship.inspect/1``): sections with their share of
+    the bundle, PLE facts with the PLE section's bytes, params core share."""
+    total = build.bytes or 1
+    manifest = build.manifest
+    sections = [
+        {
+            "index": section.index,
+            "kind": section.kind,
+            "data_type": section.data_type,
+            "offset": section.offset,
+            "bytes": section.bytes,
+            "share": section.bytes / total,
+            "quant": entry.get("quant"),
+            "quant_short": section.quant.short if section.quant else "-",
+            "sha256": section.sha256,
+        }
+        for section, entry in zip(build.sections, manifest["sections"], strict=True)
+    ]
     model = dict(manifest["model"])
-    model["core_share"] = model["params_core"] / model["params_total"] if model.get("params_total") else 0.0
+    params_total, params_core = build.model.params_total, build.model.params_core
+    model["core_share"] = params_core / params_total if params_total and params_core is not None else 0.0
     ple = dict(model["ple"]) if model.get("ple") else None
     if ple:
-        ple_section = next((s for s in sections if s["kind"] == "tf_lite_per_layer_embedder"), None)
-        ple["section_bytes"] = ple_section["bytes"] if ple_section else None
-        ple["section_share"] = ple_section["share"] if ple_section else None
+        ple_section = build.ple_section
+        ple["section_bytes"] = ple_section.bytes if ple_section else None
+        ple["section_share"] = ple_section.bytes / total if ple_section else None
     model["ple"] = ple
     return {
-        "schema": "edgeship.inspect/1",
-        "build_dir": str(build_dir),
+        "schema": INSPECT_SCHEMA,
+        "build_dir": str(build.build_dir),
         "bundle": manifest["bundle"],
-        "recipe": manifest["export"].get("recipe"),
+        "recipe": build.export.recipe,
         "sections": sections,
         "model": model,
     }

@@ -24,13 +24,20 @@ from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError, UsageError
 from edgeship.exporter import litert, litertlm, worker
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
-from edgeship.exporter.manifest import BUNDLE_FILE, TOKENIZER_FILE, build_manifest, write_manifest
+from edgeship.exporter.manifest import (
+    BUNDLE_FILE,
+    LOG_FILE,
+    MANIFEST_FILE,
+    PLE_SECTION_KIND,
+    TOKENIZER_FILE,
+    build_manifest,
+    write_manifest,
+)
 from edgeship.hashing import remember_sha256, sha256_files
-from edgeship.quantize.recipes import PER_LAYER_EMBEDDER, Recipe, resolve_recipe
+from edgeship.quantize.recipes import Recipe, resolve_recipe
 
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_CACHE_LENGTH = 1024
-LOG_FILE = "export.log"
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ def export_build(
             shutil.copyfile(tokenizer_src, staging / TOKENIZER_FILE)
             tokenizer_file = TOKENIZER_FILE
         shutil.rmtree(work)
-        ple_scheme = recipe.scheme_for(PER_LAYER_EMBEDDER)
+        ple_scheme = recipe.scheme_for(PLE_SECTION_KIND)
         manifest = build_manifest(
             bundle=bundle,
             header=header,
@@ -172,7 +179,7 @@ def export_build(
             stamps=stamps,
         )
         write_manifest(staging, manifest)
-        _fsync(bundle, staging / "manifest.json")
+        _fsync(bundle, staging / MANIFEST_FILE)
         _replace_dir(staging, out)
         # The next push's check against the manifest need not hash the bundle again (same file identity).
         remember_sha256(out / BUNDLE_FILE, manifest["bundle"]["sha256"])

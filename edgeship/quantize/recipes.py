@@ -29,11 +29,12 @@ from typing import Any
 import yaml
 
 from edgeship.errors import UsageError
-
-PREFILL_DECODE = "tf_lite_prefill_decode"
-EMBEDDER = "tf_lite_embedder"
-PER_LAYER_EMBEDDER = "tf_lite_per_layer_embedder"
-SECTION_KINDS = (PREFILL_DECODE, EMBEDDER, PER_LAYER_EMBEDDER)
+from edgeship.exporter.manifest import (
+    EMBEDDER_KIND,
+    PLE_SECTION_KIND,
+    PREFILL_DECODE_KIND,
+    TFLITE_SECTION_KINDS,
+)
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ PRESETS: dict[str, Recipe] = {
         "mixed48",
         SCHEMES["int8"],
         {
-            EMBEDDER: SCHEMES["int4-embedding"],
-            PER_LAYER_EMBEDDER: SCHEMES["int4-embedding"],
-            PREFILL_DECODE: SCHEMES["mixed48-transformer"],
+            EMBEDDER_KIND: SCHEMES["int4-embedding"],
+            PLE_SECTION_KIND: SCHEMES["int4-embedding"],
+            PREFILL_DECODE_KIND: SCHEMES["mixed48-transformer"],
         },
     ),
 }
@@ -138,9 +139,9 @@ def load_recipe_file(path: Path) -> Recipe:
         raise UsageError(f"recipe file {path}: 'sections' must map section kinds to schemes")
     sections = {}
     for kind, scheme in sections_raw.items():
-        if kind not in SECTION_KINDS:
+        if kind not in TFLITE_SECTION_KINDS:
             raise UsageError(
-                f"recipe file {path}: unknown section kind '{kind}'; use {', '.join(SECTION_KINDS)}"
+                f"recipe file {path}: unknown section kind '{kind}'; use {', '.join(TFLITE_SECTION_KINDS)}"
             )
         sections[kind] = parse_scheme(scheme, f"{path.name}: sections.{kind}")
     return Recipe(str(data.get("name") or path.stem), default, sections)

@@ -59,7 +59,11 @@ def write_build(
         },
         "sections": entries,
         "header": {"offset": 0, "end": first, "sha256": hashlib.sha256(blob[:first]).hexdigest()},
-        "model": {"arch": "synthetic"},
+        "model": {"arch": "synthetic", "model_type": "synthetic", "ple": None, "attention": None},
+        "export": {"prefill_lengths": [32], "cache_length": 1024, "recipe": "float", "versions": {}},
+        "checkpoint": None,
+        "tokenizer": None,
+        "accuracy": None,
     }
     if tokenizer is not None:
         (build_dir / "tokenizer.json").write_bytes(tokenizer)

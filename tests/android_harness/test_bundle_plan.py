@@ -24,10 +24,11 @@ from edgeship.android_harness.bundle_plan import (
     DeviceIndex,
     SectionSource,
     cut_pieces,
-    load_build,
+    index_text,
     plan_bundle,
+    side_files,
 )
-from edgeship.errors import InputError
+from edgeship.exporter.manifest import read_build
 from tests.android_harness.synthetic import write_build
 
 
@@ -36,41 +37,17 @@ def _sections(sizes: list[int], seed: int = 0) -> list[tuple[str, bytes]]:
     return [(f"kind{i}", rng.randbytes(size)) for i, size in enumerate(sizes)]
 
 
-def test_load_build_reads_manifest_and_side_files(tmp_path: Path) -> None:
+def test_a_build_and_the_side_files_that_travel_with_it(tmp_path: Path) -> None:
     build = write_build(tmp_path / "b", _sections([40_000, 70_001]))
-    local = load_build(build)
+    local = read_build(build)
     manifest = json.loads((build / "manifest.json").read_text())
     assert local.sha256 == manifest["bundle"]["sha256"]
     assert [s.sha256 for s in local.sections] == [s["sha256"] for s in manifest["sections"]]
-    assert {f.name for f in local.side_files} == {"manifest.json", "tokenizer.json"}
-
-
-def test_load_build_refuses_bad_inputs(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no manifest\.json"):
-        load_build(tmp_path)
-    build = write_build(tmp_path / "b", _sections([40_000]))
-    with (build / "model.litertlm").open("r+b") as handle:  # same size, different bytes
-        handle.seek(20_000)
-        handle.write(b"\xff" * 8)
-    with pytest.raises(InputError, match="does not match its manifest"):
-        load_build(build)
-    with (build / "model.litertlm").open("ab") as handle:
-        handle.write(b"x")
-    with pytest.raises(InputError, match="bytes but its manifest says"):
-        load_build(build)
-
-
-def test_load_build_refuses_overlapping_sections(tmp_path: Path) -> None:
-    build = write_build(tmp_path / "b", _sections([40_000, 40_000]))
-    manifest = json.loads((build / "manifest.json").read_text())
-    manifest["sections"][1]["offset"] = manifest["sections"][0]["offset"] + 100
-    (build / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(InputError, match="overlaps"):
-        load_build(build)
+    assert {f.name for f in side_files(local)} == {"manifest.json", "tokenizer.json"}
 
 
 def test_fresh_device_gets_the_whole_bundle_as_one_direct_file(tmp_path: Path) -> None:
-    local = load_build(write_build(tmp_path / "b", _sections([3 * BLOCK + 5, 2 * BLOCK])))
+    local = read_build(write_build(tmp_path / "b", _sections([3 * BLOCK + 5, 2 * BLOCK])))
     plan = plan_bundle(local, DeviceIndex(), grid=4 * BLOCK)
     assert plan.copies == [] and plan.direct and plan.direct_from == 0
     assert [(p.offset, p.length) for p in plan.pieces_to_send] == [(0, local.bytes)]
@@ -79,7 +56,7 @@ def test_fresh_device_gets_the_whole_bundle_as_one_direct_file(tmp_path: Path) -
 
 @pytest.mark.parametrize("extra", [0, 1, BLOCK - 1])
 def test_direct_push_resumes_from_the_last_whole_block_of_the_partial(tmp_path: Path, extra: int) -> None:
-    local = load_build(write_build(tmp_path / "b", _sections([9 * BLOCK + 7])))
+    local = read_build(write_build(tmp_path / "b", _sections([9 * BLOCK + 7])))
     arrived = 5 * BLOCK + extra
     plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}))
     assert plan.direct_from == 5 * BLOCK
@@ -90,7 +67,7 @@ def test_direct_push_resumes_from_the_last_whole_block_of_the_partial(tmp_path: 
 
 
 def test_a_partial_as_long_as_the_bundle_still_sends_its_last_block(tmp_path: Path) -> None:
-    local = load_build(write_build(tmp_path / "b", _sections([4 * BLOCK + 9])))
+    local = read_build(write_build(tmp_path / "b", _sections([4 * BLOCK + 9])))
     plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: local.bytes}))
     assert 0 < plan.bytes_to_send <= BLOCK
     assert plan.bytes_to_send + plan.bytes_resumed == local.bytes
@@ -105,9 +82,9 @@ def _index_for(local_sha: str, sections: list, bundle_sha: str = "a" * 64) -> De
 
 def test_rebuild_sends_changed_section_header_and_one_block_per_reused_section(tmp_path: Path) -> None:
     ple = os.urandom(40 * BLOCK + 123)
-    old = load_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(10 * BLOCK))]))
+    old = read_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(10 * BLOCK))]))
     new_transformer = os.urandom(10 * BLOCK + 77)
-    new = load_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", new_transformer)]))
+    new = read_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", new_transformer)]))
     plan = plan_bundle(new, _index_for(old.sha256, old.sections))
     header = new.sections[0].offset
     assert [c.kind for c in plan.copies] == ["ple"]
@@ -118,8 +95,8 @@ def test_rebuild_sends_changed_section_header_and_one_block_per_reused_section(t
 
 def test_pieces_resume_by_name_and_size(tmp_path: Path) -> None:
     ple = os.urandom(8 * BLOCK)
-    old = load_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
-    new = load_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
+    old = read_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
+    new = read_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
     index = _index_for(old.sha256, old.sections)
     first = plan_bundle(new, index, grid=4 * BLOCK)
     assert not first.direct and len(first.pieces) >= 3
@@ -176,13 +153,13 @@ def _run_assembly(
     from edgeship.android_harness.store import DeviceStore
 
     store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
-    new = load_build(new_dir)
+    new = read_build(new_dir)
     if old_dir is not None:  # an older verified bundle on the "device", with its section index
-        old = load_build(old_dir)
+        old = read_build(old_dir)
         folder = root / "bundles" / old.sha256
         folder.mkdir(parents=True)
-        shutil.copy(old.path, folder / "model.litertlm")
-        (folder / "sections.txt").write_text(old.index_text())
+        shutil.copy(old.bundle_path, folder / "model.litertlm")
+        (folder / "sections.txt").write_text(index_text(old, side_files(old)))
     staging = root / "staging" / new.sha256
     (staging / "pieces").mkdir(parents=True)
     if partial is not None:  # what an interrupted direct push kept
@@ -195,10 +172,10 @@ def _run_assembly(
     plan = plan_bundle(new, survey.index, grid=grid)
     attempt = staging / "attempt-test"
     attempt.mkdir()
-    for side in new.side_files:
+    for side in side_files(new):
         shutil.copy(side.path, attempt / side.name)
     script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
-    data = new.path.read_bytes()
+    data = new.bundle_path.read_bytes()
     with subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True, env=env) as process:
         for offset, length, remote in data_targets(store, plan, attempt.name):
             with open(remote, "wb") as target:
@@ -217,24 +194,24 @@ def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
     new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0
-    assert _sha(final) == load_build(new_dir).sha256
-    assert not (tmp_path / "root" / "staging").joinpath(load_build(new_dir).sha256).exists()
+    assert _sha(final) == read_build(new_dir).sha256
+    assert not (tmp_path / "root" / "staging").joinpath(read_build(new_dir).sha256).exists()
 
 
 @pytest.mark.parametrize("kept", [BLOCK - 1, 3 * BLOCK, 3 * BLOCK + 500])
 def test_direct_push_resumes_from_the_partial_prefix(tmp_path: Path, kept: int) -> None:
     new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
-    data = load_build(new_dir).path.read_bytes()
+    data = read_build(new_dir).bundle_path.read_bytes()
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=data[:kept])
     assert code == 0
-    assert _sha(final) == load_build(new_dir).sha256
+    assert _sha(final) == read_build(new_dir).sha256
 
 
 def test_a_corrupt_partial_fails_the_check_and_nothing_is_renamed(tmp_path: Path) -> None:
     from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
 
     new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3]))
-    corrupt = bytearray(load_build(new_dir).path.read_bytes()[: 4 * BLOCK])
+    corrupt = bytearray(read_build(new_dir).bundle_path.read_bytes()[: 4 * BLOCK])
     corrupt[100] ^= 0xFF
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=bytes(corrupt))
     assert code == EXIT_SHA_MISMATCH
@@ -259,8 +236,8 @@ def test_assembly_script_rebuilds_the_new_bundle_exactly(
     new_dir = write_build(tmp / "new", new_sections, header=b"H2" * 120)
     code, final = _run_assembly(tmp / "root", old_dir, new_dir, grid_blocks * BLOCK)
     assert code == 0
-    assert _sha(final) == load_build(new_dir).sha256
-    assert not (tmp / "root" / "staging" / load_build(new_dir).sha256).exists()
+    assert _sha(final) == read_build(new_dir).sha256
+    assert not (tmp / "root" / "staging" / read_build(new_dir).sha256).exists()
 
 
 def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
@@ -268,21 +245,21 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
     old_dir = write_build(tmp_path / "old", sections)
     # The device's older bundle was tampered with after it was verified: the copy cannot verify.
     new_dir = write_build(tmp_path / "new", sections, header=b"other header")
-    old = load_build(old_dir)
+    old = read_build(old_dir)
     root = tmp_path / "root"
     folder = root / "bundles" / old.sha256
     folder.mkdir(parents=True)
-    tampered = bytearray(old.path.read_bytes())
+    tampered = bytearray(old.bundle_path.read_bytes())
     tampered[old.sections[0].offset + 10] ^= 0xFF
     (folder / "model.litertlm").write_bytes(bytes(tampered))
-    (folder / "sections.txt").write_text(old.index_text())
+    (folder / "sections.txt").write_text(index_text(old, side_files(old)))
     from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
 
     code, final = _run_assembly_existing(root, new_dir)
     assert code == EXIT_SHA_MISMATCH
     assert not final.exists()
     # The failed attempt removed its own partial file; only the resumable pieces stay.
-    assert [p.name for p in (root / "staging" / load_build(new_dir).sha256).iterdir()] == ["pieces"]
+    assert [p.name for p in (root / "staging" / read_build(new_dir).sha256).iterdir()] == ["pieces"]
 
 
 def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path]:
@@ -292,7 +269,7 @@ def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path]:
 def _verified_folder(folder: Path, build_dir: Path, marker: str) -> Path:
     """A bundle folder as a finished push leaves it, with a marker saying whose it is."""
     folder.mkdir(parents=True)
-    shutil.copy(load_build(build_dir).path, folder / "model.litertlm")
+    shutil.copy(read_build(build_dir).bundle_path, folder / "model.litertlm")
     (folder / marker).write_text("")
     return folder
 
@@ -300,7 +277,7 @@ def _verified_folder(folder: Path, build_dir: Path, marker: str) -> Path:
 def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path) -> None:
     """Another push renames its verified folder into place after our check, just before our rename."""
     new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
-    new = load_build(new_dir)
+    new = read_build(new_dir)
     theirs = _verified_folder(tmp_path / "theirs", new_dir, "theirs")
     shim = tmp_path / "shim"
     shim.mkdir()
@@ -321,7 +298,7 @@ def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path
 
 def test_a_tampered_folder_at_the_final_path_is_replaced(tmp_path: Path) -> None:
     new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
-    new = load_build(new_dir)
+    new = read_build(new_dir)
     broken = _verified_folder(tmp_path / "root" / "bundles" / new.sha256, new_dir, "broken")
     with (broken / "model.litertlm").open("ab") as handle:
         handle.write(b"tail")  # no longer the verified size

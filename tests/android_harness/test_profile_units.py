@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.profile_build import read_build, section_spans
 from edgeship.android_harness.profile_options import ProfileOptions
 from edgeship.android_harness.profile_run import probe_shell_command
-from edgeship.android_harness.profile_session import sanitize_serial
+from edgeship.android_harness.profile_session import bundle_record, sanitize_serial, unique_sections
 from edgeship.android_harness.run_outcome import classify_exit, memory_record
-from edgeship.errors import InputError, UsageError
+from edgeship.errors import UsageError
+from edgeship.exporter.manifest import Section, read_build
 from edgeship.hashing import sha256_file
 from edgeship.profiles.schema import (
     STATUS_CRASH,
@@ -110,36 +110,32 @@ def test_memory_record_keeps_missing_fields_missing() -> None:
 
 
 def test_section_spans_are_sorted_and_unique() -> None:
-    spans = section_spans(
+    spans = unique_sections(
         [
-            {"kind": "TFLiteModel", "offset": 32768, "end": 49152},
-            {"kind": "LlmMetadataProto", "offset": 16384, "end": 16400},
-            {"kind": "TFLiteModel", "offset": 65536, "end": 65540},
+            Section("TFLiteModel", 32768, 49152),
+            Section("LlmMetadataProto", 16384, 16400),
+            Section("TFLiteModel", 65536, 65540),
         ]
     )
     assert [s.kind for s in spans] == ["LlmMetadataProto", "TFLiteModel", "TFLiteModel#2"]
     assert [s.bytes for s in spans] == [16, 16384, 4]
 
 
-def test_read_build(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no manifest\.json"):
-        read_build(tmp_path)
-    (tmp_path / "manifest.json").write_text("{")
-    with pytest.raises(InputError, match="not valid JSON"):
-        read_build(tmp_path)
+def test_bundle_record(tmp_path: Path) -> None:
     manifest = {
         "schema": "edgeship.manifest/1",
-        "bundle": {"file": "model.litertlm", "sha256": "ab" * 32},
-        "sections": [{"kind": "tf_lite_per_layer_embedder", "offset": 16384, "end": 32768}],
+        "bundle": {"file": "model.litertlm", "bytes": 32768, "sha256": "ab" * 32},
+        "sections": [
+            {"kind": "tf_lite_per_layer_embedder", "offset": 16384, "end": 32768, "sha256": "cd" * 32}
+        ],
+        "model": {"arch": "gemma4"},
+        "export": {"recipe": "int8"},
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(InputError, match="missing"):
-        read_build(tmp_path)
     (tmp_path / "model.litertlm").write_bytes(b"\0" * 32768)
-    build = read_build(tmp_path)
-    assert build.sha12 == "ab" * 6
-    assert build.manifest_sha256 == sha256_file(tmp_path / "manifest.json")
-    assert build.to_record()["sections"] == [
+    record = bundle_record(read_build(tmp_path))
+    assert record["manifest_sha256"] == sha256_file(tmp_path / "manifest.json")
+    assert record["sections"] == [
         {"kind": "tf_lite_per_layer_embedder", "offset": 16384, "end": 32768, "bytes": 16384}
     ]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from edgeship.android_harness import bundle_plan
-from edgeship.android_harness.bundle_plan import BLOCK, PARTIAL_NAME, load_build, plan_bundle
+from edgeship.android_harness.bundle_plan import BLOCK, PARTIAL_NAME, plan_bundle
 from edgeship.android_harness.device import Device
 from edgeship.android_harness.facts import parse_df_available
 from edgeship.android_harness.push import push_bundle, push_many
@@ -23,6 +23,7 @@ from edgeship.android_harness.push_script import parse_survey, survey_script
 from edgeship.android_harness.store import collect_garbage
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
+from edgeship.exporter.manifest import read_build
 from tests.android_harness.conftest import device_on
 from tests.android_harness.synthetic import write_build
 
@@ -64,7 +65,7 @@ def builds(tmp_path: Path) -> dict[str, Path]:
 def test_first_push_present_and_transformer_only_rebuild(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
-    v1, v2 = load_build(builds["v1"]), load_build(builds["v2"])
+    v1, v2 = read_build(builds["v1"]), read_build(builds["v2"])
     first = push_bundle(device, builds["v1"])
     assert first.ok and first.status == "pushed", first.error
     assert first.bytes_reused == 0 and first.bytes_sent >= v1.bytes
@@ -94,7 +95,7 @@ def test_first_push_present_and_transformer_only_rebuild(
 def test_a_bundle_damaged_on_the_device_is_caught_only_with_verify_present(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
-    v1 = load_build(builds["v1"])
+    v1 = read_build(builds["v1"])
     first = push_bundle(device, builds["v1"])
     assert first.ok, first.error
     final = _host_path(vdevice, first.remote_path)
@@ -117,7 +118,7 @@ def test_a_bundle_damaged_on_the_device_is_caught_only_with_verify_present(
 def test_dry_run_sends_nothing(device: Device, vdevice: Any, builds: dict[str, Path]) -> None:
     planned = push_bundle(device, builds["v1"], dry_run=True)
     assert planned.ok and planned.status == "planned"
-    assert planned.bytes_sent >= load_build(builds["v1"]).bytes
+    assert planned.bytes_sent >= read_build(builds["v1"]).bytes
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
 
 
@@ -142,7 +143,7 @@ class _CutAfter(TransferProgress):
 def test_interrupted_first_push_resumes_from_what_arrived(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
-    local = load_build(builds["v1"])
+    local = read_build(builds["v1"])
     with pytest.raises(_LinkCut):
         push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
     # adbd dropped its half-received file; the device script's hard link kept the bytes.
@@ -161,7 +162,7 @@ def test_interrupted_rebuild_resumes_with_the_pieces_that_arrived(
 ) -> None:
     monkeypatch.setattr(bundle_plan, "PIECE_GRID", 512 * 1024)
     assert push_bundle(device, builds["v1"]).ok
-    local = load_build(builds["v2"])
+    local = read_build(builds["v2"])
     index = parse_survey(device.shell(survey_script(ROOT, local.sha256)).text).index
     plan = plan_bundle(local, index)
     assert plan.copies and len(plan.pieces) >= 2
@@ -169,8 +170,8 @@ def test_interrupted_rebuild_resumes_with_the_pieces_that_arrived(
     device.shell(["mkdir", "-p", staging], check=True)
     # What a push killed in its second piece leaves: one whole piece, one cut short.
     whole, cut = plan.pieces[0], plan.pieces[1]
-    device.push_range(local.path, f"{staging}/{whole.name}", whole.offset, whole.length)
-    device.push_range(local.path, f"{staging}/{cut.name}", cut.offset, cut.length // 2)
+    device.push_range(local.bundle_path, f"{staging}/{whole.name}", whole.offset, whole.length)
+    device.push_range(local.bundle_path, f"{staging}/{cut.name}", cut.offset, cut.length // 2)
     resumed = push_bundle(device, builds["v2"])
     assert resumed.ok, resumed.error
     assert resumed.bytes_resumed == whole.length
@@ -181,7 +182,7 @@ def test_interrupted_rebuild_resumes_with_the_pieces_that_arrived(
 def test_a_corrupt_partial_is_caught_and_the_push_redone(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
-    local = load_build(builds["v1"])
+    local = read_build(builds["v1"])
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
     device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{PARTIAL_NAME}")  # a prefix with the wrong bytes
@@ -236,10 +237,10 @@ def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[st
         for path in (piece, piece.parent, piece.parent.parent):
             os.utime(path, (when, when))
     dry = collect_garbage(devices[0], keep=1, dry_run=True)
-    assert dry.removed_bundles == [load_build(builds["v1"]).sha256]
+    assert dry.removed_bundles == [read_build(builds["v1"]).sha256]
     assert dry.removed_leftovers == [f"staging/{'a' * 64}"] and dry.in_use == [f"staging/{'b' * 64}"]
     done = collect_garbage(devices[0], keep=1)
-    assert done.ok and done.kept == [load_build(builds["v2"]).sha256]
+    assert done.ok and done.kept == [read_build(builds["v2"]).sha256]
     assert not (staging / ("a" * 64)).exists() and (staging / ("b" * 64)).exists()
     assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
 
@@ -265,7 +266,7 @@ def test_cli_push_devices_and_errors(
     assert pushed.returncode == 0, pushed.stderr
     [row] = json.loads(pushed.stdout)
     assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
-    assert row["ok"] and row["bundle_sha256"] == load_build(builds["v1"]).sha256
+    assert row["ok"] and row["bundle_sha256"] == read_build(builds["v1"]).sha256
     checked = _cli(
         ["push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json"],
         adb_server,
@@ -288,7 +289,7 @@ def test_cli_push_devices_and_errors(
         handle.write(b"\x00\xff")
     refused = _cli(["push", str(tampered), "--device", vdevice.serial], adb_server, tmp_path)
     assert refused.returncode == InputError.exit_code and "does not match its manifest" in refused.stderr
-    assert not (vdevice.sandbox_root / "edgeship" / "staging" / load_build(builds["v1"]).sha256).exists()
+    assert not (vdevice.sandbox_root / "edgeship" / "staging" / read_build(builds["v1"]).sha256).exists()
     unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
     assert unknown.returncode == 5 and "not connected" in unknown.stderr
     both = _cli(["push", str(builds["v1"]), "--verify-present", "--no-verify"], adb_server, tmp_path)
@@ -301,7 +302,7 @@ def test_cli_push_devices_and_errors(
 
 @pytest.mark.e2e
 def test_real_exported_build(device: Device, vdevice: Any, tiny_gemma4_build: Path) -> None:
-    local = load_build(tiny_gemma4_build)
+    local = read_build(tiny_gemma4_build)
     assert local.sections and any(s.kind == "tf_lite_per_layer_embedder" for s in local.sections)
     result = push_bundle(device, tiny_gemma4_build)
     assert result.ok, result.error
@@ -328,7 +329,7 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
         results = list(pool.map(lambda d: push_bundle(d, builds["v1"]), [device, other]))
     assert all(r.ok for r in results), [r.error for r in results]
     final = _host_path(vdevice, results[0].remote_path)
-    sha = load_build(builds["v1"]).sha256
+    sha = read_build(builds["v1"]).sha256
     assert _sha(final) == sha
     assert sorted(p.name for p in final.parent.iterdir()) == [
         "manifest.json",

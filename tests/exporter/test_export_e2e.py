@@ -17,7 +17,7 @@ import pytest
 
 from edgeship.exporter.arch import ARCHITECTURES, SYNTHETIC_ARCHS
 from edgeship.exporter.litertlm import read_header
-from edgeship.exporter.manifest import load_manifest
+from edgeship.exporter.manifest import read_build
 from edgeship.hashing import known_sha256, sha256_file
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ def int8_build(request: pytest.FixtureRequest, build_factory) -> tuple[str, Path
 
 def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     _, build = int8_build
-    manifest = load_manifest(build)
+    manifest = read_build(build).manifest
     bundle = build / manifest["bundle"]["file"]
     assert manifest["bundle"]["bytes"] == bundle.stat().st_size
     assert manifest["bundle"]["sha256"] == sha256_file(bundle)
@@ -54,7 +54,7 @@ def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
 
 def test_ple_section_exactly_for_ple_models(int8_build: tuple[str, Path]) -> None:
     arch, build = int8_build
-    manifest = load_manifest(build)
+    manifest = read_build(build).manifest
     has_ple = ARCHITECTURES[SYNTHETIC_ARCHS[arch]].has_ple
     kinds = [s["kind"] for s in manifest["sections"]]
     assert (PLE_KIND in kinds) == has_ple
@@ -75,7 +75,7 @@ def test_ple_section_exactly_for_ple_models(int8_build: tuple[str, Path]) -> Non
 
 def test_quant_recorded_per_tflite_section(int8_build: tuple[str, Path]) -> None:
     _, build = int8_build
-    for section in load_manifest(build)["sections"]:
+    for section in read_build(build).manifest["sections"]:
         if section["data_type"] == "TFLiteModel":
             assert section["quant"] == {
                 "recipe": "int8", "scheme": "dynamic_wi8_afp32", "bits": 8, "granularity": "channelwise",
@@ -111,7 +111,7 @@ def test_export_is_byte_reproducible_through_cli(
 ) -> None:
     """A fresh `edgeship export` of the same checkpoint and recipe gives the cached build's exact bytes."""
     cached = build_factory("gemma4", "tiny", "int8")
-    manifest = load_manifest(cached)
+    manifest = read_build(cached).manifest
     fresh = tmp_path / "again"
     result = subprocess.run(
         [
@@ -143,17 +143,17 @@ def test_export_is_byte_reproducible_through_cli(
 
 
 def test_text_only_gemma4_gets_same_split_as_multimodal(build_factory) -> None:
-    multimodal = load_manifest(build_factory("gemma4", "tiny", "int8"))
-    text_only = load_manifest(build_factory("gemma4-text", "tiny", "int8"))
+    multimodal = read_build(build_factory("gemma4", "tiny", "int8")).manifest
+    text_only = read_build(build_factory("gemma4-text", "tiny", "int8")).manifest
     assert text_only["model"]["adapted_as"] == "gemma4"
     assert [s["kind"] for s in text_only["sections"]] == [s["kind"] for s in multimodal["sections"]]
     assert [s["bytes"] for s in text_only["sections"]] == [s["bytes"] for s in multimodal["sections"]]
 
 
 def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
-    int8 = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "int8"))["sections"]}
+    int8 = {s["kind"]: s for s in read_build(build_factory("gemma4", "tiny", "int8")).manifest["sections"]}
     mixed_build = build_factory("gemma4", "tiny", "mixed48")
-    mixed = {s["kind"]: s for s in load_manifest(mixed_build)["sections"]}
+    mixed = {s["kind"]: s for s in read_build(mixed_build).manifest["sections"]}
     assert mixed[PLE_KIND]["quant"]["bits"] == 4
     assert mixed["tf_lite_embedder"]["quant"]["bits"] == 4
     assert mixed["tf_lite_prefill_decode"]["quant"]["granularity"] == "mixed"
@@ -167,8 +167,8 @@ def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
 @pytest.mark.parametrize(("recipe", "granularity"), [("int4", "channelwise"), ("int4-b32", "blockwise-32")])
 def test_int4_presets_export_and_run(build_factory, recipe: str, granularity: str) -> None:
     build = build_factory("gemma4", "tiny", recipe)
-    int8 = {s["kind"]: s for s in load_manifest(build_factory("gemma4", "tiny", "int8"))["sections"]}
-    for section in load_manifest(build)["sections"]:
+    int8 = {s["kind"]: s for s in read_build(build_factory("gemma4", "tiny", "int8")).manifest["sections"]}
+    for section in read_build(build).manifest["sections"]:
         if section["data_type"] == "TFLiteModel":
             assert (section["quant"]["bits"], section["quant"]["granularity"]) == (4, granularity)
             assert section["bytes"] < int8[section["kind"]]["bytes"], section["kind"]
@@ -177,7 +177,7 @@ def test_int4_presets_export_and_run(build_factory, recipe: str, granularity: st
 
 def test_inspect_json_and_table(build_factory) -> None:
     build = build_factory("gemma4", "tiny", "int8")
-    manifest = load_manifest(build)
+    manifest = read_build(build).manifest
     result = subprocess.run(
         [sys.executable, "-m", "edgeship", "inspect", str(build), "--json"], capture_output=True, text=True
     )

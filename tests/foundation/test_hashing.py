@@ -53,21 +53,21 @@ def test_a_known_digest_is_tied_to_the_files_identity(
 def test_a_tampered_bundle_is_refused_even_after_a_successful_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgeship.android_harness import bundle_plan
     from edgeship.errors import InputError
+    from edgeship.exporter import manifest
     from tests.android_harness.synthetic import write_build
 
     monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
     build = write_build(tmp_path / "b", [("tf_lite_prefill_decode", os.urandom(50_000))])
-    local = bundle_plan.load_build(build)  # checked and remembered
-    assert known_sha256(local.path) == local.sha256
-    bundle_plan._VERIFIED.clear()  # a new process: only the on-disk record remains
-    bundle_plan.load_build(build)
-    with local.path.open("r+b") as handle:
+    local = manifest.read_build(build, verify=True)  # checked and remembered
+    assert known_sha256(local.bundle_path) == local.sha256
+    manifest._VERIFIED.clear()  # a new process: only the on-disk record remains
+    manifest.read_build(build, verify=True)
+    with local.bundle_path.open("r+b") as handle:
         handle.seek(-1, os.SEEK_END)
         last = handle.read(1)[0]
         handle.seek(-1, os.SEEK_END)
         handle.write(bytes([last ^ 0xFF]))
-    bundle_plan._VERIFIED.clear()
+    manifest._VERIFIED.clear()
     with pytest.raises(InputError, match="does not match its manifest"):
-        bundle_plan.load_build(build)
+        manifest.read_build(build, verify=True)

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 from edgeship.android_harness.probe import probe_command
-from edgeship.android_harness.profile_build import SectionSpan
 from edgeship.android_harness.run_outcome import iteration_from_outputs
 from edgeship.android_harness.runners import get_adapter
+from edgeship.exporter.manifest import Section
 from edgeship.profiles.schema import STATUS_PROBE_ERROR, STATUS_SIGNAL
 
 
@@ -22,7 +22,7 @@ def _outcome(local_dir: Path, shell_exit: int | None, shell_problem: str | None 
         local_dir,
         index=1,
         warmup=False,
-        sections=[SectionSpan("tf_lite_prefill_decode", 0, 4096)],
+        sections=[Section("tf_lite_prefill_decode", 0, 4096)],
         adapter=get_adapter("litert_lm_main"),
         timeout_s=60.0,
         shell_problem=shell_problem,

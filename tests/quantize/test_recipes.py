@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from edgeship.errors import UsageError
+from edgeship.exporter.manifest import EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND
 from edgeship.quantize.recipes import (
-    EMBEDDER,
-    PER_LAYER_EMBEDDER,
-    PREFILL_DECODE,
     PRESETS,
     SCHEMES,
     aeq_recipe,
@@ -25,9 +23,9 @@ def test_presets_named_in_the_issue_exist() -> None:
 
 def test_mixed48_gives_ple_and_embedder_int4_and_transformer_mixed() -> None:
     recipe = resolve_recipe("mixed48")
-    assert recipe.scheme_for(PER_LAYER_EMBEDDER).bits == 4
-    assert recipe.scheme_for(EMBEDDER).bits == 4
-    assert recipe.scheme_for(PREFILL_DECODE).granularity == "mixed"
+    assert recipe.scheme_for(PLE_SECTION_KIND).bits == 4
+    assert recipe.scheme_for(EMBEDDER_KIND).bits == 4
+    assert recipe.scheme_for(PREFILL_DECODE_KIND).granularity == "mixed"
 
 
 def test_mixed48_matches_ai_edge_quantizer_gemma4_mixed48() -> None:
@@ -36,7 +34,7 @@ def test_mixed48_matches_ai_edge_quantizer_gemma4_mixed48() -> None:
 
     reference = recipe_lib.gemma4_mixed48()
     recipe = resolve_recipe("mixed48")
-    for kind in (EMBEDDER, PER_LAYER_EMBEDDER, PREFILL_DECODE):
+    for kind in (EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND):
         assert aeq_recipe(recipe.scheme_for(kind)) == reference[kind], kind
 
 
@@ -48,9 +46,9 @@ def test_yaml_recipe_chooses_scheme_per_section(tmp_path: Path) -> None:
     )
     recipe = resolve_recipe(str(path))
     assert recipe.name == "edge"
-    assert recipe.scheme_for(PREFILL_DECODE) is SCHEMES["int8"]
-    assert recipe.scheme_for(PER_LAYER_EMBEDDER) is SCHEMES["int4-b32"]
-    embedder = recipe.scheme_for(EMBEDDER)
+    assert recipe.scheme_for(PREFILL_DECODE_KIND) is SCHEMES["int8"]
+    assert recipe.scheme_for(PLE_SECTION_KIND) is SCHEMES["int4-b32"]
+    embedder = recipe.scheme_for(EMBEDDER_KIND)
     assert (embedder.bits, embedder.granularity) == (4, "blockwise-64")
     assert isinstance(aeq_recipe(embedder), list) and aeq_recipe(embedder)
 
