@@ -61,7 +61,7 @@ def devices_command(servers: tuple[str, ...], out: Output) -> None:
 
     --json: a list with one object per device (its facts, `error` when it could not be asked).
     """
-    from edgeship.android_harness.facts import inventory
+    from edgeship.android_harness.adb import inventory
     from edgeship.config import load_config
 
     config = load_config()

@@ -31,7 +31,7 @@ def build_command(abi: str, output: Path | None, out: Output) -> None:
 
     --json: abi, path, sha256, source_sha256 (the cache key), bytes.
     """
-    from edgeship.android_harness.probe.build import build_probe, probe_source_sha256
+    from edgeship.android_harness.probe import build_probe, probe_source_sha256
     from edgeship.hashing import sha256_file
 
     with out.reporter.step(f"probe for {abi}"):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgeship.android_harness.profile_options import ProfileOptions
+from edgeship.android_harness.profile.options import ProfileOptions
 from edgeship.commands.options import options_from, output_options, selection_options
 from edgeship.console import Output
 
@@ -39,8 +39,8 @@ def profile_command(
 
     Exit code 6 when a run failed (killed, crashed, timed out), 5 when a device failed.
     """
+    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.profile import profile_devices, raise_for_outcomes
-    from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
     from edgeship.profiles.summary import SummaryRow, failed_row, residency_lines, summary_table
 

@@ -44,8 +44,8 @@ def push_command(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.push import push_many
-    from edgeship.android_harness.selection import select_devices
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError
     from edgeship.exporter.manifest import read_build, verify_bundle
@@ -128,7 +128,7 @@ def gc_command(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgeship.android_harness.selection import select_devices
+    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.store import collect_garbage
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError

@@ -1,11 +1,12 @@
 """Checkpoint → .litertlm bundle + manifest.json (the `export` stage).
 
 Public entry points: ``export_build(checkpoint_dir, out, options_or_recipe)``, ``ExportOptions`` and
-``make_checkpoint(arch, size, out)``. They resolve lazily, so importing a submodule (the export worker runs
-as ``python -m edgeship.exporter.worker``) does not import the rest of the package first.
+``make_checkpoint(arch, size, out)``; the build-dir contract (its one reader ``read_build``) is
+``edgeship.exporter.manifest``. They resolve lazily, so importing a submodule (the export worker runs as
+``python -m edgeship.exporter.worker``; push and profile read manifests) does not import the rest first.
 """
 
-from typing import Any
+from edgeship.lazy import lazy_exports
 
 _PUBLIC = {
     "export_build": "edgeship.exporter.pipeline",
@@ -13,11 +14,4 @@ _PUBLIC = {
     "make_checkpoint": "edgeship.exporter.synthetic",
 }
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'edgeship.exporter' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
+__getattr__ = lazy_exports(__name__, _PUBLIC)

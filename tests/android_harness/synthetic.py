@@ -11,7 +11,15 @@ import json
 import os
 from pathlib import Path
 
-BLOCK = 16 * 1024
+from edgeship.exporter.manifest import ALIGNMENT
+
+BLOCK = ALIGNMENT
+
+
+def random_sections(sizes: list[int], seed: int = 0) -> list[tuple[str, bytes]]:
+    """(kind0, bytes), (kind1, bytes)… of the given sizes, the same for the same seed."""
+    rng = __import__("random").Random(seed)
+    return [(f"kind{i}", rng.randbytes(size)) for i, size in enumerate(sizes)]
 
 
 def _align(value: int) -> int:

@@ -21,7 +21,7 @@ from edgeship.exporter.manifest import (
     update_manifest,
 )
 from edgeship.hashing import sha256_file
-from tests.android_harness.synthetic import write_build
+from tests.android_harness.synthetic import random_sections, write_build
 
 PLE = {"vocab": 64, "layers": 2, "dim": 8, "bits": 8, "row_bytes": 16, "table_bytes": 1024}
 ATTENTION = {
@@ -33,11 +33,6 @@ ATTENTION = {
     "num_key_value_heads": 1,
     "num_attention_heads": 2,
 }
-
-
-def _sections(sizes: list[int], seed: int = 0) -> list[tuple[str, bytes]]:
-    rng = __import__("random").Random(seed)
-    return [(f"kind{i}", rng.randbytes(size)) for i, size in enumerate(sizes)]
 
 
 def _rewrite(build: Path, change) -> None:  # type: ignore[no-untyped-def]
@@ -77,7 +72,7 @@ def test_read_build_refuses_bad_inputs(tmp_path: Path) -> None:
         read_build(tmp_path)
     with pytest.raises(InputError, match="is not a folder"):
         read_build(tmp_path / "nonexistent")
-    build = write_build(tmp_path / "b", _sections([40_000]))
+    build = write_build(tmp_path / "b", random_sections([40_000]))
     with (build / "model.litertlm").open("r+b") as handle:  # same size, different bytes
         handle.seek(20_000)
         handle.write(b"\xff" * 8)
@@ -90,8 +85,8 @@ def test_read_build_refuses_bad_inputs(tmp_path: Path) -> None:
         read_build(build)
 
 
-def test_read_build_refuses_overlapping_sections(tmp_path: Path) -> None:
-    build = write_build(tmp_path / "b", _sections([40_000, 40_000]))
+def test_read_build_refuses_overlappingrandom_sections(tmp_path: Path) -> None:
+    build = write_build(tmp_path / "b", random_sections([40_000, 40_000]))
     manifest = json.loads((build / "manifest.json").read_text())
     manifest["sections"][1]["offset"] = manifest["sections"][0]["offset"] + 100
     (build / "manifest.json").write_text(json.dumps(manifest))
@@ -110,7 +105,7 @@ def test_read_build_refuses_overlapping_sections(tmp_path: Path) -> None:
     ],
 )
 def test_each_bad_manifest_is_one_line_naming_what_is_wrong(tmp_path: Path, change, words: str) -> None:  # type: ignore[no-untyped-def]
-    build = write_build(tmp_path / "b", _sections([1000]))
+    build = write_build(tmp_path / "b", random_sections([1000]))
     _rewrite(build, change)
     with pytest.raises(InputError, match=r"re-export|edgeship build|incomplete") as info:
         read_build(build)
@@ -146,7 +141,7 @@ def test_the_typed_view_holds_what_the_manifest_says(tmp_path: Path) -> None:
 
 
 def test_update_manifest_rewrites_it_atomically_and_keeps_the_bundle_fixed(tmp_path: Path) -> None:
-    build_dir = write_build(tmp_path / "b", _sections([3000]))
+    build_dir = write_build(tmp_path / "b", random_sections([3000]))
     before = json.loads((build_dir / "manifest.json").read_text())
     updated = update_manifest(build_dir, {"accuracy": {"kl_divergence": 0.01}})
     assert updated.accuracy == {"kl_divergence": 0.01}

@@ -1,4 +1,4 @@
-"""What to send and what to copy on the device, from a build's manifest and the device's section index.
+"""The transfer plan: what to send and what to copy on the device, from a build and the device's index.
 
 The bundle is seen as 16 KiB blocks (the .litertlm section alignment). A section whose sha256 the device
 already holds in some verified bundle is copied there with `dd bs=16384 skip= seek= count=`: only its
@@ -21,83 +21,14 @@ that counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from edgeship.exporter.manifest import ALIGNMENT, MANIFEST_FILE, Build
-from edgeship.hashing import cached_sha256
+from edgeship.android_harness.store.index import DeviceIndex
+from edgeship.exporter.manifest import ALIGNMENT, Build
 
 BLOCK = ALIGNMENT  # dd's block: a section starts on one, so its whole blocks can be copied
 PIECE_GRID = 16 * 1024 * 1024
 PARTIAL_NAME = "partial"  # staging/<sha>/pieces/partial: the prefix a direct push received
-INDEX_NAME = "sections.txt"  # on the device, beside each bundle: "sha256 offset end kind" per section
-
-
-@dataclass(frozen=True)
-class SideFile:
-    """A file that lands beside the bundle (manifest, tokenizer)."""
-
-    name: str
-    path: Path
-    bytes: int
-    sha256: str
-
-
-def side_files(build: Build) -> tuple[SideFile, ...]:
-    """The manifest and the tokenizer (when the build has one), with their sizes and digests."""
-    files = [
-        SideFile(
-            MANIFEST_FILE, build.manifest_path, build.manifest_path.stat().st_size, build.manifest_sha256
-        )
-    ]
-    tokenizer = build.tokenizer_path
-    if tokenizer is not None:
-        files.append(SideFile(tokenizer.name, tokenizer, tokenizer.stat().st_size, cached_sha256(tokenizer)))
-    return tuple(files)
-
-
-def index_text(build: Build, sides: Sequence[SideFile], pushed_at: float | None = None) -> str:
-    """The device-side section index written beside the bundle (and when it was pushed, for gc)."""
-    lines = [f"pushed {pushed_at:.6f}"] if pushed_at is not None else []
-    lines += [f"{s.sha256} {s.offset} {s.end} {s.kind}" for s in build.sections]
-    lines += [f"file {f.name} {f.sha256} {f.bytes}" for f in sides]
-    return "\n".join(lines) + "\n"
-
-
-# -- the device's index -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SectionSource:
-    """Where the device already holds a section: inside a verified bundle."""
-
-    bundle_sha256: str
-    offset: int
-    end: int
-
-
-@dataclass
-class DeviceIndex:
-    bundles: dict[str, int] = field(default_factory=dict)  # bundle sha -> model.litertlm size
-    sections: dict[str, SectionSource] = field(default_factory=dict)  # section sha -> a source
-    side_files: dict[str, str] = field(default_factory=dict)  # file sha -> bundle sha holding it (by name)
-    side_names: dict[str, str] = field(default_factory=dict)  # file sha -> its name there
-    pieces: dict[str, int] = field(default_factory=dict)  # staged piece name -> size
-    free_bytes: int | None = None
-
-
-def parse_index_line(bundle_sha: str, line: str, index: DeviceIndex) -> None:
-    parts = line.split()
-    if len(parts) >= 4 and parts[0] == "file":
-        name, sha = parts[1], parts[2]
-        index.side_files.setdefault(sha, bundle_sha)
-        index.side_names.setdefault(sha, name)
-    elif len(parts) >= 3 and len(parts[0]) == 64 and parts[1].isdigit() and parts[2].isdigit():
-        index.sections.setdefault(parts[0], SectionSource(bundle_sha, int(parts[1]), int(parts[2])))
-
-
-# -- the plan --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -122,7 +53,7 @@ class Piece:
 
 
 @dataclass
-class BundlePlan:
+class TransferPlan:
     bundle_sha256: str
     bundle_bytes: int
     copies: list[BlockCopy]
@@ -176,7 +107,9 @@ def cut_pieces(start: int, end: int, grid: int = PIECE_GRID) -> list[Piece]:
     return pieces
 
 
-def plan_bundle(build: Build, index: DeviceIndex, reuse: bool = True, grid: int | None = None) -> BundlePlan:
+def plan_transfer(
+    build: Build, index: DeviceIndex, reuse: bool = True, grid: int | None = None
+) -> TransferPlan:
     grid = grid or PIECE_GRID
     copies: list[BlockCopy] = []
     if reuse:
@@ -197,10 +130,10 @@ def plan_bundle(build: Build, index: DeviceIndex, reuse: bool = True, grid: int 
         partial = index.pieces.get(PARTIAL_NAME, 0) if reuse else 0
         start = min(partial // BLOCK * BLOCK, (build.bytes - 1) // BLOCK * BLOCK) if build.bytes else 0
         piece = Piece(start, build.bytes - start)
-        return BundlePlan(build.sha256, build.bytes, [], [piece], set(), direct_from=start)
+        return TransferPlan(build.sha256, build.bytes, [], [piece], set(), direct_from=start)
     covered = [(c.offset, c.offset + c.length) for c in copies]
     pieces: list[Piece] = []
     for start, end in _uncovered(build.bytes, covered):
         pieces.extend(cut_pieces(start, end, grid))
     present = {p.name for p in pieces if index.pieces.get(p.name) == p.length}
-    return BundlePlan(build.sha256, build.bytes, copies, pieces, present)
+    return TransferPlan(build.sha256, build.bytes, copies, pieces, present)

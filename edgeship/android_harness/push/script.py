@@ -19,47 +19,42 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edgeship.android_harness.bundle_plan import (
+from edgeship.android_harness.adb import END, df_section, parse_df_available, split_sections, tag
+from edgeship.android_harness.store import (
     BLOCK,
     INDEX_NAME,
     PARTIAL_NAME,
-    BundlePlan,
+    STAGING_IDLE_LIMIT_S,
     DeviceIndex,
+    DeviceStore,
+    TransferPlan,
+    check_name,
     parse_index_line,
 )
-from edgeship.android_harness.facts import parse_df_available, split_sections
-from edgeship.android_harness.store import DeviceStore, check_name
-from edgeship.exporter.manifest import Build
+from edgeship.exporter.manifest import BUNDLE_FILE, Build
 
-PIECE_WAIT_S = 600.0  # the device script gives up on data that does not arrive (host died silently)
+PIECE_WAIT_S = STAGING_IDLE_LIMIT_S  # the device script gives up on data that does not arrive
 POLL_S = 0.02
 EXIT_STALLED = 7
 EXIT_SIZE_MISMATCH = 8
 EXIT_SHA_MISMATCH = 9
 EXIT_PARTIAL_GONE = 10  # another push took the partial prefix first: start again from scratch
-ATTEMPT_STALE_S = 600  # an attempt folder whose file has not grown for this long belongs to a dead push
+ATTEMPT_STALE_S = int(STAGING_IDLE_LIMIT_S)  # an attempt folder not grown for this long: a dead push
 SENT_MARKER = "sent"  # pushed last in the data session: every SEND before it has completed
 
 
 # -- survey ----------------------------------------------------------------------------------------------
 
 
-def nearest_dir_df(root: str) -> str:
-    return (
-        f'd={shlex.quote(root)}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${{d%/*}}"; done; '
-        '[ -n "$d" ] || d=/; echo \'@df\'; df -k -P "$d" 2>/dev/null || df -k "$d"\n'
-    )
-
-
 def survey_script(root: str, bundle_sha: str) -> str:
     staging = f"staging/{bundle_sha}"
     return (
-        nearest_dir_df(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
-        "echo '@bundles'; stat -c '%s %n' bundles/*/model.litertlm 2>/dev/null\n"
-        f'echo \'@index\'; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
-        f"echo '@pieces'; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
-        f"echo '@attempts'; date +%s; stat -c '%Y %n' {staging}/*/model.litertlm 2>/dev/null\n"
-        "echo '@end'\n"
+        df_section(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
+        f"{tag('bundles')}; stat -c '%s %n' bundles/*/{BUNDLE_FILE} 2>/dev/null\n"
+        f'{tag("index")}; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
+        f"{tag('pieces')}; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
+        f"{tag('attempts')}; date +%s; stat -c '%Y %n' {staging}/*/{BUNDLE_FILE} 2>/dev/null\n"
+        f"{tag(END)}\n"
     )
 
 
@@ -121,14 +116,14 @@ def set_aside_script(store: DeviceStore, bundle_sha: str) -> str:
 # -- where the data goes -----------------------------------------------------------------------------------
 
 
-def data_targets(store: DeviceStore, plan: BundlePlan, attempt: str) -> list[tuple[int, int, str]]:
+def data_targets(store: DeviceStore, plan: TransferPlan, attempt: str) -> list[tuple[int, int, str]]:
     """(offset, length, remote path) of every range to send, in order, ending with the empty end marker."""
     staging = store.staging_for(plan.bundle_sha256)
     folder = f"{staging}/{attempt}"
     targets: list[tuple[int, int, str]] = []
     for piece in plan.pieces_to_send:
         if plan.direct:
-            name = "model.litertlm" if piece.offset == 0 else "tail"
+            name = BUNDLE_FILE if piece.offset == 0 else "tail"
             targets.append((piece.offset, piece.length, f"{folder}/{name}"))
         else:
             targets.append((piece.offset, piece.length, f"{staging}/pieces/{piece.name}"))
@@ -201,7 +196,7 @@ def _sha_check(build: Build) -> list[str]:
     ]
 
 
-def _reuse_lines(store: DeviceStore, plan: BundlePlan) -> list[str]:
+def _reuse_lines(store: DeviceStore, plan: TransferPlan) -> list[str]:
     """A rebuild: a background writer assembles the file from older bundles (dd) and grid pieces."""
     q = shlex.quote
     regions: list[tuple[int, str]] = []
@@ -235,7 +230,7 @@ def _background_writer(command: str, redirect: str) -> list[str]:
     ]
 
 
-def _direct_lines(build: Build, plan: BundlePlan) -> list[str]:
+def _direct_lines(build: Build, plan: TransferPlan) -> list[str]:
     """A first push: the file arrives whole from the host; keep a hard link to it for resuming."""
     start = plan.direct_from or 0
     if start == 0:
@@ -260,7 +255,7 @@ def _direct_lines(build: Build, plan: BundlePlan) -> list[str]:
 def assemble_script(
     store: DeviceStore,
     build: Build,
-    plan: BundlePlan,
+    plan: TransferPlan,
     side_copies: dict[str, str],
     verify: bool,
     attempt: str,
@@ -283,7 +278,7 @@ def assemble_script(
         "set -e",
         f"S={q(store.staging_for(build.sha256))}",
         f'A="$S/{check_name(attempt)}"',
-        'out="$A/model.litertlm"',
+        f'out="$A/{BUNDLE_FILE}"',
         'P="$S/pieces"',
         *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
         *_FUNCTIONS,
@@ -312,7 +307,7 @@ def assemble_script(
         f"final={q(final)}",
         f"name={check_name(attempt)}",
         # Another push of the same bundle may have finished first: its folder is as good as ours.
-        f'if [ "$(stat -c %s "$final/model.litertlm" 2>/dev/null)" = {build.bytes} ]; then rm -rf "$A"; else',
+        f'if [ "$(stat -c %s "$final/{BUNDLE_FILE}" 2>/dev/null)" = {build.bytes} ]; then rm -rf "$A"; else',
         # A folder there without the verified file (tampered with) goes aside; a concurrent push may
         # have just renamed its verified folder there.
         "  " + _set_aside('"$final"', '"$S/replaced-$name"'),

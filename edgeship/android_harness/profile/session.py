@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.profile_options import ProfileOptions
+from edgeship.android_harness.profile.options import ProfileOptions
 from edgeship.config import Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError
@@ -85,7 +85,7 @@ class ProfileSession:
 
 def plain_device_state(device: Any) -> dict[str, Any] | None:
     """The device's state now (thermal, battery) as JSON-ready dicts, None when it exposes none."""
-    from edgeship.android_harness.facts import device_state
+    from edgeship.android_harness.adb import device_state
 
     state = device_state(device)
     return _plain(state)
@@ -110,7 +110,7 @@ def set_up_session(
     device: Any, build: Build, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
 ) -> ProfileSession:
     """Facts, runner and probe for the device's ABI, push what is missing, state before; raises on failure."""
-    from edgeship.android_harness.facts import device_facts
+    from edgeship.android_harness.adb import device_facts
     from edgeship.android_harness.probe.build import build_probe
     from edgeship.android_harness.push import push_bundle
     from edgeship.android_harness.runners import get_adapter

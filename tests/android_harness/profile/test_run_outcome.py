@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from edgeship.android_harness.probe import probe_command
-from edgeship.android_harness.run_outcome import iteration_from_outputs
+from edgeship.android_harness.profile.outcome import iteration_from_outputs
 from edgeship.android_harness.runners import get_adapter
 from edgeship.exporter.manifest import Section
 from edgeship.profiles.schema import STATUS_PROBE_ERROR, STATUS_SIGNAL

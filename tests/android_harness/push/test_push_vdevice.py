@@ -14,13 +14,11 @@ from typing import Any
 
 import pytest
 
-from edgeship.android_harness import bundle_plan
-from edgeship.android_harness.bundle_plan import BLOCK, PARTIAL_NAME, plan_bundle
-from edgeship.android_harness.device import Device
-from edgeship.android_harness.facts import parse_df_available
+from edgeship.android_harness.adb import parse_df_available
+from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.push import push_bundle, push_many
-from edgeship.android_harness.push_script import parse_survey, survey_script
-from edgeship.android_harness.store import collect_garbage
+from edgeship.android_harness.push.script import parse_survey, survey_script
+from edgeship.android_harness.store import BLOCK, PARTIAL_NAME, collect_garbage, plan_transfer, transfer
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
@@ -160,11 +158,11 @@ def test_interrupted_first_push_resumes_from_what_arrived(
 def test_interrupted_rebuild_resumes_with_the_pieces_that_arrived(
     device: Device, vdevice: Any, builds: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bundle_plan, "PIECE_GRID", 512 * 1024)
+    monkeypatch.setattr(transfer, "PIECE_GRID", 512 * 1024)
     assert push_bundle(device, builds["v1"]).ok
     local = read_build(builds["v2"])
     index = parse_survey(device.shell(survey_script(ROOT, local.sha256)).text).index
-    plan = plan_bundle(local, index)
+    plan = plan_transfer(local, index)
     assert plan.copies and len(plan.pieces) >= 2
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
@@ -246,7 +244,7 @@ def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[st
 
 
 def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**server.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**server.env, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     env.pop("ANDROID_SERIAL", None)
     env.pop("EDGESHIP_CONFIG", None)
     return subprocess.run(
@@ -342,7 +340,7 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
 
 
 def test_survey_marks_only_old_attempts_stale() -> None:
-    from edgeship.android_harness.push_script import ATTEMPT_STALE_S, parse_survey
+    from edgeship.android_harness.push.script import ATTEMPT_STALE_S, parse_survey
 
     sha = "b" * 64
     now = 1_800_000_000

@@ -9,12 +9,14 @@ output. A field the device does not expose stays None — never a guess.
 from __future__ import annotations
 
 import re
-import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgeship.android_harness.device import Device
+from edgeship.android_harness.adb.device import Device
+from edgeship.android_harness.adb.selection import ONLINE, FoundDevice, device_for, gather
+from edgeship.android_harness.adb.servers import connect_reachable
+from edgeship.android_harness.adb.tagged import df_section, parse_df_available, split_sections, tag
 from edgeship.config import DEFAULT_DEVICE_ROOT, Config
 from edgeship.errors import EdgeshipError
 
@@ -29,7 +31,7 @@ PROPS = {
 }
 
 # The parts of the script shared by facts and state: battery, thermal zones, CPU clocks.
-_STATE_SCRIPT = r"""
+STATE_SCRIPT = r"""
 echo '@battery'; dumpsys battery 2>/dev/null
 echo '@power_supply'
 for s in /sys/class/power_supply/*; do
@@ -53,17 +55,12 @@ echo '@end'
 
 def facts_script(device_root: str) -> str:
     prop_lines = "".join(f'echo "prop {key}=$(getprop {key})"\n' for key in PROPS.values())
-    # df the nearest existing ancestor of the root: before the first push the root does not exist yet.
     return (
-        f"root={shlex.quote(device_root)}\n"
-        f"{prop_lines}"
-        "echo '@meminfo'; cat /proc/meminfo 2>/dev/null\n"
-        'd="$root"; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${d%/*}"; done; [ -n "$d" ] || d=/\n'
-        'echo \'@df\'; df -k -P "$d" 2>/dev/null || df -k "$d" 2>/dev/null\n' + _STATE_SCRIPT
+        prop_lines
+        + f"{tag('meminfo')}; cat /proc/meminfo 2>/dev/null\n"
+        + df_section(device_root)
+        + STATE_SCRIPT
     )
-
-
-STATE_SCRIPT = _STATE_SCRIPT
 
 
 @dataclass
@@ -97,19 +94,6 @@ class DeviceFacts:
         return asdict(self)
 
 
-def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
-    """Lines before the first '@tag' line, and the lines of each tagged section."""
-    head: list[str] = []
-    sections: dict[str, list[str]] = {}
-    current: list[str] = head
-    for line in text.splitlines():
-        if line.startswith("@") and re.fullmatch(r"@[a-z_]+", line.strip()):
-            current = sections.setdefault(line.strip()[1:], [])
-            continue
-        current.append(line)
-    return head, sections
-
-
 def parse_props(lines: list[str]) -> dict[str, str]:
     props: dict[str, str] = {}
     for line in lines:
@@ -127,20 +111,6 @@ def parse_meminfo(lines: list[str]) -> tuple[int | None, int | None]:
         if match:
             values[match.group(1)] = int(match.group(2)) * 1024
     return values.get("MemTotal"), values.get("MemAvailable")
-
-
-def parse_df_available(lines: list[str]) -> int | None:
-    """Available bytes from `df -k` output (the 4th column of the data line, in 1 KiB blocks)."""
-    rows = [line.split() for line in lines if line.strip()]
-    if len(rows) < 2:
-        return None
-    data = rows[1]
-    # A long filesystem name may wrap onto its own line; the numbers are then on the next line.
-    if len(data) == 1 and len(rows) > 2:
-        data = data + rows[2]
-    if len(data) >= 4 and data[3].isdigit():
-        return int(data[3]) * 1024
-    return None
 
 
 def _number(text: str) -> float | None:
@@ -272,9 +242,6 @@ def inventory(config: Config, servers: tuple[str, ...] = ()) -> list[DeviceFacts
 
     Devices are asked in parallel (one script each): a bench of ten phones answers in the time of one.
     """
-    from edgeship.android_harness.adb import connect_reachable
-    from edgeship.android_harness.selection import ONLINE, device_for, gather
-
     # One lab host being down must not hide the phones of the others: it gets a row of its own.
     clients, down = connect_reachable(config.servers(servers))
     unreachable = [
@@ -283,7 +250,7 @@ def inventory(config: Config, servers: tuple[str, ...] = ()) -> list[DeviceFacts
     ]
     found = gather(clients)
 
-    def one(item: Any) -> DeviceFacts:
+    def one(item: FoundDevice) -> DeviceFacts:
         device = device_for(item)
         if item.listing.state != ONLINE:
             return DeviceFacts(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from edgeship.android_harness.facts import (
+from edgeship.android_harness.adb.facts import (
     parse_battery,
     parse_cpufreq,
-    parse_df_available,
     parse_meminfo,
     parse_props,
     parse_thermal,
     parse_thermal_status,
-    split_sections,
 )
+from edgeship.android_harness.adb.tagged import parse_df_available, split_sections
 
 PHONE_OUTPUT = """prop ro.product.model=Pixel 8
 prop ro.product.manufacturer=Google

@@ -11,8 +11,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from edgeship.android_harness.adb import ServerClient, connect_reachable, connect_servers
-from edgeship.android_harness.device import Device
+from edgeship.android_harness.adb.device import Device
+from edgeship.android_harness.adb.servers import ServerClient, connect_reachable, connect_servers
 from edgeship.config import AdbServer, Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError, UsageError

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.profile_options import ProfileOptions
-from edgeship.android_harness.profile_run import run_once
-from edgeship.android_harness.profile_session import (
+from edgeship.android_harness.profile.options import ProfileOptions
+from edgeship.android_harness.profile.run import run_once
+from edgeship.android_harness.profile.session import (
     ProfileSession,
     plain_device_state,
     save_profile,

@@ -3,11 +3,11 @@
 One device costs, when the bundle is already there, one shell round trip (the survey). Otherwise:
 
 1. survey (1 shell): bundles present, their section index, what an interrupted push left, free space;
-2. plan (bundle_plan): which 16 KiB blocks to copy from older bundles, what to send — the whole bundle as
+2. plan (store.transfer): which 16 KiB blocks to copy from older bundles, what to send — the whole bundle as
    one file on a first push, pieces around the copied sections on a rebuild;
 3. refuse with "needs X, has Y" when what arrives would not fit;
 4. send the side files (manifest, tokenizer, section index) and the device script in one sync session;
-5. start the script (push_script), then send the data and an end marker in one pipelined sync session.
+5. start the script (push.script), then send the data and an end marker in one pipelined sync session.
    The script writes staging/<sha>/<attempt>/model.litertlm once, front to back, hashes it with the
    device's `sha256sum` while it grows, checks size and digest against the manifest, and only then
    renames the attempt folder to bundles/<sha>/ — a directory rename, atomic, so a final path never holds
@@ -29,17 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.bundle_plan import (
-    INDEX_NAME,
-    BundlePlan,
-    DeviceIndex,
-    SideFile,
-    index_text,
-    plan_bundle,
-    side_files,
-)
-from edgeship.android_harness.device import Device
-from edgeship.android_harness.push_script import (
+from edgeship.android_harness.adb import Device, ShellResult
+from edgeship.android_harness.push.script import (
     EXIT_PARTIAL_GONE,
     EXIT_SHA_MISMATCH,
     Survey,
@@ -50,7 +41,16 @@ from edgeship.android_harness.push_script import (
     set_aside_script,
     survey_script,
 )
-from edgeship.android_harness.store import DeviceStore
+from edgeship.android_harness.store import (
+    INDEX_NAME,
+    DeviceIndex,
+    DeviceStore,
+    SideFile,
+    TransferPlan,
+    index_text,
+    plan_transfer,
+    side_files,
+)
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.console import Reporter, TransferProgress
 from edgeship.errors import DeviceError, EdgeshipError
@@ -80,7 +80,7 @@ class PushResult:
 # -- one device ----------------------------------------------------------------------------------------------
 
 
-def _script_failure(device: Device, result: Any, what: str) -> DeviceError:
+def _script_failure(device: Device, result: ShellResult, what: str) -> DeviceError:
     text = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
     reason = text[-1] if text else f"exit {result.exit_code}"
     return DeviceError(f"{device.serial}: {what}: {reason}")
@@ -131,7 +131,7 @@ class _Attempt:
                 to_send.append(side)
         return copies, to_send
 
-    def send_and_assemble(self, plan: BundlePlan, survey: Survey) -> int:
+    def send_and_assemble(self, plan: TransferPlan, survey: Survey) -> int:
         staging = self.store.staging_for(self.build.sha256)
         attempt = new_attempt_name()
         folder = f"{staging}/{attempt}"
@@ -251,7 +251,7 @@ def _push_one(
             attempt.set_aside_present_bundle()
             survey = attempt.survey()
 
-    plan = plan_bundle(build, survey.index)
+    plan = plan_transfer(build, survey.index)
     _, side_to_send = attempt.side_copies(survey.index)
     side_bytes = sum(side.bytes for side in side_to_send)
     result.bytes_reused = plan.bytes_copied + plan.bytes_resumed
@@ -281,7 +281,7 @@ def _push_one(
         # Only the pieces: another push's attempt folder may be live beside ours.
         device.shell(["rm", "-rf", f"{store.staging_for(build.sha256)}/pieces"], timeout=120)
         clean = DeviceIndex(free_bytes=survey.index.free_bytes)
-        plan = plan_bundle(build, clean, reuse=False)
+        plan = plan_transfer(build, clean, reuse=False)
         result.bytes_reused = result.bytes_resumed = 0
         result.bytes_sent += attempt.send_and_assemble(plan, Survey(clean))
     result.status = "pushed"

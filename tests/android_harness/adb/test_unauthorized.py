@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.android_harness.selection import STATE_HINTS
+from edgeship.android_harness.adb.selection import STATE_HINTS
 from edgeship.errors import DeviceError
 from tests.android_harness.synthetic import write_build
 
@@ -25,7 +25,7 @@ def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess
     config = cwd / "edgeship.yaml"
     config.write_text(f'adb_servers: ["{server.address}"]\n')
     env = {**server.env, "EDGESHIP_CONFIG": str(config)}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
     env.pop("ANDROID_SERIAL", None)
     command = [sys.executable, "-m", "edgeship", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)

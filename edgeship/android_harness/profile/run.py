@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.cooldown import wait_for_cooldown
-from edgeship.android_harness.profile_session import (
+from edgeship.android_harness.profile.cooldown import wait_for_cooldown
+from edgeship.android_harness.profile.outcome import iteration_from_outputs, last_line
+from edgeship.android_harness.profile.session import (
     ProfileSession,
     plain_device_state,
     sanitize_serial,
     save_profile,
 )
-from edgeship.android_harness.run_outcome import iteration_from_outputs, last_line
 from edgeship.errors import DeviceError
 from edgeship.profiles.schema import STATUS_PROBE_ERROR, ExitStatus, Iteration
 

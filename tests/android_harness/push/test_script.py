@@ -1,14 +1,11 @@
-"""The push plan: what is copied on the device, what is sent, and that together they rebuild the bundle.
-
-The assembly script itself runs here under the host's /bin/sh against a folder laid out like the device
-store, so the dd arithmetic is checked byte for byte without a device.
+"""The device side of a push: the assembly script runs here under the host's /bin/sh against a folder laid
+out like the device store, so the dd arithmetic, the checks and the rename are tested byte for byte without
+a device.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -18,112 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeship.android_harness.bundle_plan import (
+from edgeship.android_harness.push.script import assemble_script, data_targets, parse_survey, survey_script
+from edgeship.android_harness.store import (
     BLOCK,
     PARTIAL_NAME,
-    DeviceIndex,
-    SectionSource,
-    cut_pieces,
+    DeviceStore,
     index_text,
-    plan_bundle,
+    plan_transfer,
     side_files,
 )
 from edgeship.exporter.manifest import read_build
-from tests.android_harness.synthetic import write_build
-
-
-def _sections(sizes: list[int], seed: int = 0) -> list[tuple[str, bytes]]:
-    rng = __import__("random").Random(seed)
-    return [(f"kind{i}", rng.randbytes(size)) for i, size in enumerate(sizes)]
-
-
-def test_a_build_and_the_side_files_that_travel_with_it(tmp_path: Path) -> None:
-    build = write_build(tmp_path / "b", _sections([40_000, 70_001]))
-    local = read_build(build)
-    manifest = json.loads((build / "manifest.json").read_text())
-    assert local.sha256 == manifest["bundle"]["sha256"]
-    assert [s.sha256 for s in local.sections] == [s["sha256"] for s in manifest["sections"]]
-    assert {f.name for f in side_files(local)} == {"manifest.json", "tokenizer.json"}
-
-
-def test_fresh_device_gets_the_whole_bundle_as_one_direct_file(tmp_path: Path) -> None:
-    local = read_build(write_build(tmp_path / "b", _sections([3 * BLOCK + 5, 2 * BLOCK])))
-    plan = plan_bundle(local, DeviceIndex(), grid=4 * BLOCK)
-    assert plan.copies == [] and plan.direct and plan.direct_from == 0
-    assert [(p.offset, p.length) for p in plan.pieces_to_send] == [(0, local.bytes)]
-    assert plan.bytes_to_send == local.bytes and plan.bytes_resumed == 0
-
-
-@pytest.mark.parametrize("extra", [0, 1, BLOCK - 1])
-def test_direct_push_resumes_from_the_last_whole_block_of_the_partial(tmp_path: Path, extra: int) -> None:
-    local = read_build(write_build(tmp_path / "b", _sections([9 * BLOCK + 7])))
-    arrived = 5 * BLOCK + extra
-    plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}))
-    assert plan.direct_from == 5 * BLOCK
-    assert plan.bytes_resumed == 5 * BLOCK
-    assert plan.bytes_to_send == local.bytes - 5 * BLOCK
-    # Without reuse (the retry after a failed check) the partial is ignored.
-    assert plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}), reuse=False).direct_from == 0
-
-
-def test_a_partial_as_long_as_the_bundle_still_sends_its_last_block(tmp_path: Path) -> None:
-    local = read_build(write_build(tmp_path / "b", _sections([4 * BLOCK + 9])))
-    plan = plan_bundle(local, DeviceIndex(pieces={PARTIAL_NAME: local.bytes}))
-    assert 0 < plan.bytes_to_send <= BLOCK
-    assert plan.bytes_to_send + plan.bytes_resumed == local.bytes
-
-
-def _index_for(local_sha: str, sections: list, bundle_sha: str = "a" * 64) -> DeviceIndex:
-    index = DeviceIndex(bundles={bundle_sha: 1})
-    for s in sections:
-        index.sections[s.sha256] = SectionSource(bundle_sha, s.offset, s.end)
-    return index
-
-
-def test_rebuild_sends_changed_section_header_and_one_block_per_reused_section(tmp_path: Path) -> None:
-    ple = os.urandom(40 * BLOCK + 123)
-    old = read_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(10 * BLOCK))]))
-    new_transformer = os.urandom(10 * BLOCK + 77)
-    new = read_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", new_transformer)]))
-    plan = plan_bundle(new, _index_for(old.sha256, old.sections))
-    header = new.sections[0].offset
-    assert [c.kind for c in plan.copies] == ["ple"]
-    # Derived bound: header + the ple's last partial block (+ its padding) + the new transformer section.
-    assert plan.bytes_to_send <= header + BLOCK + len(new_transformer)
-    assert plan.bytes_copied == (len(ple) // BLOCK) * BLOCK
-
-
-def test_pieces_resume_by_name_and_size(tmp_path: Path) -> None:
-    ple = os.urandom(8 * BLOCK)
-    old = read_build(write_build(tmp_path / "old", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
-    new = read_build(write_build(tmp_path / "new", [("ple", ple), ("transformer", os.urandom(9 * BLOCK))]))
-    index = _index_for(old.sha256, old.sections)
-    first = plan_bundle(new, index, grid=4 * BLOCK)
-    assert not first.direct and len(first.pieces) >= 3
-    arrived = first.pieces[0]
-    index.pieces = {arrived.name: arrived.length, first.pieces[1].name: 7}  # the second was cut short
-    again = plan_bundle(new, index, grid=4 * BLOCK)
-    assert again.bytes_resumed == arrived.length
-    assert again.bytes_to_send == first.bytes_to_send - arrived.length
-
-
-@given(
-    start_blocks=st.integers(0, 50),
-    length=st.integers(1, 40 * BLOCK),
-    grid_blocks=st.integers(1, 8),
-)
-def test_cut_pieces_tiles_the_range_on_the_grid(start_blocks: int, length: int, grid_blocks: int) -> None:
-    start = start_blocks * BLOCK
-    grid = grid_blocks * BLOCK
-    pieces = cut_pieces(start, start + length, grid)
-    assert pieces[0].offset == start
-    assert sum(p.length for p in pieces) == length
-    for before, after in itertools.pairwise(pieces):
-        assert before.offset + before.length == after.offset
-        assert after.offset % grid == 0
-
-
-# -- the generated device script, run by the host shell ------------------------------------------------------
+from tests.android_harness.synthetic import random_sections, write_build
 
 
 class _PathsOnly:
@@ -144,14 +46,6 @@ def _run_assembly(
 
     The data lands in uneven chunks (not block-aligned), the end marker last, as adbd writes a SEND.
     """
-    from edgeship.android_harness.push_script import (
-        assemble_script,
-        data_targets,
-        parse_survey,
-        survey_script,
-    )
-    from edgeship.android_harness.store import DeviceStore
-
     store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
     new = read_build(new_dir)
     if old_dir is not None:  # an older verified bundle on the "device", with its section index
@@ -169,7 +63,7 @@ def _run_assembly(
             ["sh", "-c", survey_script(str(root), new.sha256)], capture_output=True, text=True
         ).stdout
     )
-    plan = plan_bundle(new, survey.index, grid=grid)
+    plan = plan_transfer(new, survey.index, grid=grid)
     attempt = staging / "attempt-test"
     attempt.mkdir()
     for side in side_files(new):
@@ -191,7 +85,7 @@ def _sha(path: Path) -> str:
 
 
 def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
-    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
+    new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3, 2 * BLOCK]))
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0
     assert _sha(final) == read_build(new_dir).sha256
@@ -200,7 +94,7 @@ def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kept", [BLOCK - 1, 3 * BLOCK, 3 * BLOCK + 500])
 def test_direct_push_resumes_from_the_partial_prefix(tmp_path: Path, kept: int) -> None:
-    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3, 2 * BLOCK]))
+    new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3, 2 * BLOCK]))
     data = read_build(new_dir).bundle_path.read_bytes()
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=data[:kept])
     assert code == 0
@@ -208,9 +102,9 @@ def test_direct_push_resumes_from_the_partial_prefix(tmp_path: Path, kept: int) 
 
 
 def test_a_corrupt_partial_fails_the_check_and_nothing_is_renamed(tmp_path: Path) -> None:
-    from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
+    from edgeship.android_harness.push.script import EXIT_SHA_MISMATCH
 
-    new_dir = write_build(tmp_path / "new", _sections([7 * BLOCK + 3]))
+    new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3]))
     corrupt = bytearray(read_build(new_dir).bundle_path.read_bytes()[: 4 * BLOCK])
     corrupt[100] ^= 0xFF
     code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=bytes(corrupt))
@@ -228,7 +122,7 @@ def test_assembly_script_rebuilds_the_new_bundle_exactly(
     tmp_path_factory: pytest.TempPathFactory, sizes: list[int], changed: int, grid_blocks: int
 ) -> None:
     tmp = tmp_path_factory.mktemp("asm")
-    old_sections = _sections(sizes, seed=1)
+    old_sections = random_sections(sizes, seed=1)
     new_sections = list(old_sections)
     index = changed % len(sizes)
     new_sections[index] = (new_sections[index][0], os.urandom(sizes[index] + 3))
@@ -241,7 +135,7 @@ def test_assembly_script_rebuilds_the_new_bundle_exactly(
 
 
 def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
-    sections = _sections([5 * BLOCK, 3 * BLOCK])
+    sections = random_sections([5 * BLOCK, 3 * BLOCK])
     old_dir = write_build(tmp_path / "old", sections)
     # The device's older bundle was tampered with after it was verified: the copy cannot verify.
     new_dir = write_build(tmp_path / "new", sections, header=b"other header")
@@ -253,7 +147,7 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
     tampered[old.sections[0].offset + 10] ^= 0xFF
     (folder / "model.litertlm").write_bytes(bytes(tampered))
     (folder / "sections.txt").write_text(index_text(old, side_files(old)))
-    from edgeship.android_harness.push_script import EXIT_SHA_MISMATCH
+    from edgeship.android_harness.push.script import EXIT_SHA_MISMATCH
 
     code, final = _run_assembly_existing(root, new_dir)
     assert code == EXIT_SHA_MISMATCH
@@ -276,7 +170,7 @@ def _verified_folder(folder: Path, build_dir: Path, marker: str) -> Path:
 
 def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path) -> None:
     """Another push renames its verified folder into place after our check, just before our rename."""
-    new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
+    new_dir = write_build(tmp_path / "new", random_sections([5 * BLOCK + 7]))
     new = read_build(new_dir)
     theirs = _verified_folder(tmp_path / "theirs", new_dir, "theirs")
     shim = tmp_path / "shim"
@@ -297,7 +191,7 @@ def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path
 
 
 def test_a_tampered_folder_at_the_final_path_is_replaced(tmp_path: Path) -> None:
-    new_dir = write_build(tmp_path / "new", _sections([5 * BLOCK + 7]))
+    new_dir = write_build(tmp_path / "new", random_sections([5 * BLOCK + 7]))
     new = read_build(new_dir)
     broken = _verified_folder(tmp_path / "root" / "bundles" / new.sha256, new_dir, "broken")
     with (broken / "model.litertlm").open("ab") as handle:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from edgeship.android_harness.device import Device
-from edgeship.android_harness.facts import device_facts, device_state
-from edgeship.android_harness.selection import list_all_devices, select_devices
+from edgeship.android_harness.adb.device import Device
+from edgeship.android_harness.adb.facts import device_facts, device_state
+from edgeship.android_harness.adb.selection import list_all_devices, select_devices
 from edgeship.android_harness.store import DeviceStore
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError, UsageError
@@ -171,7 +171,7 @@ def test_shell_timeout_is_a_deadline_and_kills_the_command(device: Device, vdevi
 
 
 def test_inventory_keeps_going_when_one_lab_host_is_down(adb_server: Any, vdevice: Any) -> None:
-    from edgeship.android_harness.facts import inventory
+    from edgeship.android_harness.adb import inventory
 
     config = config_for(adb_server)
     dead = "192.0.2.1:5037"  # TEST-NET-1: never answers
@@ -193,7 +193,7 @@ class _Warnings(Reporter):
 
 
 def test_selection_skips_a_lab_host_that_is_down_with_a_warning(adb_server: Any, vdevice: Any) -> None:
-    from edgeship.android_harness.selection import select_devices
+    from edgeship.android_harness.adb import select_devices
 
     dead = "192.0.2.1:5037"  # TEST-NET-1: never answers
     warnings: list[str] = []
@@ -206,7 +206,7 @@ def test_selection_skips_a_lab_host_that_is_down_with_a_warning(adb_server: Any,
 
 
 def test_no_answering_server_is_one_error() -> None:
-    from edgeship.android_harness.selection import select_devices
+    from edgeship.android_harness.adb import select_devices
     from edgeship.config import AdbServer, Config
 
     config = Config(adb_servers=[AdbServer("192.0.2.1", 5037), AdbServer("192.0.2.2", 5037)])
@@ -217,7 +217,7 @@ def test_no_answering_server_is_one_error() -> None:
 def test_a_local_server_is_started_when_none_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
-    from edgeship.android_harness.adb import server_is_listening
+    from edgeship.android_harness.adb.servers import server_is_listening
     from edgeship.config import AdbServer
     from tests.fixtures.adb import BUNDLED_ADB, free_port
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.profile_options import ProfileOptions
-from edgeship.android_harness.profile_run import probe_shell_command
-from edgeship.android_harness.profile_session import bundle_record, sanitize_serial, unique_sections
-from edgeship.android_harness.run_outcome import classify_exit, memory_record
+from edgeship.android_harness.profile.options import ProfileOptions
+from edgeship.android_harness.profile.outcome import classify_exit, memory_record
+from edgeship.android_harness.profile.run import probe_shell_command
+from edgeship.android_harness.profile.session import bundle_record, sanitize_serial, unique_sections
 from edgeship.errors import UsageError
 from edgeship.exporter.manifest import Section, read_build
 from edgeship.hashing import sha256_file
@@ -156,7 +156,7 @@ def test_options_validation() -> None:
 
 
 def test_exit_code_follows_what_failed() -> None:
-    from edgeship.android_harness.profile import DeviceOutcome, raise_for_outcomes
+    from edgeship.android_harness.profile.orchestrate import DeviceOutcome, raise_for_outcomes
     from edgeship.errors import DeviceError, RunError
 
     raise_for_outcomes([DeviceOutcome("a"), DeviceOutcome("b")])  # all well: no error

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.probe.build import build_probe
-
 HERE = Path(__file__).parent
 
 
@@ -34,11 +32,6 @@ def zig_cc(target: str, source: Path, output: Path) -> Path:
         timeout=900,
     )
     return output
-
-
-@pytest.fixture(scope="session")
-def probe_x86() -> Path:
-    return build_probe("x86_64")
 
 
 @pytest.fixture(scope="session")

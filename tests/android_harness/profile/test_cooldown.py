@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from edgeship.android_harness.cooldown import hottest_zone, wait_for_cooldown
+from edgeship.android_harness.profile.cooldown import hottest_zone, wait_for_cooldown
 
 
 class FakeTime:

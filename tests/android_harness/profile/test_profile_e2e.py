@@ -203,7 +203,7 @@ def test_profile_two_devices_one_without_runner(
     """Devices run in parallel; one that cannot be profiled (an arm64 phone with no litert_lm_main configured)
     is reported and the other still gets its profile; the exit code is DeviceError's."""
     arm_profile = tmp_path / "varm64.yaml"
-    builtin = Path(__file__).resolve().parents[2] / "edgeship" / "vdevice" / "profiles" / "vbudget4g.yaml"
+    builtin = Path(__file__).resolve().parents[3] / "edgeship" / "vdevice" / "profiles" / "vbudget4g.yaml"
     arm_profile.write_text(
         builtin.read_text()
         .replace("abi: x86_64", "abi: arm64-v8a")
