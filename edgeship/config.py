@@ -7,9 +7,11 @@ Looked up as: the path in $EDGESHIP_CONFIG, else ./edgeship.yaml, else defaults.
       flagship: ["R5CT1234", "127.0.0.1:40001"]
     runners:
       arm64-v8a: /opt/litert-lm/android_arm64/litert_lm_main
-    recipes:
-      mine: recipes/mine.yaml
     device_root: /data/local/tmp/edgeship
+
+Two more keys are parsed and typed, but no command reads them yet (docs/architecture.md): ``recipes``
+(recipe name → YAML recipe file, for `export --recipe NAME`) and ``gate`` (thresholds of `edgeship gate`).
+Until then `export --recipe` takes a preset name or a recipe file path.
 """
 
 from __future__ import annotations
@@ -60,9 +62,9 @@ class Config:
     adb_servers: list[AdbServer] = field(default_factory=list)
     labels: dict[str, list[str]] = field(default_factory=dict)
     runners: dict[str, str] = field(default_factory=dict)
-    recipes: dict[str, str] = field(default_factory=dict)
+    recipes: dict[str, str] = field(default_factory=dict)  # name → YAML recipe file (not read yet)
     device_root: str = DEFAULT_DEVICE_ROOT
-    gate: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)  # `edgeship gate` thresholds (not read yet)
     source: Path | None = None
 
     def servers(self, extra: list[str] | tuple[str, ...] = ()) -> list[AdbServer]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from edgeship.commands.options import output_options, selection_options
 from edgeship.console import Output
 from edgeship.units import format_bytes, format_number
+
+if TYPE_CHECKING:
+    from edgeship.android_harness.push import PushResult
 
 
 @click.command("push")
@@ -83,7 +86,7 @@ def push_command(
         )
 
 
-def _print_results(out: Output, results: list[Any], dry_run: bool) -> None:
+def _print_results(out: Output, results: list[PushResult], dry_run: bool) -> None:
     from rich.table import Table
 
     table = Table(header_style="bold")

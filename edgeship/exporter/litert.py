@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import edgeship
 from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError
 from edgeship.exporter.checkpoint import Checkpoint
@@ -226,15 +228,11 @@ def _canonical_llm_metadata(packer: Any) -> Iterator[None]:
 
 
 def versions() -> dict[str, str]:
-    from importlib import metadata
-
-    import edgeship
-
     out = {"edgeship": edgeship.__version__}
     for dist in ("litert-torch", "transformers", "torch", "ai-edge-quantizer", "litert-lm-builder"):
         try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
 

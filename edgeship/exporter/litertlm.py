@@ -12,6 +12,7 @@ values derived from the inputs (same string lengths, so no offset moves).
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -188,8 +189,6 @@ def digest_bundle(
     A PLE-heavy bundle is mostly one large section; reading it once instead of twice keeps `export` close to
     the raw export_hf time.
     """
-    import hashlib
-
     size = Path(path).stat().st_size
     first = min((s.offset for s in header.sections), default=size)
     ranges = [(0, first)] + [(s.offset, s.end) for s in header.sections]

@@ -182,7 +182,7 @@ class Device:
     # -- sync protocol plumbing --------------------------------------------------------------------------
 
     @contextmanager
-    def _sync(self) -> Iterator[Any]:
+    def _sync(self) -> Iterator[socket.socket]:
         try:
             connection = self.adb.open_transport(timeout=SYNC_TIMEOUT_S)
             _no_delay(connection)
@@ -199,7 +199,7 @@ class Device:
         finally:
             connection.close()
 
-    def _read_ack(self, sock: Any, remote: str) -> None:
+    def _read_ack(self, sock: socket.socket, remote: str) -> None:
         try:
             failure = sync.read_status(sock)
         except OSError as exc:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import adbutils
 from adbutils import AdbClient, AdbDevice
 from adbutils._proto import AdbDeviceInfo
 from adbutils.errors import AdbError
@@ -52,8 +53,6 @@ def find_adb_binary() -> str:
     on_path = shutil.which("adb")
     if on_path:
         return on_path
-    import adbutils
-
     bundled = Path(adbutils.__file__).parent / "binaries" / "adb"
     if bundled.is_file():
         return str(bundled)

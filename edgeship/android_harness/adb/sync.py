@@ -8,10 +8,10 @@ writes keeps Python out of the data path (a third more throughput on a 1 GB bund
 
 from __future__ import annotations
 
+import socket
 import stat
 import struct
 import time
-from typing import Any
 
 SEND = b"SEND"
 DATA = b"DATA"
@@ -53,7 +53,7 @@ def blob_messages(data: bytes, remote: str, mode: int) -> bytes:
     return bytes(message)
 
 
-def read_status(sock: Any) -> str | None:
+def read_status(sock: socket.socket) -> str | None:
     """The device's answer to a DONE: None for OKAY, the message of a FAIL; ValueError for anything else."""
     tag, length = HEADER.unpack(recv_exact(sock, HEADER.size))
     if tag == OKAY:
@@ -63,7 +63,7 @@ def read_status(sock: Any) -> str | None:
     raise ValueError(f"unexpected sync reply {tag!r}")
 
 
-def read_failure(sock: Any, timeout: float = 2.0) -> str | None:
+def read_failure(sock: socket.socket, timeout: float = 2.0) -> str | None:
     """After a failed write: the FAIL message the device sent before closing, if it sent one."""
     try:
         sock.settimeout(timeout)
@@ -75,7 +75,7 @@ def read_failure(sock: Any, timeout: float = 2.0) -> str | None:
         return None
 
 
-def recv_exact(sock: Any, size: int) -> bytes:
+def recv_exact(sock: socket.socket, size: int) -> bytes:
     chunks = bytearray()
     while len(chunks) < size:
         chunk = sock.recv(size - len(chunks))

@@ -9,10 +9,12 @@ timeline.csv: the status columns (vm_*, rss_anon/file/shmem) are read every tick
 default, because each read walks every page table) and repeat the last reading in between. An empty cell is
 a field this kernel does not report.
 
-Section residency: the LiteRT-LM engine mmaps each bundle section on its own at the section's file offset,
-so a mapping of the bundle belongs to the section whose [offset, end) holds the mapping's file offset. The
-resident bytes of a section at one smaps sample are the sum of its mappings' Rss; its resident peak is the
-largest sum over the samples.
+Section residency (docs/contracts.md): smaps gives one Rss per mapping of the bundle, and a mapping may
+overlap several sections (it is whole pages, so its last page holds padding or the next section). Each
+mapping's Rss is shared pro rata among the sections it overlaps: a section gets Rss × (overlap ÷ mapping
+size). A fully resident mapping so counts exactly a section's bytes, never more; only a partly resident
+mapping spanning several sections gives an estimate (pages assumed evenly resident). A section's resident
+bytes at one smaps sample are the sum of its shares; its resident peak is the largest sum over the samples.
 """
 
 from __future__ import annotations
@@ -89,10 +91,6 @@ class ProbeRun:
     error: str | None = None
     probe_version: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def timeline_path(self) -> Path:
-        return self.directory / "timeline.csv"
 
     @property
     def ok(self) -> bool:

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from edgeship.android_harness.adb import Device
 from edgeship.android_harness.profile.options import ProfileOptions
 from edgeship.android_harness.profile.run import run_once
 from edgeship.android_harness.profile.session import (
@@ -31,7 +31,7 @@ from edgeship.android_harness.profile.session import (
 )
 from edgeship.config import Config
 from edgeship.console import Reporter
-from edgeship.errors import DeviceError, EdgeshipError, UsageError
+from edgeship.errors import DeviceError, EdgeshipError, RunError, UsageError
 from edgeship.exporter.manifest import Build, read_build
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Iteration, Profile
 from edgeship.units import format_rate
@@ -55,7 +55,7 @@ class DeviceOutcome:
 
 
 def profile_device(
-    device: Any,
+    device: Device,
     build: Build,
     runs_dir: Path,
     options: ProfileOptions,
@@ -115,7 +115,7 @@ def _describe(iteration: Iteration) -> str:
 
 
 def profile_devices(
-    devices: Sequence[Any],
+    devices: Sequence[Device],
     build_dir: Path,
     runs_dir: Path,
     options: ProfileOptions,
@@ -158,8 +158,6 @@ def profile_devices(
 
 def raise_for_outcomes(outcomes: Sequence[DeviceOutcome]) -> None:
     """The exit code says what failed: DeviceError when a device failed, RunError when only runs did."""
-    from edgeship.errors import RunError
-
     failed_devices = [outcome for outcome in outcomes if outcome.error]
     if failed_devices:
         first = failed_devices[0]

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeship.android_harness.probe import read_probe_output
+from edgeship.android_harness.runners import RunnerAdapter, RunnerMetrics
 from edgeship.errors import EdgeshipError
 from edgeship.exporter.manifest import Section
 from edgeship.profiles.schema import (
@@ -97,7 +99,7 @@ def iteration_from_outputs(
     index: int,
     warmup: bool,
     sections: Sequence[Section],
-    adapter: Any,
+    adapter: RunnerAdapter,
     timeout_s: float,
     shell_problem: str | None,
     shell_wall: float,
@@ -108,8 +110,6 @@ def iteration_from_outputs(
     ``shell_problem``/``shell_wall``/``shell_exit`` are what the adb shell call saw: the note when the probe
     left nothing usable, the wall time when it recorded none, 128 + signal when the probe itself was killed.
     """
-    from edgeship.android_harness.probe.results import read_probe_output
-
     relative_dir = local_dir.name
     timeline = local_dir / "timeline.csv"
     latency = Latency(ttft_definition=adapter.ttft_definition)
@@ -180,7 +180,7 @@ def iteration_from_outputs(
     return iteration, run.probe_version or None
 
 
-def _parse_runner(adapter: Any, local_dir: Path) -> Any | None:
+def _parse_runner(adapter: RunnerAdapter, local_dir: Path) -> RunnerMetrics | None:
     def read(name: str) -> str | None:
         path = local_dir / name
         return path.read_text(errors="replace") if path.exists() else None

@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from edgeship.android_harness.adb import Device
+from edgeship.android_harness.probe import probe_command
 from edgeship.android_harness.profile.cooldown import wait_for_cooldown
 from edgeship.android_harness.profile.outcome import iteration_from_outputs, last_line
 from edgeship.android_harness.profile.session import (
@@ -22,6 +23,7 @@ from edgeship.android_harness.profile.session import (
     sanitize_serial,
     save_profile,
 )
+from edgeship.android_harness.runners import RunConfig
 from edgeship.errors import DeviceError
 from edgeship.profiles.schema import STATUS_PROBE_ERROR, ExitStatus, Iteration
 
@@ -41,12 +43,15 @@ def probe_shell_command(
     smaps_interval_ms: int | None = None,
 ) -> str:
     """The one device shell line of a run: make the run dir, go there, exec the probe (every word quoted)."""
-    probe_argv = [probe, "--interval-ms", str(interval_ms), "--timeout-s", f"{timeout_s:g}"]
-    if smaps_interval_ms is not None:
-        probe_argv += ["--smaps-interval-ms", str(smaps_interval_ms)]
-    for path in maps:
-        probe_argv += ["--maps", path]
-    probe_argv += ["--out", out_dir, "--", *runner_argv]
+    probe_argv = probe_command(
+        probe,
+        out_dir,
+        runner_argv,
+        interval_ms=interval_ms,
+        timeout_s=timeout_s,
+        smaps_interval_ms=smaps_interval_ms,
+        maps=maps,
+    )
     env_words = [f"{name}={value}" for name, value in sorted((env or {}).items())]
     exec_words = (["env", *env_words] if env_words else []) + probe_argv
     quote = shlex.quote
@@ -57,8 +62,6 @@ def probe_shell_command(
 
 def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
     """Run the bundle once under the probe; DeviceError (after saving what it left) if the device is lost."""
-    from edgeship.android_harness.runners import RunConfig
-
     options = session.options
     device = session.device
     name = f"{'warmup' if warmup else 'iter'}-{index}"
@@ -133,7 +136,7 @@ def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
     return iteration
 
 
-def _pull_run_dir(device: Any, remote_dir: str, local_dir: Path) -> None:
+def _pull_run_dir(device: Device, remote_dir: str, local_dir: Path) -> None:
     listing = device.shell(["ls", "-1", remote_dir])
     if listing.exit_code != 0:
         return  # the probe never made it; the iteration says why

@@ -8,12 +8,17 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeship.android_harness.adb import Device, device_facts, device_state
+from edgeship.android_harness.probe import build_probe
 from edgeship.android_harness.profile.options import ProfileOptions
+from edgeship.android_harness.push import push_bundle
+from edgeship.android_harness.runners import RunnerAdapter, get_adapter, resolve_runner
+from edgeship.android_harness.store import DeviceStore
 from edgeship.config import Config
 from edgeship.console import Reporter
 from edgeship.errors import DeviceError
@@ -67,12 +72,12 @@ def sanitize_serial(serial: str) -> str:
 class ProfileSession:
     """Everything the runs on one device share once set up."""
 
-    device: Any
+    device: Device
     build: Build
     sections: list[Section]  # the build's, kinds made unique: what residency is attributed to
     options: ProfileOptions
-    store: Any
-    adapter: Any
+    store: DeviceStore
+    adapter: RunnerAdapter
     remote_bundle: str
     remote_probe: str
     runner_path: str
@@ -83,10 +88,8 @@ class ProfileSession:
     started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
 
 
-def plain_device_state(device: Any) -> dict[str, Any] | None:
+def plain_device_state(device: Device) -> dict[str, Any] | None:
     """The device's state now (thermal, battery) as JSON-ready dicts, None when it exposes none."""
-    from edgeship.android_harness.adb import device_state
-
     state = device_state(device)
     return _plain(state)
 
@@ -95,9 +98,7 @@ def _plain(value: Any) -> Any:
     """Dataclasses and other records → JSON-ready dicts."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
+    if is_dataclass(value) and not isinstance(value, type):
         return _plain(asdict(value))
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
@@ -107,16 +108,9 @@ def _plain(value: Any) -> Any:
 
 
 def set_up_session(
-    device: Any, build: Build, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
+    device: Device, build: Build, runs_dir: Path, options: ProfileOptions, config: Config, reporter: Reporter
 ) -> ProfileSession:
     """Facts, runner and probe for the device's ABI, push what is missing, state before; raises on failure."""
-    from edgeship.android_harness.adb import device_facts
-    from edgeship.android_harness.probe.build import build_probe
-    from edgeship.android_harness.push import push_bundle
-    from edgeship.android_harness.runners import get_adapter
-    from edgeship.android_harness.runners.resolve import resolve_runner
-    from edgeship.android_harness.store import DeviceStore
-
     facts = device_facts(device, device_root=config.device_root)
     abi = facts.abi
     if not abi:
@@ -160,7 +154,7 @@ def set_up_session(
             "sdk": facts.sdk,
             "release": facts.release,
             "ram_total": facts.ram_total,
-            "adb_server": str(facts.adb_server) if getattr(facts, "adb_server", None) else str(device.server),
+            "adb_server": facts.adb_server or str(device.server),
         },
         bundle={**bundle_record(build), "remote_path": pushed.remote_path},
         runner={

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from edgeship.errors import UsageError
+
 BACKENDS = ("cpu", "gpu", "npu")
 
 
@@ -24,8 +26,6 @@ class RunConfig:
     extra_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from edgeship.errors import UsageError
-
         if self.backend not in BACKENDS:
             raise UsageError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         for name in ("prefill", "decode", "iterations"):

@@ -16,8 +16,10 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from edgeship.android_harness.probe import cache_root
 from edgeship.errors import UsageError
 
 RUNNER_NAME = "litert_lm_main"
@@ -69,8 +71,6 @@ def resolve_runner(
                 "the x86_64 host runner needs litert-lm-api: pip install 'edgeship[runtime]' "
                 "(or point to a runner with --runner PATH)"
             )
-        from edgeship.android_harness.probe.build import cache_root
-
         launcher = host_runner_launcher(cache_root() / "runners" / "host")
         return LocalRunner(
             name=RUNNER_NAME,
@@ -105,8 +105,6 @@ def _local_binary(path: Path, origin: str, backend: str) -> LocalRunner:
 
 
 def _api_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("litert-lm-api")
     except PackageNotFoundError:
