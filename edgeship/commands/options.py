@@ -9,11 +9,16 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from edgeship.console import Output
+from edgeship.console import Output, Reporter
+
+if TYPE_CHECKING:
+    from edgeship.android_harness.adb import Device
+    from edgeship.config import Config
+    from edgeship.exporter.manifest import Build
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -32,6 +37,36 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+def devices_for_build(
+    config: Config,
+    build: Build,
+    *,
+    verify: bool,
+    serials: tuple[str, ...],
+    all_: bool,
+    labels: tuple[str, ...],
+    servers: tuple[str, ...],
+    reporter: Reporter,
+) -> list[Device]:
+    """The selected devices for a build the caller has read (so a bad BUILD_DIR was named first).
+
+    With ``verify`` the bundle's sha256 (a second or two per GB) is checked while the adb servers are asked
+    for devices; a bundle changed after export is then refused even when selection failed too.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeship.android_harness.adb import select_devices
+    from edgeship.exporter.manifest import verify_bundle
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashed = pool.submit(verify_bundle, build) if verify else None
+        try:
+            return select_devices(config, serials, all_, labels, servers, reporter=reporter)
+        finally:
+            if hashed is not None:
+                hashed.result()
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

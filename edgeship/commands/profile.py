@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edgeship.android_harness.profile.options import ProfileOptions
-from edgeship.commands.options import options_from, output_options, selection_options
+from edgeship.commands.options import devices_for_build, options_from, output_options, selection_options
 from edgeship.console import Output
 
 
@@ -39,16 +39,28 @@ def profile_command(
 
     Exit code 6 when a run failed (killed, crashed, timed out), 5 when a device failed.
     """
-    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.profile import profile_devices, raise_for_outcomes
     from edgeship.config import load_config
+    from edgeship.exporter.manifest import read_build
     from edgeship.profiles.summary import SummaryRow, failed_row, residency_lines, summary_table
 
     config = load_config()
     options = ProfileOptions(**settings)
+    # Bad options and a bad BUILD_DIR are named before any device is asked (as `push` does).
     options.validate()
-    devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
-    outcomes = profile_devices(devices, build_dir, runs_dir, options, config, out.reporter)
+    build = read_build(build_dir)
+    options.validate_for(build)
+    devices = devices_for_build(
+        config,
+        build,
+        verify=True,
+        serials=serials,
+        all_=all_,
+        labels=labels,
+        servers=servers,
+        reporter=out.reporter,
+    )
+    outcomes = profile_devices(devices, build, runs_dir, options, config, out.reporter)
 
     rows = [
         SummaryRow.from_profile(outcome.profile, outcome.error)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edgeship.commands.options import output_options, selection_options
+from edgeship.commands.options import devices_for_build, output_options, selection_options
 from edgeship.console import Output
 from edgeship.units import format_bytes, format_number
 
@@ -45,13 +45,10 @@ def push_command(
     size unless --verify-present. Exit code 5 when any device failed. --json: a list with one object per
     device (status pushed | present | planned | failed, bytes sent and reused, seconds, error).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.push import push_many
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError
-    from edgeship.exporter.manifest import read_build, verify_bundle
+    from edgeship.exporter.manifest import read_build
 
     if no_verify and verify_present:
         raise UsageError("--verify-present checks sha256 on the device; it cannot go with --no-verify")
@@ -59,13 +56,16 @@ def push_command(
     # A bad BUILD_DIR is refused before any device is touched; the bundle's sha256 (a second or two for a
     # GB) is computed while the adb servers are asked for devices, and checked before anything is sent.
     build = read_build(build_dir)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashed = pool.submit(verify_bundle, build) if not no_verify else None
-        try:
-            devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
-        finally:
-            if hashed is not None:
-                hashed.result()
+    devices = devices_for_build(
+        config,
+        build,
+        verify=not no_verify,
+        serials=serials,
+        all_=all_,
+        labels=labels,
+        servers=servers,
+        reporter=out.reporter,
+    )
     results = push_many(
         devices,
         build,

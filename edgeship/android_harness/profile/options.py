@@ -7,6 +7,7 @@ from typing import Any
 
 from edgeship.android_harness.runners.base import BACKENDS
 from edgeship.errors import UsageError
+from edgeship.exporter.manifest import Build
 
 
 @dataclass
@@ -68,6 +69,15 @@ class ProfileOptions:
             raise UsageError("--threads must be at least 1")
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+
+    def validate_for(self, build: Build) -> None:
+        """The runs must fit the bundle's KV cache (``export.cache_length``)."""
+        cache_length = build.export.cache_length
+        if cache_length and self.effective_max_tokens > cache_length:
+            raise UsageError(
+                f"--prefill + --decode = {self.effective_max_tokens} tokens exceeds the bundle's cache "
+                f"length {cache_length}; lower them or re-export with --cache-length"
+            )
 
     @property
     def effective_max_tokens(self) -> int:

@@ -31,7 +31,7 @@ from edgeship.android_harness.profile.session import (
 )
 from edgeship.config import Config
 from edgeship.console import Reporter
-from edgeship.errors import DeviceError, EdgeshipError, RunError, UsageError
+from edgeship.errors import DeviceError, EdgeshipError, RunError
 from edgeship.exporter.manifest import Build, read_build
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Iteration, Profile
 from edgeship.units import format_rate
@@ -116,21 +116,21 @@ def _describe(iteration: Iteration) -> str:
 
 def profile_devices(
     devices: Sequence[Device],
-    build_dir: Path,
+    build: Build | Path,
     runs_dir: Path,
     options: ProfileOptions,
     config: Config,
     reporter: Reporter | None = None,
 ) -> list[DeviceOutcome]:
-    """Profile one build on every device in parallel (one thread per device); outcomes in device order."""
+    """Profile one build on every device in parallel (one thread per device); outcomes in device order.
+
+    ``build`` is a checked Build, or a BUILD_DIR that is read and verified here (sha256, once for every
+    device).
+    """
     options.validate()
-    build = read_build(build_dir, verify=True)  # sha256 of the bundle vs manifest, once for every device
-    cache_length = build.export.cache_length
-    if cache_length and options.effective_max_tokens > cache_length:
-        raise UsageError(
-            f"--prefill + --decode = {options.effective_max_tokens} tokens exceeds the bundle's cache length "
-            f"{cache_length}; lower them or re-export with --cache-length"
-        )
+    if not isinstance(build, Build):
+        build = read_build(build, verify=True)
+    options.validate_for(build)
     reporter = reporter or Reporter()
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
