@@ -23,8 +23,56 @@ if TYPE_CHECKING:
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
+@dataclasses.dataclass(frozen=True)
+class DeviceSelection:
+    """What --device/--all/--label/--adb asked for (``selection_options`` passes it as ``selection``)."""
+
+    serials: tuple[str, ...] = ()
+    all_: bool = False
+    labels: tuple[str, ...] = ()
+    servers: tuple[str, ...] = ()
+
+    def devices(self, config: Config, reporter: Reporter) -> list[Device]:
+        from edgeship.android_harness.adb import select_devices
+
+        return select_devices(config, self.serials, self.all_, self.labels, self.servers, reporter=reporter)
+
+    def devices_for_build(
+        self, config: Config, build: Build, *, verify: bool, reporter: Reporter
+    ) -> list[Device]:
+        """The devices for a build the caller has read (so a bad BUILD_DIR was named before any device).
+
+        With ``verify`` the bundle's sha256 (a second or two per GB) is checked while the adb servers are
+        asked for devices; a bundle changed after export is then refused even when selection failed too.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from edgeship.exporter.manifest import verify_bundle
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(verify_bundle, build) if verify else None
+            try:
+                return self.devices(config, reporter)
+            finally:
+                if hashed is not None:
+                    hashed.result()
+
+
 def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--device/--all/--label/--adb, the same on every command that acts on devices."""
+    """--device/--all/--label/--adb, the same on every command that acts on devices; the command gets them
+    as ``selection: DeviceSelection``."""
+
+    @functools.wraps(command)
+    def with_selection(
+        *args: Any,
+        serials: tuple[str, ...],
+        all_: bool,
+        labels: tuple[str, ...],
+        servers: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        return command(*args, selection=DeviceSelection(serials, all_, labels, servers), **kwargs)
+
     for option in reversed(
         [
             click.option("--device", "-s", "serials", multiple=True, help="Device serial (repeatable)."),
@@ -35,38 +83,8 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--adb", "servers", multiple=True, help="Extra adb server HOST:PORT (repeatable)."),
         ]
     ):
-        command = option(command)
-    return command
-
-
-def devices_for_build(
-    config: Config,
-    build: Build,
-    *,
-    verify: bool,
-    serials: tuple[str, ...],
-    all_: bool,
-    labels: tuple[str, ...],
-    servers: tuple[str, ...],
-    reporter: Reporter,
-) -> list[Device]:
-    """The selected devices for a build the caller has read (so a bad BUILD_DIR was named first).
-
-    With ``verify`` the bundle's sha256 (a second or two per GB) is checked while the adb servers are asked
-    for devices; a bundle changed after export is then refused even when selection failed too.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from edgeship.android_harness.adb import select_devices
-    from edgeship.exporter.manifest import verify_bundle
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashed = pool.submit(verify_bundle, build) if verify else None
-        try:
-            return select_devices(config, serials, all_, labels, servers, reporter=reporter)
-        finally:
-            if hashed is not None:
-                hashed.result()
+        with_selection = option(with_selection)
+    return with_selection
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

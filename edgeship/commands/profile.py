@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edgeship.android_harness.profile.options import ProfileOptions
-from edgeship.commands.options import devices_for_build, options_from, output_options, selection_options
+from edgeship.commands.options import DeviceSelection, options_from, output_options, selection_options
 from edgeship.console import Output
 
 
@@ -27,10 +27,7 @@ from edgeship.console import Output
 @output_options
 def profile_command(
     build_dir: Path,
-    serials: tuple[str, ...],
-    all_: bool,
-    labels: tuple[str, ...],
-    servers: tuple[str, ...],
+    selection: DeviceSelection,
     runs_dir: Path,
     out: Output,
     **settings: Any,
@@ -50,16 +47,7 @@ def profile_command(
     options.validate()
     build = read_build(build_dir)
     options.validate_for(build)
-    devices = devices_for_build(
-        config,
-        build,
-        verify=True,
-        serials=serials,
-        all_=all_,
-        labels=labels,
-        servers=servers,
-        reporter=out.reporter,
-    )
+    devices = selection.devices_for_build(config, build, verify=True, reporter=out.reporter)
     outcomes = profile_devices(devices, build, runs_dir, options, config, out.reporter)
 
     rows = [

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edgeship.commands.options import devices_for_build, output_options, selection_options
+from edgeship.commands.options import DeviceSelection, output_options, selection_options
 from edgeship.console import Output
 from edgeship.units import format_bytes, format_number
 
@@ -29,10 +29,7 @@ if TYPE_CHECKING:
 @output_options
 def push_command(
     build_dir: Path,
-    serials: tuple[str, ...],
-    all_: bool,
-    labels: tuple[str, ...],
-    servers: tuple[str, ...],
+    selection: DeviceSelection,
     dry_run: bool,
     no_verify: bool,
     verify_present: bool,
@@ -56,16 +53,7 @@ def push_command(
     # A bad BUILD_DIR is refused before any device is touched; the bundle's sha256 (a second or two for a
     # GB) is computed while the adb servers are asked for devices, and checked before anything is sent.
     build = read_build(build_dir)
-    devices = devices_for_build(
-        config,
-        build,
-        verify=not no_verify,
-        serials=serials,
-        all_=all_,
-        labels=labels,
-        servers=servers,
-        reporter=out.reporter,
-    )
+    devices = selection.devices_for_build(config, build, verify=not no_verify, reporter=out.reporter)
     results = push_many(
         devices,
         build,
@@ -117,10 +105,7 @@ def _print_results(out: Output, results: list[PushResult], dry_run: bool) -> Non
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @output_options
 def gc_command(
-    serials: tuple[str, ...],
-    all_: bool,
-    labels: tuple[str, ...],
-    servers: tuple[str, ...],
+    selection: DeviceSelection,
     keep: int,
     dry_run: bool,
     out: Output,
@@ -131,7 +116,6 @@ def gc_command(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgeship.android_harness.adb import select_devices
     from edgeship.android_harness.store import collect_garbage
     from edgeship.config import load_config
     from edgeship.errors import DeviceError, UsageError
@@ -139,7 +123,7 @@ def gc_command(
     if keep < 0:
         raise UsageError("--keep must be 0 or more")
     config = load_config()
-    devices = select_devices(config, serials, all_, labels, servers, reporter=out.reporter)
+    devices = selection.devices(config, out.reporter)
     with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
         results = list(
             pool.map(

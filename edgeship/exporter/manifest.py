@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeship.errors import InputError
+from edgeship.files import write_text_atomic
 from edgeship.hashing import cached_sha256, file_identity
 
 if TYPE_CHECKING:
@@ -509,19 +508,9 @@ def build_manifest(
 
 def write_manifest(build_dir: Path, manifest: Mapping[str, Any]) -> Path:
     """Write manifest.json atomically (a temporary file renamed over it): a reader never sees half of it."""
-    path = Path(build_dir) / MANIFEST_FILE
-    fd, temporary = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(manifest, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(
+        Path(build_dir) / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n", mode=0o644
+    )
 
 
 def update_manifest(build_dir: str | Path, changes: Mapping[str, Any]) -> Build:

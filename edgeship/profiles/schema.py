@@ -8,13 +8,12 @@ are integers, times are seconds, tokens per second are floats; a figure the devi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeship.errors import InputError
+from edgeship.files import write_text_atomic
 
 PROFILE_SCHEMA = "edgeship.profile/1"
 PROFILE_FILE_NAME = "profile.json"
@@ -149,17 +148,7 @@ class Profile:
 def write_profile(profile: Profile, path: Path) -> None:
     """Write atomically (temp file in the same folder, fsync, rename): a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(profile.to_dict(), indent=2) + "\n"
-    handle, temp_name = tempfile.mkstemp(prefix=".profile-", suffix=".json.tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(profile.to_dict(), indent=2) + "\n")
 
 
 def validate_profile(data: Any) -> list[str]:

@@ -14,13 +14,13 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgeship.android_harness.probe import cache_root
 from edgeship.errors import UsageError
+from edgeship.files import write_text_atomic
 
 RUNNER_NAME = "litert_lm_main"
 BINARY_NAMES = ("litert_lm_main", "litert_lm_advanced_main")
@@ -140,13 +140,4 @@ def host_runner_launcher(dest_dir: Path) -> Path:
     if target.is_file() and target.read_text() == text and os.access(target, os.X_OK):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=".launcher-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temp_name, 0o755)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, text, mode=0o755)
