@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship.android_harness.runners.base import BACKENDS
 from edgeship.errors import UsageError
-from edgeship.exporter.manifest import Build
+
+if TYPE_CHECKING:
+    from edgeship.exporter.manifest import Build
 
 
 @dataclass

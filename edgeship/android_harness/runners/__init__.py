@@ -1,43 +1,25 @@
-"""Runner adapters: how edgeship drives a runner binary and reads its output.
+"""Runner adapters: how edgeship drives a runner binary and reads its output, and which binary to push.
 
-``get_adapter("litert_lm_main")`` also reads edgeship's x86-64 host runner, which prints the same text.
+Modules: ``base`` (RunConfig, RunnerMetrics, the RunnerAdapter protocol), ``litert_lm_main`` and
+``benchmark_model`` (command lines and parsers), ``registry`` (adapters by name), ``resolve`` (the local
+binary for a device ABI, the host-runner launcher), ``host_runner`` (the x86-64 runner on litert-lm-api).
+Names resolve lazily: the CLI reads ``BACKENDS`` without compiling every parser's patterns.
 """
 
-from __future__ import annotations
+from edgeship.lazy import lazy_exports
 
-from edgeship.android_harness.runners.base import BACKENDS, RunConfig, RunnerAdapter, RunnerMetrics
-from edgeship.android_harness.runners.benchmark_model import BenchmarkModelAdapter
-from edgeship.android_harness.runners.litert_lm_main import LiteRtLmMainAdapter
-from edgeship.android_harness.runners.resolve import (
-    LocalRunner,
-    host_runner_launcher,
-    resolve_runner,
-)
-from edgeship.errors import UsageError
-
-ADAPTERS: dict[str, RunnerAdapter] = {
-    LiteRtLmMainAdapter.name: LiteRtLmMainAdapter(),
-    BenchmarkModelAdapter.name: BenchmarkModelAdapter(),
+_PUBLIC = {
+    "BACKENDS": "edgeship.android_harness.runners.base",
+    "RunConfig": "edgeship.android_harness.runners.base",
+    "RunnerAdapter": "edgeship.android_harness.runners.base",
+    "RunnerMetrics": "edgeship.android_harness.runners.base",
+    "ADAPTERS": "edgeship.android_harness.runners.registry",
+    "get_adapter": "edgeship.android_harness.runners.registry",
+    "BenchmarkModelAdapter": "edgeship.android_harness.runners.benchmark_model",
+    "LiteRtLmMainAdapter": "edgeship.android_harness.runners.litert_lm_main",
+    "LocalRunner": "edgeship.android_harness.runners.resolve",
+    "host_runner_launcher": "edgeship.android_harness.runners.resolve",
+    "resolve_runner": "edgeship.android_harness.runners.resolve",
 }
-
-
-def get_adapter(name: str) -> RunnerAdapter:
-    try:
-        return ADAPTERS[name]
-    except KeyError:
-        raise UsageError(f"unknown runner {name!r} (known: {', '.join(ADAPTERS)})") from None
-
-
-__all__ = [
-    "ADAPTERS",
-    "BACKENDS",
-    "BenchmarkModelAdapter",
-    "LiteRtLmMainAdapter",
-    "LocalRunner",
-    "RunConfig",
-    "RunnerAdapter",
-    "RunnerMetrics",
-    "get_adapter",
-    "host_runner_launcher",
-    "resolve_runner",
-]
+__all__ = sorted(_PUBLIC)
+__getattr__ = lazy_exports(__name__, _PUBLIC)
