@@ -27,6 +27,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("edgeship.commands.probe:probe_group", "Build the native memory probe."),
     "runner": ("edgeship.commands.runner:runner_group", "Runner helpers: parse saved runner logs."),
     "profile": ("edgeship.commands.profile:profile_command", "Profile a bundle on devices."),
+    "report": (
+        "edgeship.commands.report:report_command",
+        "Per-device report (HTML, Markdown, JSON) of profiles.",
+    ),
+    "gate": ("edgeship.commands.gate:gate_command", "Fail CI on a latency or memory regression."),
+    "plan": ("edgeship.commands.plan:plan_command", "Predict a bundle's resident memory and fit per device."),
 }
 
 
