@@ -1,0 +1,120 @@
+"""Recalibrate the memory planner for a runner: profile the tiny and ple-heavy builds, refit, write.
+
+The planner (edgeship/profiles/planner) predicts peak PSS term by term; the runner's own memory and how it
+holds a bundle (weights repacked into anonymous memory, resident shares, the fault-around window) are measured
+constants kept in edgeship/profiles/planner/calibration.yaml with this script's command line as their source.
+Run it after the runner changes (a new litert-lm-api, the native x86-64 runner becoming the default, a
+virtual device with a memory cgroup):
+
+    .venv/bin/python benchmarks/calibrate_planner.py [--iterations 5] [--runner PATH] [--dry-run]
+
+Builds come from the test cache (tests/fixtures/builds.py: exported once per exporter source hash, ~1 min
+each when missing). Everything it starts (adb server, virtual device) is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+
+from edgeship.profiles.planner import CALIBRATION_FILE, read_build_facts  # noqa: E402
+from edgeship.profiles.planner.calibration import CALIBRATION_SCHEMA  # noqa: E402
+from edgeship.profiles.planner.fit import Measurement, calibration_to_yaml_entry, fit_calibration  # noqa: E402
+from edgeship.profiles.schema import load_profile  # noqa: E402
+
+SIZES = ("tiny", "ple-heavy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--prefill", type=int, default=32)
+    parser.add_argument("--decode", type=int, default=128)
+    parser.add_argument(
+        "--runner", help="runner binary to calibrate (default: what profile picks for x86_64)"
+    )
+    parser.add_argument("--profile", default="vflagship", help="virtual device profile")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-calibrate")
+    parser.add_argument("--dry-run", action="store_true", help="print the fit, leave calibration.yaml alone")
+    args = parser.parse_args()
+
+    from tests.fixtures.builds import cached_build
+
+    builds = {size: cached_build("gemma4", size, "int8") for size in SIZES}
+    args.work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
+    env.pop("ADB_SERVER_SOCKET", None)
+    adb = adb_binary()
+    name = f"calibrate-{os.getpid()}"
+    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb start")
+    measurements = []
+    try:
+        started = check(
+            edgeship("vdevice", "start", "--name", name, "--profile", args.profile, "--root",
+                     str(args.work / name), "--json", env=env),
+            "vdevice start",
+        )  # fmt: skip
+        serial = json.loads(started.stdout)["serial"]
+        for size, build in builds.items():
+            runs = args.work / f"runs-{size}"
+            extra = ["--runner", args.runner] if args.runner else []
+            result = check(
+                edgeship("profile", str(build), "--device", serial, "--prefill", str(args.prefill),
+                         "--decode", str(args.decode), "--iterations", str(args.iterations), "--warmup", "1",
+                         "--smaps-interval-ms", "50", "-o", str(runs), "--json", *extra, env=env),
+                f"profile {size}",
+            )  # fmt: skip
+            [entry] = json.loads(result.stdout)
+            path = Path(entry["profile"])
+            measurements.append(Measurement(size, read_build_facts(build), load_profile(path), str(path)))
+    finally:
+        edgeship("vdevice", "stop", name, env=env, timeout=120)
+        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
+
+    load = os.getloadavg()[0]
+    source = {
+        "command": " ".join(["python", "benchmarks/calibrate_planner.py", *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {load:.1f}, vdevice {args.profile}",
+        "settings": f"prefill {args.prefill}, decode {args.decode}, {args.iterations} runs + 1 warm-up each",
+    }
+    calibration, rows = fit_calibration(measurements, source)
+    sys.stdout.write(
+        json.dumps({"runner": calibration.runner, **calibration_to_yaml_entry(calibration)}, indent=2)
+    )
+    sys.stdout.write("\n\nbuild | measured peak PSS (median) | predicted | error\n")
+    for row in rows:
+        sys.stdout.write(
+            f"{row['build']} | {row['peak_pss_median'] / 2**20:.1f} MiB ({row['runs']} runs) | "
+            f"{row['predicted'] / 2**20:.1f} MiB | {row['error'] * 100:+.1f}%\n"
+        )
+    if args.dry_run:
+        return
+    existing = yaml.safe_load(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    runners = dict((existing or {}).get("runners") or {})
+    runners[calibration.runner] = calibration_to_yaml_entry(calibration)
+    header = "# Written by benchmarks/calibrate_planner.py (see edgeship/profiles/planner/calibration.py).\n"
+    CALIBRATION_FILE.write_text(
+        header
+        + yaml.safe_dump({"schema": CALIBRATION_SCHEMA, "runners": runners}, sort_keys=False, width=110)
+    )
+    sys.stdout.write(f"\nwrote {CALIBRATION_FILE}\n")
+
+
+if __name__ == "__main__":
+    main()

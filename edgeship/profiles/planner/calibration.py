@@ -1,0 +1,79 @@
+"""The planner's measured constants per runner, as data with their source (calibration.yaml beside this file).
+
+Each entry says what one runner does with a bundle, fitted by ``benchmarks/calibrate_planner.py`` from real
+profiles of the tiny and ple-heavy builds on a virtual device: the runtime's own memory (interpreter, libs,
+arenas: peak PSS minus every bundle term), how many anonymous bytes the transformer section costs per section
+byte (the runtime repacks its weights), which share of each dense section stays resident from the file, and
+the fault-around window that decides PLE residency. Recalibrate with one command after a runner changes:
+``python benchmarks/calibrate_planner.py`` (it profiles, refits and rewrites the file).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeship.errors import InputError
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
+CALIBRATION_SCHEMA = "edgeship.planner-calibration/1"
+ROLES = ("transformer", "embedder", "ple", "other")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    runner: str  # "<runner name> <runner version>", as profile.json records it
+    overhead_pss: int  # the runtime itself at peak (bytes)
+    transformer_anon_per_byte: float  # anonymous bytes per byte of the transformer section (repacked weights)
+    file_resident_share: dict[str, float]  # role → share of the section resident from the file
+    fault_around_bytes: int  # pages mapped per fault in a file mapping (Linux fault_around_bytes)
+    source: dict[str, Any] = field(default_factory=dict)  # command, date, machine, builds, measurements
+
+    def describe_source(self) -> str:
+        src = self.source
+        return f"{src.get('command', '?')} ({src.get('date', '?')}, {src.get('machine', '?')})"
+
+
+def runner_key(name: str | None, version: str | None) -> str:
+    return f"{name} {version}"
+
+
+@functools.cache
+def load_calibrations(path: Path = CALIBRATION_FILE) -> dict[str, Calibration]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"{path} is missing; run `python benchmarks/calibrate_planner.py` to measure the runners"
+        ) from None
+    if not isinstance(raw, dict) or raw.get("schema") != CALIBRATION_SCHEMA:
+        raise InputError(f"{path} is not an {CALIBRATION_SCHEMA} file; recalibrate")
+    calibrations = {}
+    for key, entry in (raw.get("runners") or {}).items():
+        calibrations[str(key)] = Calibration(
+            runner=str(key),
+            overhead_pss=int(entry["overhead_pss"]),
+            transformer_anon_per_byte=float(entry["transformer_anon_per_byte"]),
+            file_resident_share={role: float(entry["file_resident_share"][role]) for role in ROLES},
+            fault_around_bytes=int(entry["fault_around_bytes"]),
+            source=dict(entry.get("source") or {}),
+        )
+    if not calibrations:
+        raise InputError(f"{path} holds no runner; recalibrate")
+    return calibrations
+
+
+def calibration_for(runner: str | None) -> tuple[Calibration, str | None]:
+    """The entry for ``runner`` ("name version"); the first entry when None, or with a note saying it is
+    borrowed when that runner was never calibrated."""
+    calibrations = load_calibrations()
+    fallback = next(iter(calibrations.values()))
+    if runner is None:
+        return fallback, None
+    if runner in calibrations:
+        return calibrations[runner], None
+    return fallback, f"no calibration for {runner}; using {fallback.runner}'s (recalibrate on that runner)"

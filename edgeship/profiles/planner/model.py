@@ -1,0 +1,215 @@
+"""Resident memory of a bundle under a runner, term by term, before any deploy.
+
+    transformer weights   anonymous: the runtime repacks them (``transformer_anon_per_byte`` × section bytes)
+                          + the share of the section that stays resident from the file
+    embedder              file-backed: the share of the section the lookups keep resident
+    PLE side table        file-backed and demand-paged: a lookup faults one page and the kernel maps its
+                          fault-around window with it, so N distinct tokens touch ~N windows of the table
+                          until windows repeat: windows × W × (1 − (1 − 1/windows)^N)
+    other sections        metadata, tokenizer: their resident share
+    KV cache              anonymous, every cache tensor of the graph allocated up front (planner/kv.py)
+    runtime               the runner itself (interpreter, libraries, arenas), calibrated per runner
+
+Everything but the runtime term is computed from the manifest; the constants come from calibration.yaml with
+the measurement they were fitted on. The sum is the predicted peak PSS (bundle pages are private to the one
+process that maps them, so their PSS is their RSS).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeship.profiles.planner.budget import Budget
+from edgeship.profiles.planner.calibration import Calibration
+from edgeship.profiles.planner.kv import KvLayout, kv_layout
+from edgeship.profiles.summary import PLE_SECTION_KIND
+
+TRANSFORMER_KIND = "tf_lite_prefill_decode"
+EMBEDDER_KIND = "tf_lite_embedder"
+ROLE_BY_KIND = {TRANSFORMER_KIND: "transformer", EMBEDDER_KIND: "embedder", PLE_SECTION_KIND: "ple"}
+
+
+def role_of(kind: str) -> str:
+    return ROLE_BY_KIND.get(kind.split("#")[0], "other")
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    bytes: int
+    kind: str  # "anonymous" | "file-backed"
+    how: str  # the arithmetic, for the reader
+
+
+@dataclass(frozen=True)
+class Plan:
+    bundle_sha256: str
+    runner: str
+    context: int  # cache positions the runtime allocates
+    distinct_tokens: int
+    terms: tuple[Term, ...]
+    kv: KvLayout | None
+    calibration: Calibration
+    notes: tuple[str, ...] = ()
+    budgets: tuple[Budget, ...] = field(default_factory=tuple)
+
+    @property
+    def total(self) -> int:
+        return sum(term.bytes for term in self.terms)
+
+    def verdict(self, budget: Budget) -> str:
+        return fit_verdict(self.total, budget.usable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": "edgeship.plan/1",
+            "bundle_sha256": self.bundle_sha256,
+            "runner": self.runner,
+            "context": self.context,
+            "distinct_tokens": self.distinct_tokens,
+            "terms": [term.__dict__ for term in self.terms],
+            "total": self.total,
+            "kv_layout": None if self.kv is None else {"source": self.kv.source, "bytes": self.kv.bytes},
+            "calibration": {"runner": self.calibration.runner, "source": self.calibration.source},
+            "notes": list(self.notes),
+            "devices": [
+                {
+                    "name": b.name,
+                    "ram_total": b.ram_total,
+                    "usable": b.usable,
+                    "available_now": b.available_now,
+                    "headroom": b.usable - self.total,
+                    "fits": self.total <= b.usable,
+                    "verdict": self.verdict(b),
+                    "rule": b.rule,
+                }
+                for b in self.budgets
+            ],
+        }
+
+
+def fit_verdict(predicted: int, usable: int) -> str:
+    """'fits with 1.2 GB headroom' / 'over by 300 MB' (decimal units, as phones are sold)."""
+    margin = usable - predicted
+    text = _decimal(abs(margin))
+    return f"fits with {text} headroom" if margin >= 0 else f"over by {text}"
+
+
+def _decimal(value: int) -> str:
+    if value >= 10**9:
+        return f"{value / 1e9:.1f} GB"
+    return f"{value / 1e6:.0f} MB"
+
+
+def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int, rest_share: float) -> int:
+    """Resident bytes of the PLE section after ``tokens`` distinct lookups (uniformly spread rows)."""
+    table = min(table_bytes or section_bytes, section_bytes)
+    windows = max(1, math.ceil(table / window))
+    touched = windows * (1.0 - (1.0 - 1.0 / windows) ** max(tokens, 0))
+    resident_table = min(table, int(touched * window))
+    return resident_table + int((section_bytes - table) * rest_share)
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What the planner reads of a build's manifest."""
+
+    bundle_sha256: str
+    sections: tuple[tuple[str, int], ...]  # (kind, bytes), kinds made unique like profile.json does
+    ple: dict[str, Any] | None
+    cache_length: int
+    manifest: dict[str, Any]
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> BuildFacts:
+        seen: dict[str, int] = {}
+        sections = []
+        for section in sorted(manifest.get("sections") or [], key=lambda s: s["offset"]):
+            kind = str(section["kind"])
+            seen[kind] = seen.get(kind, 0) + 1
+            unique = kind if seen[kind] == 1 else f"{kind}#{seen[kind]}"
+            sections.append((unique, int(section["bytes"])))
+        model = manifest.get("model") or {}
+        export = manifest.get("export") or {}
+        return cls(
+            str((manifest.get("bundle") or {}).get("sha256", "")),
+            tuple(sections),
+            model.get("ple"),
+            int(export.get("cache_length") or 0),
+            manifest,
+        )
+
+
+def plan_memory(
+    build: BuildFacts,
+    calibration: Calibration,
+    *,
+    distinct_tokens: int,
+    budgets: tuple[Budget, ...] = (),
+    notes: tuple[str, ...] = (),
+) -> Plan:
+    share = calibration.file_resident_share
+    terms: list[Term] = []
+    by_role: dict[str, list[tuple[str, int]]] = {}
+    for kind, size in build.sections:
+        by_role.setdefault(role_of(kind), []).append((kind, size))
+    transformer = sum(size for _, size in by_role.get("transformer", []))
+    if transformer:
+        repacked = int(transformer * calibration.transformer_anon_per_byte)
+        terms.append(
+            Term(
+                "transformer weights, repacked", repacked, "anonymous",
+                f"{calibration.transformer_anon_per_byte:.2f} × {transformer} B section",
+            )
+        )  # fmt: skip
+        mapped = int(transformer * share["transformer"])
+        terms.append(
+            Term(
+                "transformer weights, mapped",
+                mapped,
+                "file-backed",
+                f"{share['transformer']:.0%} of the section",
+            )
+        )
+    embedder = sum(size for _, size in by_role.get("embedder", []))
+    if embedder:
+        terms.append(
+            Term(
+                "embedder",
+                int(embedder * share["embedder"]),
+                "file-backed",
+                f"{share['embedder']:.0%} of the section",
+            )
+        )
+    tokens = distinct_tokens
+    for _kind, size in by_role.get("ple", []):
+        table = int((build.ple or {}).get("table_bytes") or size)
+        window = calibration.fault_around_bytes
+        resident = ple_resident(size, table, tokens, window, share["ple"])
+        how = (
+            f"{tokens} distinct tokens × {window // 1024} KiB fault-around windows of the {table} B table "
+            f"(repeats counted), + {share['ple']:.0%} of the {size - min(table, size)} B rest"
+        )
+        terms.append(Term(f"PLE side table ({tokens} distinct tokens)", resident, "file-backed", how))
+    other = sum(size for _, size in by_role.get("other", []))
+    if other:
+        terms.append(
+            Term("other sections", int(other * share["other"]), "file-backed", f"{share['other']:.0%}")
+        )
+    layout = kv_layout(build.manifest)
+    if layout is not None and layout.layers:
+        length = max(layer.length for layer in layout.layers)
+        how = f"{len(layout.layers)} cache layers × {length} positions, allocated up front ({layout.source})"
+        terms.append(Term("KV cache", layout.bytes, "anonymous", how))
+    terms.append(
+        Term(
+            "runtime", calibration.overhead_pss, "mixed",
+            f"{calibration.runner}, calibrated: {calibration.describe_source()}",
+        )
+    )  # fmt: skip
+    return Plan(
+        build.bundle_sha256, calibration.runner, build.cache_length, tokens, tuple(terms), layout,
+        calibration, notes, budgets,
+    )  # fmt: skip
