@@ -145,20 +145,31 @@ class ProbeRun:
         for kind, offset, end in triples:
             entry = result.setdefault(kind, {"bytes": 0, "resident_peak": None, "mapped_samples": 0})
             entry["bytes"] = int(entry["bytes"] or 0) + (end - offset)
-        rows = [row for row in self.mapping_samples if path is None or row.path == path]
-        sampled_times = sorted({row.t_ms for row in self.mapping_samples})
-        if not sampled_times and self.smaps_samples == 0:
+        if not self.mapping_samples and self.smaps_samples == 0:
             return result
-        per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row in rows:
-            for kind, share in _resident_shares(triples, row):
-                per_time[row.t_ms][kind] += share
+        per_time = self.section_timeline(triples, path)
         for kind in result:
             result[kind]["resident_peak"] = max(
                 (totals.get(kind, 0) for totals in per_time.values()), default=0
             )
             result[kind]["mapped_samples"] = sum(1 for totals in per_time.values() if kind in totals)
         return result
+
+    def section_timeline(
+        self, sections: Iterable[Sequence[Any]], path: str | None = None
+    ) -> dict[float, dict[str, int]]:
+        """Resident bytes per section kind at each smaps sample that saw the bundle: {t_ms: {kind: bytes}}.
+
+        The same pro-rata rule as ``section_residency`` (whose peaks are the largest of these per kind).
+        """
+        triples = [(str(kind), int(offset), int(end)) for kind, offset, end in sections]
+        per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row in self.mapping_samples:
+            if path is not None and row.path != path:
+                continue
+            for kind, share in _resident_shares(triples, row):
+                per_time[row.t_ms][kind] += share
+        return {t: dict(kinds) for t, kinds in sorted(per_time.items())}
 
 
 def _resident_shares(triples: list[tuple[str, int, int]], row: MappingSample) -> list[tuple[str, int]]:

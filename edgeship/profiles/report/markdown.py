@@ -1,0 +1,44 @@
+"""The report as GitHub-flavoured Markdown: compact pipe tables for a CI step summary or a PR comment."""
+
+from __future__ import annotations
+
+from edgeship.profiles.markdown import pipe_table
+from edgeship.profiles.report.model import Report
+from edgeship.profiles.report.rows import (
+    STAT_HEADERS,
+    check_summary,
+    latency_rows,
+    matrix_rows,
+    memory_rows,
+    section_rows,
+)
+
+
+def report_markdown(report: Report) -> str:
+    lines = ["## edgeship report", ""]
+    lines += [
+        f"{len(report.entries)} profile(s): {len(report.devices)} device(s) × "
+        f"{len(report.bundles)} bundle(s).",
+        "",
+    ]
+    lines += [pipe_table(["device", *report.bundles], matrix_rows(report)), ""]
+    lines += [f"_{note}_" for note in report.notes]
+    for entry in report.entries:
+        lines += [
+            "",
+            f"### {entry.device} — {entry.bundle}",
+            "",
+            f"Runs: {entry.runs}. Fit: **{entry.check.verdict}**.",
+            "",
+        ]
+        lines += [pipe_table(STAT_HEADERS, latency_rows(entry) + memory_rows(entry), right=(1, 2, 3)), ""]
+        lines += [
+            pipe_table(
+                ["section", "resident (median peak)", "size", "share"], section_rows(entry), right=(1, 2, 3)
+            ),
+            "",
+        ]
+        lines += [pipe_table(["planner", ""], check_summary(entry)), ""]
+        for claim in entry.claims:
+            lines.append(f"- {claim.claim}: {claim.measured} _({claim.configuration})_")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,104 @@
+"""The report's plots: matplotlib drawn straight to SVG text, inlined in the HTML (no files, no network).
+
+matplotlib is imported here only (≈ 0.5 s), and each plot is kept cheap — fixed tick positions, no legend
+per axes where one per figure does — because a bench report draws one timeline per device × bundle. Text
+stays text (``svg.fonttype: none``), so the SVG is small and selectable. Every figure gets its own hash salt:
+matplotlib names clip paths by hash, and two inlined SVGs must not share an id.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from edgeship.profiles.report.timeline import Timeline
+
+MIB = 1024 * 1024
+ANON = "#3b6fb6"
+PSS = "#222222"
+FILE = "#9a9a9a"
+SECTION_COLORS = ("#e39c37", "#5aa469", "#b65a8f", "#7c6fc4", "#c9b13b", "#4fb3b3")
+PHASE_COLORS = {"init": "#f2e6d0", "prefill": "#dcebf7", "decode": "#e3f1df"}
+
+
+def _nice_ticks(top: float, count: int = 4) -> list[float]:
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return [i * step for i in range(int(top / step) + 2)]
+
+
+def timeline_svg(timeline: Timeline, key: str) -> str:
+    """Anonymous and file-backed memory (bundle sections stacked where smaps was sampled), PSS, phases."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": 8}):
+        has_faults = bool(timeline.faults)
+        fig = Figure(figsize=(7.2, 3.4 if has_faults else 2.6), layout="constrained")
+        axes = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1)) if has_faults else [fig.add_subplot()]
+        ax = axes[0]
+        end = max(
+            timeline.t_s[-1] if timeline.t_s else 0.0, max((p[2] for p in timeline.phases), default=0.0)
+        )
+        for name, start, stop in timeline.phases:
+            ax.axvspan(start, stop, color=PHASE_COLORS.get(name, "#eeeeee"), lw=0, zorder=0)
+        if timeline.section_t_s and timeline.sections:
+            labels = list(timeline.sections)
+            ax.stackplot(
+                timeline.section_t_s,
+                *[[v / MIB for v in timeline.sections[label]] for label in labels],
+                labels=[f"bundle: {label}" for label in labels],
+                colors=SECTION_COLORS[: len(labels)],
+                alpha=0.85,
+                lw=0,
+                zorder=1,
+            )
+        top = 0.0
+        for values, color, label, style in (
+            (timeline.file, FILE, "file-backed (all)", "-"),
+            (timeline.anon, ANON, "anonymous", "-"),
+            (timeline.pss, PSS, "PSS", "--"),
+        ):
+            points = [(t, v / MIB) for t, v in zip(timeline.t_s, values, strict=True) if v is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=color, lw=1.3, ls=style, label=label, zorder=2)
+                top = max(top, max(v for _, v in points))
+        ticks = _nice_ticks(top)
+        ax.set_ylim(0, ticks[-1])
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_ylabel("MiB")
+        ax.set_xlim(0, end or 1.0)
+        x_ticks = _nice_ticks(end or 1.0, 6)
+        for axis in axes:
+            axis.xaxis.set_major_locator(FixedLocator(x_ticks))
+            axis.xaxis.set_minor_locator(NullLocator())
+            axis.yaxis.set_minor_locator(NullLocator())
+        for name, start, stop in timeline.phases:
+            ax.text(
+                (start + stop) / 2, ticks[-1] * 0.97, name, ha="center", va="top", fontsize=7, color="#555555"
+            )
+        ax.legend(loc="upper left", fontsize=6.5, frameon=False, ncols=2)
+        if has_faults:
+            fax = axes[1]
+            for name, color in (("major", "#c0392b"), ("minor", "#888888")):
+                if name in timeline.faults:
+                    fax.plot(timeline.t_s, timeline.faults[name], color=color, lw=1.1, label=f"{name} faults")
+            fax.set_ylabel("faults")
+            fax.legend(loc="upper left", fontsize=6.5, frameon=False)
+            fax.yaxis.set_major_locator(FixedLocator(_nice_ticks(max(_finite(timeline.faults)), 2)))
+        axes[-1].set_xlabel("seconds since the runner started")
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _finite(faults: dict[str, list[float]]) -> list[float]:
+    values = [v for series in faults.values() for v in series if not math.isnan(v)]
+    return values or [1.0]

@@ -1,0 +1,95 @@
+"""Display rows of the report (formatted once, laid out by both the HTML and the Markdown renderer)."""
+
+from __future__ import annotations
+
+from edgeship.profiles.figures import FIGURES_BY_NAME
+from edgeship.profiles.formatting import DASH, format_share, format_value
+from edgeship.profiles.report.model import MEMORY_ROWS, Entry, Report, Stat
+from edgeship.profiles.summary import format_bytes
+
+LATENCY_LABELS = {
+    "init_s": "init",
+    "ttft_s": "time to first token",
+    "prefill_tok_s": "prefill",
+    "decode_tok_s": "decode",
+}
+STAT_HEADERS = ("figure", "median", "min – max", "n")
+
+
+def _stat_row(label: str, stat: Stat, unit: str) -> list[str]:
+    spread = DASH if stat.min is None else f"{format_value(stat.min, unit)} – {format_value(stat.max, unit)}"
+    return [label, format_value(stat.median, unit), spread, str(stat.n)]
+
+
+def latency_rows(entry: Entry) -> list[list[str]]:
+    return [
+        _stat_row(LATENCY_LABELS[name], entry.latency[name], FIGURES_BY_NAME[name].unit)
+        for name in LATENCY_LABELS
+    ]
+
+
+def memory_rows(entry: Entry) -> list[list[str]]:
+    rows = [_stat_row(label, entry.memory[name], "bytes") for name, label in MEMORY_ROWS]
+    for name, stat in entry.faults.items():
+        if stat.n:
+            rows.append(_stat_row(f"{name} page faults (whole run)", stat, "count"))
+    return rows
+
+
+def section_rows(entry: Entry) -> list[list[str]]:
+    return [
+        [
+            row.label,
+            format_bytes(row.resident.median),
+            format_bytes(row.bytes),
+            format_share(row.resident.median, row.bytes),
+        ]
+        for row in entry.sections
+    ]
+
+
+def plan_rows(entry: Entry) -> list[list[str]]:
+    plan = entry.check.plan
+    if plan is None:
+        return []
+    return [[term.name, term.kind, format_bytes(term.bytes), term.how] for term in plan.terms]
+
+
+def check_summary(entry: Entry) -> list[list[str]]:
+    check = entry.check
+    predicted = check.plan.total if check.plan else None
+    remainder = check.remainder
+    share = DASH
+    if remainder is not None and check.measured_pss:
+        share = f"{100 * remainder / check.measured_pss:+.1f}%"
+    return [
+        ["predicted peak PSS", format_bytes(predicted)],
+        ["measured peak PSS (median)", format_bytes(check.measured_pss)],
+        ["unexplained remainder (measured − predicted)", f"{_signed_bytes(remainder)} ({share})"],
+        ["fit", check.verdict],
+    ]
+
+
+def _signed_bytes(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return ("+" if value >= 0 else "−") + format_bytes(abs(value))
+
+
+def matrix_cell(entry: Entry | None) -> str:
+    if entry is None:
+        return DASH
+    decode = format_value(entry.latency["decode_tok_s"].median, "tok/s")
+    pss = format_bytes(entry.memory["peak_pss"].median)
+    ple = next((row for row in entry.sections if row.kind.endswith("per_layer_embedder")), None)
+    parts = [f"decode {decode}", f"PSS {pss}"]
+    if ple is not None:
+        parts.append(f"PLE {format_bytes(ple.resident.median)}")
+    return " · ".join(parts)
+
+
+def matrix_rows(report: Report) -> list[list[str]]:
+    return [
+        [device, *[matrix_cell(report.cell(device, bundle)) for bundle in report.bundles]]
+        for device in report.devices
+    ]
