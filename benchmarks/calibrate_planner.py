@@ -43,7 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--prefill", type=int, default=32)
-    parser.add_argument("--decode", type=int, default=128)
+    # 512 decode steps: a run long enough for several of the probe's budgeted smaps_rollup (PSS) reads.
+    parser.add_argument("--decode", type=int, default=512)
     parser.add_argument(
         "--runner", help="runner binary to calibrate (default: what profile picks for x86_64)"
     )

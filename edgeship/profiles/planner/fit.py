@@ -26,6 +26,11 @@ from edgeship.profiles.schema import Profile
 from edgeship.profiles.summary import PLE_SECTION_KIND
 
 DEFAULT_FAULT_AROUND = 64 * 1024  # Linux's fault_around_bytes default: 16 pages of 4 KiB
+# PSS divides a shared page among the processes mapping it. On a virtual device the runner's libraries are
+# the host's files, so another process on the host mapping them (an export, another runner) lowers the
+# runner's PSS by up to a third with nothing changed in the runner. Below this share of RSS the difference
+# is the harness itself (a few MiB of libpython); above it the run's PSS says more about the host.
+SHARED_LIMIT = 0.10
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,28 @@ class Measurement:
     build: BuildFacts
     profile: Profile
     profile_path: str
+
+
+def own_pss(profile: Profile) -> list[float]:
+    """Peak PSS of each ok run as if no other process mapped the runner's files: the run's PSS when little is
+    shared, else its RSS (the pages it maps, each counted whole)."""
+    values = []
+    for it in profile.measured():
+        pss, rss = it.memory.peak_pss, it.memory.peak_rss
+        if not it.exit.ok or pss is None:
+            continue
+        values.append(float(rss if rss is not None and rss - pss > SHARED_LIMIT * rss else pss))
+    return values
+
+
+def shared_share(profile: Profile) -> float:
+    """Median over the ok runs of (peak RSS − peak PSS) ÷ peak RSS: how much of the runner others share."""
+    shares = [
+        (it.memory.peak_rss - it.memory.peak_pss) / it.memory.peak_rss
+        for it in profile.measured()
+        if it.exit.ok and it.memory.peak_rss and it.memory.peak_pss is not None
+    ]
+    return float(statistics.median(shares)) if shares else 0.0
 
 
 def distinct_tokens_of(profile: Profile) -> int:
@@ -106,10 +133,11 @@ def fit_calibration(
 ) -> tuple[Calibration, list[dict[str, Any]]]:
     """The calibration, and per build what it predicts against what was measured.
 
-    Peak PSS minus the file-backed and KV terms is what the runtime and the transformer's anonymous copy
-    cost; a line over the transformer section's bytes gives both (intercept: the runtime; slope: bytes per
-    transformer byte). The slope of peak *anonymous* memory alone is recorded beside it as the measurement of
-    whether the weights are repacked (≈ 1 or more) or used from the mapping (≈ 0).
+    Peak PSS (``own_pss``: RSS where the host shared the runner's files) minus the file-backed and KV terms
+    is what the runtime and the transformer's anonymous copy cost; a line over the transformer section's
+    bytes gives both (intercept: the runtime; slope: bytes per transformer byte). The slope of peak
+    *anonymous* memory alone is recorded beside it as the measurement of whether the weights are repacked
+    (≈ 1 or more) or used from the mapping (≈ 0).
     """
     first = measurements[0].profile
     runner = runner_key(first.runner.get("name"), first.runner.get("version"))
@@ -118,7 +146,7 @@ def fit_calibration(
     pss_points, anon_points = [], []
     for m in measurements:
         plan = plan_memory(m.build, no_runtime, distinct_tokens=distinct_tokens_of(m.profile))
-        pss = _median(figure_values(m.profile, FIGURES_BY_NAME["peak_pss"]))
+        pss = _median(own_pss(m.profile))
         pss_points.append((_transformer_bytes(m), pss - plan.total))
         layout = kv_layout(m.build.manifest)
         anon = _median(figure_values_of(m.profile, "peak_anon")) - (layout.bytes if layout else 0)
@@ -135,7 +163,7 @@ def fit_calibration(
     rows = []
     for m in measurements:
         plan = plan_memory(m.build, calibration, distinct_tokens=distinct_tokens_of(m.profile))
-        pss = figure_values(m.profile, FIGURES_BY_NAME["peak_pss"])
+        pss = own_pss(m.profile)
         measured = _median(pss)
         rows.append(
             {
@@ -145,6 +173,7 @@ def fit_calibration(
                 "runs": len(pss),
                 "peak_pss_median": int(measured),
                 "peak_pss_range": [int(min(pss)), int(max(pss))],
+                "shared_share": round(shared_share(m.profile), 3),
                 "predicted": plan.total,
                 "error": round((plan.total - measured) / measured, 4),
                 "ple_resident_median": _section_median(m.profile, PLE_SECTION_KIND),

@@ -27,7 +27,7 @@ from edgeship.profiles.planner import (
     plan_build,
     runner_key,
 )
-from edgeship.profiles.planner.fit import distinct_tokens_of
+from edgeship.profiles.planner.fit import SHARED_LIMIT, distinct_tokens_of, own_pss, shared_share
 from edgeship.profiles.report.timeline import Timeline, read_timeline_of
 from edgeship.profiles.schema import Iteration, Profile
 from edgeship.profiles.summary import PLE_SECTION_KIND, exit_summary, section_label, summarize_values
@@ -256,7 +256,15 @@ def find_build(profile: Profile, extra_builds: dict[str, Path]) -> tuple[BuildFa
 
 
 def _check(profile: Profile, build: BuildFacts | None, why: str) -> PlanCheck:
-    measured = _stat(profile, "peak_pss").median
+    own = own_pss(profile)
+    measured = statistics.median(own) if own else None
+    shared = shared_share(profile)
+    if shared > SHARED_LIMIT:
+        why = (
+            f"PSS {shared:.0%} below RSS (sparse smaps_rollup reads, or host processes sharing the runner's "
+            "files): the runner's own figure "
+            f"is taken as its RSS{'; ' + why if why else ''}"
+        )
     ram = profile.device.get("ram_total")
     budget = budget_for(device_label(profile), int(ram)) if ram else None
     if build is None:
@@ -269,9 +277,10 @@ def _check(profile: Profile, build: BuildFacts | None, why: str) -> PlanCheck:
         return PlanCheck(None, measured, budget, verdict, why)
     runner = runner_key(profile.runner.get("name"), profile.runner.get("version"))
     plan = plan_build(build, runner=runner, distinct_tokens=distinct_tokens_of(profile))
+    note = "; ".join([*plan.notes, why] if why else plan.notes) or None
     if budget is None:
-        return PlanCheck(plan, measured, None, "no verdict: the device did not report its RAM", None)
-    return PlanCheck(plan, measured, budget, _verdict_text(plan.total, budget), "; ".join(plan.notes) or None)
+        return PlanCheck(plan, measured, None, "no verdict: the device did not report its RAM", note)
+    return PlanCheck(plan, measured, budget, _verdict_text(plan.total, budget), note)
 
 
 def _verdict_text(predicted: int, budget: Budget) -> str:

@@ -2,14 +2,15 @@
 
 matplotlib is imported here only (≈ 0.5 s), and each plot is kept cheap — fixed tick positions, no legend
 per axes where one per figure does — because a bench report draws one timeline per device × bundle. Text
-stays text (``svg.fonttype: none``), so the SVG is small and selectable. Every figure gets its own hash salt:
-matplotlib names clip paths by hash, and two inlined SVGs must not share an id.
+stays text (``svg.fonttype: none``), so the SVG is small and selectable. Every figure's ids are prefixed
+with its own key: two inlined SVGs must not share an id.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 
 from edgeship.profiles.report.timeline import Timeline
 
@@ -96,7 +97,14 @@ def timeline_svg(timeline: Timeline, key: str) -> str:
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg")
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return scope_ids(text[text.index("<svg") :], key)
+
+
+def scope_ids(svg: str, key: str) -> str:
+    """Prefix every id (and every in-SVG reference to one) with ``key``: matplotlib numbers its elements
+    figure_1, patch_1… in every figure, and ids must be unique in the page that inlines several."""
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{key}-{m.group(1)}"', svg)
+    return re.sub(r'(href="#|url\(#)([^")]+)', lambda m: f"{m.group(1)}{key}-{m.group(2)}", svg)
 
 
 def _finite(faults: dict[str, list[float]]) -> list[float]:
