@@ -16,6 +16,7 @@ from edgeship.android_harness.probe.results import (
     ProbeRun,
     Sample,
     read_probe_output,
+    read_result,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "probe_command",
     "probe_source_sha256",
     "read_probe_output",
+    "read_result",
 ]

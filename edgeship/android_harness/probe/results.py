@@ -285,6 +285,18 @@ def _mapping_peaks(rows: list[MappingSample]) -> list[MappingPeak]:
     return peaks
 
 
+def read_result(directory: Path) -> dict[str, Any]:
+    """result.json alone (exit, rusage, peaks, costs): {} when the probe wrote none (it was killed)."""
+    result_path = Path(directory) / "result.json"
+    if not result_path.is_file():
+        return {}
+    try:
+        raw = json.loads(result_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{result_path} is not valid JSON ({exc.msg}); was it cut short?") from None
+    return raw if isinstance(raw, dict) else {}
+
+
 def read_probe_output(directory: Path) -> ProbeRun:
     """Parse a probe output folder; raise InputError if it holds no probe output at all."""
     directory = Path(directory)
@@ -296,12 +308,7 @@ def read_probe_output(directory: Path) -> ProbeRun:
         )
     samples = read_timeline(timeline_path)
     mapping_samples = read_maps(directory / "maps.csv")
-    raw: dict[str, Any] = {}
-    if result_path.is_file():
-        try:
-            raw = json.loads(result_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{result_path} is not valid JSON ({exc.msg}); was it cut short?") from None
+    raw = read_result(directory)
     if not raw:
         peaks, missing = _peaks_from(samples)
         return ProbeRun(

@@ -11,6 +11,7 @@ from typing import Any
 
 from edgeship import __version__
 from edgeship.profiles.report.model import Entry, Report
+from edgeship.profiles.report.plots import legend
 from edgeship.profiles.report.rows import (
     check_summary,
     latency_rows,
@@ -35,6 +36,7 @@ class EntryView:
     plan: list[list[str]]
     check: list[list[str]]
     svg: str | None
+    legend: list[tuple[str, str, str]]
 
 
 def _draw(job: tuple[Timeline, str]) -> str:
@@ -51,10 +53,11 @@ def draw_timelines(entries: list[Entry]) -> list[str | None]:
     svgs: list[str | None] = [None] * len(entries)
     workers = min(os.cpu_count() or 1, 4)
     if len(jobs) >= PARALLEL_FROM and workers > 1:
+        # The first figure loads fonts and caches (~1 s); drawn here, the forked workers inherit them warm.
+        drawn = [_draw(jobs[0][1])]
+        rest = [job for _, job in jobs[1:]]
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            drawn = list(
-                pool.map(_draw, [job for _, job in jobs], chunksize=max(1, len(jobs) // (workers * 2)))
-            )
+            drawn += list(pool.map(_draw, rest, chunksize=max(1, len(rest) // (workers * 2))))
     else:
         drawn = [_draw(job) for _, job in jobs]
     for (index, _), svg in zip(jobs, drawn, strict=True):
@@ -78,6 +81,7 @@ def report_html(report: Report) -> str:
             plan=plan_rows(entry),
             check=check_summary(entry),
             svg=svg,
+            legend=legend(entry.timeline) if entry.timeline is not None else [],
         )
         for entry, svg in zip(report.entries, svgs, strict=True)
     ]

@@ -351,9 +351,10 @@ def build_entry(loaded: LoadedProfile, extra_builds: dict[str, Path]) -> Entry:
     sections = _sections(profile)
     chosen = _representative(profile)
     timeline = read_timeline_of(loaded.folder, profile, chosen) if chosen is not None else None
+    rusages = _rusage(loaded, profile)
     faults = {
-        "minor": Stat.of([f.get("minflt") for f in _rusage(loaded, profile)]),
-        "major": Stat.of([f.get("majflt") for f in _rusage(loaded, profile)]),
+        "minor": Stat.of([f.get("minflt") for f in rusages]),
+        "major": Stat.of([f.get("majflt") for f in rusages]),
     }
     versions = {}
     if build is not None:

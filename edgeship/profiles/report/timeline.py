@@ -143,12 +143,13 @@ def _first(values: dict[str, int | None], *names: str) -> float | None:
 
 def rusage_of(folder: Path, it: Iteration) -> dict[str, Any]:
     """The runner's rusage as the probe recorded it at exit (minflt, majflt, maxrss…); {} when absent."""
-    from edgeship.android_harness.probe import read_probe_output
+    from edgeship.android_harness.probe import read_result
     from edgeship.errors import EdgeshipError
 
-    if not it.raw_dir or not (folder / it.raw_dir).is_dir():
+    if not it.raw_dir:
         return {}
     try:
-        return dict(read_probe_output(folder / it.raw_dir).rusage)
+        rusage = read_result(folder / it.raw_dir).get("rusage")
     except (EdgeshipError, OSError, ValueError):
         return {}
+    return dict(rusage) if isinstance(rusage, dict) else {}

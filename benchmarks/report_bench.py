@@ -1,0 +1,153 @@
+"""Time `edgeship report`, `gate` and `plan` where users wait: a bench of 10 devices × 5 bundles × 10 runs.
+
+Goals (issue 10): report over 50 profile.json files with real timelines ≤ 3 s; gate and plan ≤ 1 s; none of
+them imports torch, tensorflow or litert_torch. The 50 profiles are real: the tiny and ple-heavy builds are
+profiled once on a virtual device with 10 runs each (real probe timelines, maps and results), then each
+profile folder is copied under 10 device identities and 5 bundle identities (sha256, recipe), which is all
+that differs between phones of a bench to these commands.
+
+    .venv/bin/python benchmarks/report_bench.py [--repeats 5] [--work DIR]
+
+Wall times are of the whole command (`python -m edgeship …`: interpreter start-up and imports included),
+medians of the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+
+HEAVY = ("torch", "tensorflow", "litert_torch")
+BUNDLES = 5
+DEVICES = 10
+
+
+def profile_sources(work: Path, iterations: int) -> dict[str, Path]:
+    from tests.fixtures.builds import cached_build
+
+    builds = {size: cached_build("gemma4", size, "int8") for size in ("tiny", "ple-heavy")}
+    port = free_port()
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
+    env.pop("ADB_SERVER_SOCKET", None)
+    adb = adb_binary()
+    name = f"report-bench-{os.getpid()}"
+    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb start")
+    sources = {}
+    try:
+        started = check(
+            edgeship("vdevice", "start", "--name", name, "--root", str(work / name), "--json", env=env),
+            "vdevice",
+        )
+        serial = json.loads(started.stdout)["serial"]
+        for size, build in builds.items():
+            result = check(
+                edgeship("profile", str(build), "--device", serial, "--prefill", "32", "--decode", "256",
+                         "--iterations", str(iterations), "--warmup", "1", "--smaps-interval-ms", "50",
+                         "-o", str(work / "source"), "--json", env=env),
+                f"profile {size}",
+            )  # fmt: skip
+            sources[size] = Path(json.loads(result.stdout)[0]["profile"]).parent
+    finally:
+        edgeship("vdevice", "stop", name, env=env, timeout=120)
+        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
+    return sources | {"builds": builds}  # type: ignore[return-value]
+
+
+def make_bench(sources: dict[str, Path], runs: Path) -> int:
+    """10 devices × 5 bundles of real profile folders (raw outputs included), identities rewritten."""
+    shutil.rmtree(runs, ignore_errors=True)
+    count = 0
+    recipes = ("int8", "int4", "int8-ple4", "mixed", "float")
+    for d in range(DEVICES):
+        for b in range(BUNDLES):
+            source = sources["ple-heavy" if b % 2 == 0 else "tiny"]
+            sha = f"{b:02x}" * 32
+            target = runs / f"127.0.0.1_{41000 + d}" / sha[:12]
+            shutil.copytree(source, target)
+            data = json.loads((target / "profile.json").read_text())
+            data["device"].update(serial=f"127.0.0.1:{41000 + d}", model=f"Bench Phone {d}")
+            data["bundle"].update(sha256=sha, recipe=recipes[b])
+            (target / "profile.json").write_text(json.dumps(data, indent=2) + "\n")
+            count += 1
+    return count
+
+
+def timed(args: list[str], repeats: int) -> tuple[float, list[float], str]:
+    walls = []
+    output = ""
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "edgeship", *args], capture_output=True, text=True)
+        walls.append(time.perf_counter() - began)
+        if result.returncode not in (0, 1, 3):
+            sys.exit(f"edgeship {' '.join(args)} failed: {result.stderr}")
+        output = result.stdout
+    return statistics.median(walls), walls, output
+
+
+def heavy_imports(args: list[str]) -> list[str]:
+    code = (
+        "import sys\nfrom edgeship.cli import main\n"
+        f"sys.argv = ['edgeship', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return json.loads(result.stderr.strip().splitlines()[-1].replace("'", '"'))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-report-bench")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    sources = profile_sources(args.work, args.iterations)
+    runs = args.work / "bench-runs"
+    count = make_bench(sources, runs)
+    out = args.work / "out"
+    report_args = [
+        "report",
+        str(runs),
+        "-o",
+        str(out / "r.html"),
+        "--md",
+        str(out / "r.md"),
+        "--json",
+        str(out / "r.json"),
+    ]
+    gate_args = ["gate", "--baseline", str(runs), "--current", str(runs), "--json"]
+    plan_args = ["plan", str(sources["builds"]["ple-heavy"]), "--ram", "4GB", "--ram", "8GB", "--json"]  # type: ignore[index]
+    rows = {}
+    for name, command in (("report", report_args), ("gate", gate_args), ("plan", plan_args)):
+        median, walls, _ = timed(command, args.repeats)
+        rows[name] = {"median_s": round(median, 3), "walls_s": [round(w, 3) for w in walls],
+                      "heavy_imports": heavy_imports(command)}  # fmt: skip
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_1min": round(os.getloadavg()[0], 1),
+        "profiles": count,
+        "iterations_per_profile": args.iterations,
+        "html_bytes": (out / "r.html").stat().st_size,
+        "results": rows,
+    }
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
