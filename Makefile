@@ -10,9 +10,10 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-# Debian packages the virtual device and the probe tests use (Android's userland, sandbox, arm64 emulation).
+# Debian packages the virtual device, the probe and the report tests use (Android's userland, sandbox, arm64
+# emulation, a headless browser for the HTML report).
 # Installed only when missing and only when we may (root); without them the tests that need them skip.
-SYSTEM_PACKAGES := mksh toybox bubblewrap adb qemu-user-static
+SYSTEM_PACKAGES := mksh toybox bubblewrap adb qemu-user-static chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

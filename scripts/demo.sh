@@ -23,3 +23,9 @@ edgeship push "$out/build-int8" "${selection[@]}"
 # runs in half a second, so smaps (section residency) is sampled at a fixed 50 ms instead of adaptively.
 edgeship profile "$out/build-int8" "${selection[@]}" --prefill 32 --decode 64 --iterations 3 --warmup 1 \
   --smaps-interval-ms 50 -o "$out/runs"
+
+# What a bench report looks like: one HTML file (plots inline, opens offline) and the Markdown CI would post.
+edgeship report "$out/runs" -o "$out/report.html" --md "$out/report.md"
+edgeship plan "$out/build-int8" --device-profile vflagship --device-profile vbudget4g
+echo "report: $(realpath "$out/report.html")"
+echo "markdown: $(realpath "$out/report.md")"
