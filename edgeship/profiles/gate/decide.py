@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from edgeship.profiles.figures import LATENCY, Figure
 from edgeship.profiles.gate.thresholds import Thresholds
 from edgeship.profiles.stats import mann_whitney, runs_needed
+from edgeship.profiles.summary import format_bytes
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -122,11 +123,9 @@ def _decide_memory(
     assert before is not None and after is not None
     limit = rule.limit(before)
     delta = after - before
-    mib = delta / (1024 * 1024)
+    moved = ("+" if delta >= 0 else "−") + format_bytes(abs(delta))
     if delta > limit:
-        return _verdict(figure, REGRESSION, baseline, current, None, threshold, f"median {mib:+.1f} MiB")
+        return _verdict(figure, REGRESSION, baseline, current, None, threshold, f"median {moved}")
     if delta < -limit:
-        return _verdict(figure, IMPROVEMENT, baseline, current, None, threshold, f"median {mib:+.1f} MiB")
-    return _verdict(
-        figure, SAME, baseline, current, None, threshold, f"median {mib:+.1f} MiB, within the limit"
-    )
+        return _verdict(figure, IMPROVEMENT, baseline, current, None, threshold, f"median {moved}")
+    return _verdict(figure, SAME, baseline, current, None, threshold, f"median {moved}, within the limit")
