@@ -1,4 +1,4 @@
-"""report, gate and plan start without torch, tensorflow or litert_torch: they run."""
+"""report, gate and plan start without torch, tensorflow or litert_torch (they only read files)."""
 
 from __future__ import annotations
 
