@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from typing import Any
 
 from edgeship.profiles.report.timeline import Timeline
 
@@ -32,22 +33,46 @@ def _nice_ticks(top: float, count: int = 4) -> list[float]:
     return [i * step for i in range(int(top / step) + 2)]
 
 
+_FIGURES: dict[bool, tuple[Any, list[Any]]] = {}  # has_faults → (figure, axes), reused plot after plot
+
+
+def _canvas(has_faults: bool) -> tuple[Any, list[Any]]:
+    """A figure and its axes, emptied of the previous plot's data.
+
+    Reusing them keeps the tick objects, which are most of what a new axes costs: a report of 50 profiles
+    draws in a third of the time.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    if has_faults not in _FIGURES:
+        # Fixed margins: a layout engine would draw the figure twice to measure it.
+        fig = Figure(figsize=(7.2, 3.4 if has_faults else 2.6))
+        fig.subplots_adjust(left=0.08, right=0.99, top=0.97, bottom=0.12 if has_faults else 0.16, hspace=0.08)
+        axes = (
+            list(fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))) if has_faults else [fig.add_subplot()]
+        )
+        for axis in axes:
+            axis.xaxis.set_minor_locator(NullLocator())
+            axis.yaxis.set_minor_locator(NullLocator())
+        _FIGURES[has_faults] = (fig, axes)
+    fig, axes = _FIGURES[has_faults]
+    for axis in axes:
+        for artist in [*axis.lines, *axis.collections, *axis.patches, *axis.texts]:
+            artist.remove()
+    return fig, axes
+
+
 def timeline_svg(timeline: Timeline, key: str) -> str:
     """Anonymous and file-backed memory (bundle sections stacked where smaps was sampled), PSS, phases."""
     import matplotlib
 
     matplotlib.use("svg")
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator
 
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": 8}):
         has_faults = bool(timeline.faults)
-        # Fixed margins: a layout engine would draw the figure twice to measure it.
-        fig = Figure(figsize=(7.2, 3.4 if has_faults else 2.6))
-        fig.subplots_adjust(
-            left=0.08, right=0.99, top=0.97, bottom=0.16 if not has_faults else 0.12, hspace=0.08
-        )
-        axes = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1)) if has_faults else [fig.add_subplot()]
+        fig, axes = _canvas(has_faults)
         ax = axes[0]
         end = max(
             timeline.t_s[-1] if timeline.t_s else 0.0, max((p[2] for p in timeline.phases), default=0.0)
@@ -59,21 +84,20 @@ def timeline_svg(timeline: Timeline, key: str) -> str:
             ax.stackplot(
                 timeline.section_t_s,
                 *[[v / MIB for v in timeline.sections[label]] for label in labels],
-                labels=[f"bundle: {label}" for label in labels],
                 colors=SECTION_COLORS[: len(labels)],
                 alpha=0.85,
                 lw=0,
                 zorder=1,
             )
         top = 0.0
-        for values, color, label, style in (
-            (timeline.file, FILE, "file-backed (all)", "-"),
-            (timeline.anon, ANON, "anonymous", "-"),
-            (timeline.pss, PSS, "PSS", "--"),
+        for values, color, style in (
+            (timeline.file, FILE, "-"),
+            (timeline.anon, ANON, "-"),
+            (timeline.pss, PSS, "--"),
         ):
             points = [(t, v / MIB) for t, v in zip(timeline.t_s, values, strict=True) if v is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), color=color, lw=1.3, ls=style, label=label, zorder=2)
+                ax.plot(*zip(*points, strict=True), color=color, lw=1.3, ls=style, zorder=2)
                 top = max(top, max(v for _, v in points))
         ticks = _nice_ticks(top)
         ax.set_ylim(0, ticks[-1])
@@ -83,8 +107,6 @@ def timeline_svg(timeline: Timeline, key: str) -> str:
         x_ticks = _nice_ticks(end or 1.0, 5)
         for axis in axes:
             axis.xaxis.set_major_locator(FixedLocator(x_ticks))
-            axis.xaxis.set_minor_locator(NullLocator())
-            axis.yaxis.set_minor_locator(NullLocator())
         for name, start, stop in timeline.phases:
             ax.text(
                 (start + stop) / 2, ticks[-1] * 0.97, name, ha="center", va="top", fontsize=7, color="#555555"
@@ -93,9 +115,11 @@ def timeline_svg(timeline: Timeline, key: str) -> str:
             fax = axes[1]
             for name, color in FAULT_COLORS.items():
                 if name in timeline.faults:
-                    fax.plot(timeline.t_s, timeline.faults[name], color=color, lw=1.1, label=f"{name} faults")
+                    fax.plot(timeline.t_s, timeline.faults[name], color=color, lw=1.1)
             fax.set_ylabel("faults")
-            fax.yaxis.set_major_locator(FixedLocator(_nice_ticks(max(_finite(timeline.faults)), 2)))
+            fault_ticks = _nice_ticks(max(_finite(timeline.faults)), 2)
+            fax.set_ylim(0, fault_ticks[-1])
+            fax.yaxis.set_major_locator(FixedLocator(fault_ticks))
         axes[-1].set_xlabel("seconds since the runner started")
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg")
