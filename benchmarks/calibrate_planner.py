@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +28,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+from ple_residency import check, edgeship  # noqa: E402
+from vdevice_session import virtual_device  # noqa: E402
 
 from edgeship.profiles.planner import CALIBRATION_FILE, read_build_facts  # noqa: E402
 from edgeship.profiles.planner.calibration import CALIBRATION_SCHEMA  # noqa: E402
@@ -57,20 +57,8 @@ def main() -> None:
 
     builds = {size: cached_build("gemma4", size, "int8") for size in SIZES}
     args.work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
-    env.pop("ADB_SERVER_SOCKET", None)
-    adb = adb_binary()
-    name = f"calibrate-{os.getpid()}"
-    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb start")
     measurements = []
-    try:
-        started = check(
-            edgeship("vdevice", "start", "--name", name, "--profile", args.profile, "--root",
-                     str(args.work / name), "--json", env=env),
-            "vdevice start",
-        )  # fmt: skip
-        serial = json.loads(started.stdout)["serial"]
+    with virtual_device(args.work, "calibrate", args.profile) as (serial, env):
         for size, build in builds.items():
             runs = args.work / f"runs-{size}"
             extra = ["--runner", args.runner] if args.runner else []
@@ -83,9 +71,6 @@ def main() -> None:
             [entry] = json.loads(result.stdout)
             path = Path(entry["profile"])
             measurements.append(Measurement(size, read_build_facts(build), load_profile(path), str(path)))
-    finally:
-        edgeship("vdevice", "stop", name, env=env, timeout=120)
-        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
 
     load = os.getloadavg()[0]
     source = {

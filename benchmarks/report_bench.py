@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+from ple_residency import check, edgeship  # noqa: E402
+from vdevice_session import virtual_device  # noqa: E402
 
-HEAVY = ("torch", "tensorflow", "litert_torch")
 BUNDLES = 5
 DEVICES = 10
 
@@ -43,19 +43,8 @@ def profile_sources(work: Path, iterations: int) -> dict[str, Path]:
     from tests.fixtures.builds import cached_build
 
     builds = {size: cached_build("gemma4", size, "int8") for size in ("tiny", "ple-heavy")}
-    port = free_port()
-    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
-    env.pop("ADB_SERVER_SOCKET", None)
-    adb = adb_binary()
-    name = f"report-bench-{os.getpid()}"
-    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb start")
     sources = {}
-    try:
-        started = check(
-            edgeship("vdevice", "start", "--name", name, "--root", str(work / name), "--json", env=env),
-            "vdevice",
-        )
-        serial = json.loads(started.stdout)["serial"]
+    with virtual_device(work, "report-bench") as (serial, env):
         for size, build in builds.items():
             result = check(
                 edgeship("profile", str(build), "--device", serial, "--prefill", "32", "--decode", "256",
@@ -64,9 +53,6 @@ def profile_sources(work: Path, iterations: int) -> dict[str, Path]:
                 f"profile {size}",
             )  # fmt: skip
             sources[size] = Path(json.loads(result.stdout)[0]["profile"]).parent
-    finally:
-        edgeship("vdevice", "stop", name, env=env, timeout=120)
-        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
     return sources | {"builds": builds}  # type: ignore[return-value]
 
 
@@ -117,18 +103,9 @@ def timed(args: list[str], repeats: int) -> tuple[list[float], list[float]]:
     return walls, cpus
 
 
-def heavy_imports(args: list[str]) -> list[str]:
-    code = (
-        "import sys\nfrom edgeship.cli import main\n"
-        f"sys.argv = ['edgeship', *{args!r}]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return json.loads(result.stderr.strip().splitlines()[-1].replace("'", '"'))
-
-
 def main() -> None:
+    from tests.profiles.test_light_imports import imported_after
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=10)
@@ -160,7 +137,7 @@ def main() -> None:
             "cpu_median_s": round(statistics.median(cpus), 3),
             "walls_s": [round(w, 3) for w in walls],
             "load_1min": round(os.getloadavg()[0], 1),
-            "heavy_imports": heavy_imports(command),
+            "heavy_imports": imported_after(command),
         }
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
