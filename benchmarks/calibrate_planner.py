@@ -6,7 +6,7 @@ constants kept in edgeship/profiles/planner/calibration.yaml with this script's 
 Run it after the runner changes (a new litert-lm-api, the native x86-64 runner becoming the default, a
 virtual device with a memory cgroup):
 
-    .venv/bin/python benchmarks/calibrate_planner.py [--iterations 5] [--runner PATH] [--dry-run]
+    .venv/bin/python benchmarks/calibrate_planner.py [--iterations 5] [--runner PATH] [--dry-run | --check]
 
 Builds come from the test cache (tests/fixtures/builds.py: exported once per exporter source hash, ~1 min
 each when missing). Everything it starts (adb server, virtual device) is stopped at the end.
@@ -39,6 +39,24 @@ from edgeship.profiles.schema import load_profile  # noqa: E402
 SIZES = ("tiny", "ple-heavy")
 
 
+def check_current(measurements: list[Measurement]) -> None:
+    """What the committed calibration predicts for fresh measurements: recalibrate when this drifts."""
+    from edgeship.profiles.planner import plan_build, runner_key
+    from edgeship.profiles.planner.fit import distinct_tokens_of, measured_pss
+
+    sys.stdout.write("build | measured (median) | predicted | error\n")
+    for m in measurements:
+        runner = runner_key(m.profile.runner.get("name"), m.profile.runner.get("version"))
+        plan = plan_build(m.build, runner=runner, distinct_tokens=distinct_tokens_of(m.profile))
+        measured, what = measured_pss(m.profile)
+        assert measured is not None
+        error = (plan.total - measured) / measured
+        sys.stdout.write(
+            f"{m.name} | {what} {measured / 2**20:.1f} MiB | {plan.total / 2**20:.1f} MiB | {error:+.1%}"
+            + (f" ({'; '.join(plan.notes)})\n" if plan.notes else "\n")
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
@@ -51,6 +69,9 @@ def main() -> None:
     parser.add_argument("--profile", default="vflagship", help="virtual device profile")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-calibrate")
     parser.add_argument("--dry-run", action="store_true", help="print the fit, leave calibration.yaml alone")
+    parser.add_argument(
+        "--check", action="store_true", help="measure and compare with the calibration in use; no refit"
+    )
     args = parser.parse_args()
 
     from tests.fixtures.builds import cached_build
@@ -72,6 +93,9 @@ def main() -> None:
             path = Path(entry["profile"])
             measurements.append(Measurement(size, read_build_facts(build), load_profile(path), str(path)))
 
+    if args.check:
+        check_current(measurements)
+        return
     load = os.getloadavg()[0]
     source = {
         "command": " ".join(["python", "benchmarks/calibrate_planner.py", *sys.argv[1:]]),
@@ -83,10 +107,10 @@ def main() -> None:
     sys.stdout.write(
         json.dumps({"runner": calibration.runner, **calibration_to_yaml_entry(calibration)}, indent=2)
     )
-    sys.stdout.write("\n\nbuild | measured peak PSS (median) | predicted | error\n")
+    sys.stdout.write("\n\nbuild | runner's own peak PSS (its RSS, median) | predicted | error\n")
     for row in rows:
         sys.stdout.write(
-            f"{row['build']} | {row['peak_pss_median'] / 2**20:.1f} MiB ({row['runs']} runs) | "
+            f"{row['build']} | {row['own_peak_pss_median'] / 2**20:.1f} MiB ({row['runs']} runs) | "
             f"{row['predicted'] / 2**20:.1f} MiB | {row['error'] * 100:+.1f}%\n"
         )
     if args.dry_run:

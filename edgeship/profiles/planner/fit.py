@@ -26,11 +26,13 @@ from edgeship.profiles.schema import Profile
 from edgeship.profiles.summary import PLE_SECTION_KIND
 
 DEFAULT_FAULT_AROUND = 64 * 1024  # Linux's fault_around_bytes default: 16 pages of 4 KiB
-# PSS divides a shared page among the processes mapping it. On a virtual device the runner's libraries are
-# the host's files, so another process on the host mapping them (an export, another runner) lowers the
-# runner's PSS by up to a third with nothing changed in the runner. Below this share of RSS the difference
-# is the harness itself (a few MiB of libpython); above it the run's PSS says more about the host.
-SHARED_LIMIT = 0.10
+# PSS divides a shared page among the processes mapping it. On a phone the runner's own files (its binary,
+# liblitert-lm, the bundle) are mapped by it alone; on a virtual device they are the host's files, and any
+# host process mapping them too (an export, another runner, the test harness) lowers the runner's PSS with
+# nothing changed in the runner — by a third on a busy box. Anonymous pages are private (Pss_Anon = RssAnon),
+# so the runner's PSS with its files unshared is its RSS: what the planner predicts and is calibrated on.
+# When a run's PSS is within QUIET_SHARE of its RSS, the host shared (almost) nothing and PSS is the figure.
+QUIET_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,24 @@ class Measurement:
 
 
 def own_pss(profile: Profile) -> list[float]:
-    """Peak PSS of each ok run as if no other process mapped the runner's files: the run's PSS when little is
-    shared, else its RSS (the pages it maps, each counted whole)."""
-    values = []
-    for it in profile.measured():
-        pss, rss = it.memory.peak_pss, it.memory.peak_rss
-        if not it.exit.ok or pss is None:
-            continue
-        values.append(float(rss if rss is not None and rss - pss > SHARED_LIMIT * rss else pss))
-    return values
+    """Each ok run's peak PSS with its files mapped by no other process: its peak RSS (see above)."""
+    return [
+        float(it.memory.peak_rss)
+        for it in profile.measured()
+        if it.exit.ok and it.memory.peak_rss is not None
+    ]
+
+
+def measured_pss(profile: Profile) -> tuple[float | None, str]:
+    """The figure to hold a prediction against, and which one it is: the median peak PSS on a quiet host,
+    else the median peak RSS (the runner's own PSS) when other processes shared its files."""
+    pss = figure_values(profile, FIGURES_BY_NAME["peak_pss"])
+    if pss and shared_share(profile) <= QUIET_SHARE:
+        return float(statistics.median(pss)), "peak PSS"
+    own = own_pss(profile)
+    if not own:
+        return None, "none"
+    return float(statistics.median(own)), f"peak RSS (PSS {shared_share(profile):.0%} below it: files shared)"
 
 
 def shared_share(profile: Profile) -> float:
@@ -133,7 +144,7 @@ def fit_calibration(
 ) -> tuple[Calibration, list[dict[str, Any]]]:
     """The calibration, and per build what it predicts against what was measured.
 
-    Peak PSS (``own_pss``: RSS where the host shared the runner's files) minus the file-backed and KV terms
+    The runner's own peak PSS (``own_pss``, its RSS) minus the file-backed and KV terms
     is what the runtime and the transformer's anonymous copy cost; a line over the transformer section's
     bytes gives both (intercept: the runtime; slope: bytes per transformer byte). The slope of peak
     *anonymous* memory alone is recorded beside it as the measurement of whether the weights are repacked
@@ -163,17 +174,19 @@ def fit_calibration(
     rows = []
     for m in measurements:
         plan = plan_memory(m.build, calibration, distinct_tokens=distinct_tokens_of(m.profile))
-        pss = own_pss(m.profile)
-        measured = _median(pss)
+        own = own_pss(m.profile)
+        measured = _median(own)
+        pss = figure_values(m.profile, FIGURES_BY_NAME["peak_pss"])
         rows.append(
             {
                 "build": m.name,
                 "bundle_sha256": m.build.bundle_sha256[:12],
                 "profile": m.profile_path,
-                "runs": len(pss),
-                "peak_pss_median": int(measured),
-                "peak_pss_range": [int(min(pss)), int(max(pss))],
-                "shared_share": round(shared_share(m.profile), 3),
+                "runs": len(own),
+                "own_peak_pss_median": int(measured),  # the runner's PSS with its files unshared: its RSS
+                "own_peak_pss_range": [int(min(own)), int(max(own))],
+                "measured_peak_pss_median": int(_median(pss)) if pss else None,
+                "pss_below_rss": round(shared_share(m.profile), 3),
                 "predicted": plan.total,
                 "error": round((plan.total - measured) / measured, 4),
                 "ple_resident_median": _section_median(m.profile, PLE_SECTION_KIND),

@@ -27,7 +27,7 @@ from edgeship.profiles.planner import (
     plan_build,
     runner_key,
 )
-from edgeship.profiles.planner.fit import SHARED_LIMIT, distinct_tokens_of, own_pss, shared_share
+from edgeship.profiles.planner.fit import distinct_tokens_of, measured_pss
 from edgeship.profiles.report.timeline import Timeline, read_timeline_of
 from edgeship.profiles.schema import Iteration, Profile
 from edgeship.profiles.summary import PLE_SECTION_KIND, exit_summary, section_label, summarize_values
@@ -256,15 +256,9 @@ def find_build(profile: Profile, extra_builds: dict[str, Path]) -> tuple[BuildFa
 
 
 def _check(profile: Profile, build: BuildFacts | None, why: str) -> PlanCheck:
-    own = own_pss(profile)
-    measured = statistics.median(own) if own else None
-    shared = shared_share(profile)
-    if shared > SHARED_LIMIT:
-        why = (
-            f"PSS {shared:.0%} below RSS (sparse smaps_rollup reads, or host processes sharing the runner's "
-            "files): the runner's own figure "
-            f"is taken as its RSS{'; ' + why if why else ''}"
-        )
+    measured, what = measured_pss(profile)
+    if what != "peak PSS":
+        why = f"measured: {what}" + (f"; {why}" if why else "")
     ram = profile.device.get("ram_total")
     budget = budget_for(device_label(profile), int(ram)) if ram else None
     if build is None:

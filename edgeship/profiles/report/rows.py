@@ -64,7 +64,7 @@ def check_summary(entry: Entry) -> list[list[str]]:
         share = f"{100 * remainder / check.measured_pss:+.1f}%"
     return [
         ["predicted peak PSS", format_bytes(predicted)],
-        ["measured peak PSS (median, the runner's own)", format_bytes(check.measured_pss)],
+        ["measured (median)", format_bytes(check.measured_pss)],
         ["unexplained remainder (measured − predicted)", f"{_signed_bytes(remainder)} ({share})"],
         ["fit", check.verdict],
     ]
