@@ -63,7 +63,7 @@ def measured(
             assert result.returncode == 0, result.stderr
             [entry] = json.loads(result.stdout)
             profiles[name] = (Path(entry["profile"]), build)
-        yield {"runs": runs, "profiles": profiles, "env": env, "root": root}
+        yield {"runs": runs, "profiles": profiles, "env": env, "root": root, "serial": device.serial}
     finally:
         adb_server.disconnect(device.serial)
         device.stop()
@@ -176,6 +176,16 @@ def test_planner_is_within_10_percent_of_this_session_measurement(measured: dict
         assert figure is not None, f"{name}: no ok run"
         error = (plan.total - figure) / figure
         assert abs(error) <= 0.10, f"{name}: predicted {plan.total}, measured {what} {figure} ({error:+.1%})"
+
+
+def test_plan_reads_the_device_ram_live(measured: dict[str, Any], tiny_gemma4_build: Path) -> None:
+    result = edgeship(
+        measured["env"], "plan", str(tiny_gemma4_build), "--device", measured["serial"], "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    [device] = json.loads(result.stdout)["devices"]
+    assert device["ram_total"] > 0 and device["available_now"] is not None
+    assert device["usable"] == int(device["ram_total"] * 0.55) and device["fits"] is True
 
 
 def test_gate_of_a_profile_against_itself_passes(measured: dict[str, Any]) -> None:

@@ -24,11 +24,14 @@ def report_markdown(report: Report) -> str:
     lines += [pipe_table(["device", *report.bundles], matrix_rows(report)), ""]
     lines += [f"_{note}_" for note in report.notes]
     for entry in report.entries:
+        # Headline visible, tables folded: a bench of 50 profiles stays readable in a step summary.
         lines += [
             "",
             f"### {entry.device} — {entry.bundle}",
             "",
             f"Runs: {entry.runs}. Fit: **{entry.check.verdict}**.",
+            "",
+            "<details><summary>latency, memory, sections, planner, launch claims</summary>",
             "",
         ]
         lines += [pipe_table(STAT_HEADERS, latency_rows(entry) + memory_rows(entry), right=(1, 2, 3)), ""]
@@ -41,4 +44,5 @@ def report_markdown(report: Report) -> str:
         lines += [pipe_table(["planner", ""], check_summary(entry)), ""]
         for claim in entry.claims:
             lines.append(f"- {claim.claim}: {claim.measured} _({claim.configuration})_")
+        lines += ["", "</details>"]
     return "\n".join(lines).rstrip() + "\n"
