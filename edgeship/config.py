@@ -8,10 +8,11 @@ Looked up as: the path in $EDGESHIP_CONFIG, else ./edgeship.yaml, else defaults.
     runners:
       arm64-v8a: /opt/litert-lm/android_arm64/litert_lm_main
     device_root: /data/local/tmp/edgeship
+    gate:                      # `edgeship gate` thresholds (edgeship/profiles/gate/thresholds.py)
+      latency: {decode_tok_s: 5%}
 
-Two more keys are parsed and typed, but no command reads them yet (docs/architecture.md): ``recipes``
-(recipe name → YAML recipe file, for `export --recipe NAME`) and ``gate`` (thresholds of `edgeship gate`).
-Until then `export --recipe` takes a preset name or a recipe file path.
+The ``recipes`` key (recipe name → YAML recipe file) is parsed and typed, but no command reads it yet
+(docs/architecture.md); ``gate`` holds the thresholds of `edgeship gate` (unknown keys are refused there).
 """
 
 from __future__ import annotations

@@ -314,7 +314,7 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
     if not attention or layout is None or not layout.layers:
         return rows
     element = layout.layers[0].bytes_per_element
-    contexts = [build.cache_length, *CLAIM_CONTEXTS]
+    contexts = [tokens, *(c for c in CLAIM_CONTEXTS if c != tokens)]
     parts = []
     for context in contexts:
         full = full_attention_bytes(attention, context, element)
@@ -332,8 +332,9 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
         ClaimRow(
             '"sliding window + shared KV cuts KV memory by 74%"',
             "; ".join(parts),
-            f"this bundle's cache layout ({layout.source}; {capped}), cache {build.cache_length} positions, "
-            f"{element} B per element",
+            f"this bundle's cache layout ({layout.source}; {capped}), {element} B per element; the first "
+            f"context is the profiled one ({tokens} tokens); the runtime allocates the whole cache up front: "
+            f"{layout.bytes / 2**20:.2f} MiB for its {build.cache_length} positions",
         )
     )
     return rows
