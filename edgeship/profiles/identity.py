@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeship.profiles.schema import Profile
-from edgeship.profiles.summary import section_label
 
 # Settings that change what a figure means; sampling cadence (interval_ms, smaps) does not.
 CONFIG_KEYS_THAT_MATTER = ("backend", "threads", "prefill", "decode", "max_tokens")
@@ -96,7 +95,3 @@ def differences(baseline: Profile, current: Profile) -> list[str]:
         if baseline.config.get(key) != current.config.get(key):
             reasons.append(f"{key} {baseline.config.get(key)} vs {current.config.get(key)}")
     return reasons
-
-
-def section_kind_labels(profile: Profile) -> list[str]:
-    return [section_label(str(s.get("kind"))) for s in profile.bundle.get("sections") or []]
