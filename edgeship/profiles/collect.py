@@ -7,13 +7,12 @@ the one reader of the contract, and all of them must speak the same schema versi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.errors import InputError
-from edgeship.profiles.schema import PROFILE_FILE_NAME, PROFILE_SCHEMA, Profile, load_profile
+from edgeship.profiles.schema import PROFILE_FILE_NAME, Profile, load_profile
 
 
 @dataclass(frozen=True)
@@ -52,23 +51,6 @@ def profile_paths(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def load_profiles(inputs: Iterable[str | Path]) -> list[LoadedProfile]:
-    """Load and validate every profile; InputError names the first bad file (nothing is half-read)."""
-    paths = profile_paths(inputs)
-    for path in paths:
-        schema = _schema_of(path)
-        if schema is not None and schema != PROFILE_SCHEMA:
-            raise InputError(
-                f"{path} is a {schema} profile; this edgeship reads {PROFILE_SCHEMA} "
-                "(profile again with this version, or use the edgeship that wrote it)"
-            )
-    return [LoadedProfile(path, load_profile(path)) for path in paths]
-
-
-def _schema_of(path: Path) -> str | None:
-    """The schema key, when the file is JSON with one (load_profile reports every other problem)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    schema = data.get("schema") if isinstance(data, dict) else None
-    return schema if isinstance(schema, str) else None
+    """Load and validate every profile; InputError names the first bad file (a profile of another schema
+    version included), before anything is computed from any of them."""
+    return [LoadedProfile(path, load_profile(path)) for path in profile_paths(inputs)]

@@ -255,6 +255,12 @@ def load_profile(path: str | Path) -> Profile:
         raise InputError(f"{path} does not exist; run `edgeship profile` first") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc}); was the profile interrupted?") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if isinstance(schema, str) and schema.startswith("edgeship.profile/") and schema != PROFILE_SCHEMA:
+        raise InputError(
+            f"{path} is a {schema} profile; this edgeship reads {PROFILE_SCHEMA} "
+            "(profile again with this version, or use the edgeship that wrote it)"
+        )
     problems = validate_profile(data)
     if problems:
         extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
