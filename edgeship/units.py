@@ -48,3 +48,37 @@ def format_rate(value: float | None, unit: str = "tok/s", *, digits: int = 1, mi
 def format_percent(fraction: float | None, *, digits: int = 1, missing: str = MISSING) -> str:
     """A share given as a fraction: 0.075 → '7.5%'."""
     return missing if fraction is None else f"{fraction * 100:.{digits}f}%"
+
+
+def format_change(fraction: float | None, *, digits: int = 1, missing: str = MISSING) -> str:
+    """A relative change with its sign: -0.19 → '-19.0%', 0.05 → '+5.0%'."""
+    return missing if fraction is None else f"{fraction * 100:+.{digits}f}%"
+
+
+def format_signed_bytes(count: float | None, *, missing: str = MISSING) -> str:
+    """A change in bytes with its sign: '+16.0 MiB', '−512 B'."""
+    if count is None:
+        return missing
+    return ("+" if count >= 0 else "−") + format_bytes(abs(count))
+
+
+def format_figure(value: float | None, unit: str, *, missing: str = MISSING) -> str:
+    """A figure in its unit: 'bytes' (binary units), 's' (a duration), 'tok/s', anything else as a count."""
+    if value is None:
+        return missing
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit == "s":
+        return format_duration(value)
+    if unit == "tok/s":
+        return format_rate(value)
+    return f"{value:g}"
+
+
+def format_decimal_bytes(count: float | None, *, missing: str = MISSING) -> str:
+    """Decimal units, as phones and their RAM are sold: '1.2 GB' from a billion up, else '300 MB'."""
+    if count is None:
+        return missing
+    if abs(count) >= 10**9:
+        return f"{count / 1e9:.1f} GB"
+    return f"{count / 1e6:.0f} MB"

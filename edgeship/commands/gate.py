@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeship.console import print_json, stderr_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 from edgeship.errors import GateFailure, Inconclusive, check_command
 
 
@@ -36,16 +37,16 @@ from edgeship.errors import GateFailure, Inconclusive, check_command
 @click.option(
     "--md", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown here."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON instead of Markdown.")
 @click.option("--strict", is_flag=True, help="Exit 3 when a figure or pair could not be decided.")
+@output_options
 @check_command
 def gate_command(
     baseline: tuple[Path, ...],
     current: tuple[Path, ...],
     thresholds: Path | None,
     md_path: str | None,
-    as_json: bool,
     strict: bool,
+    out: Output,
 ) -> None:
     """Compare current runs with a baseline: exit 0 pass, 1 regression, 2 bad input, 3 undecided (--strict).
 
@@ -62,17 +63,13 @@ def gate_command(
     markdown = gate_markdown(result, strict)
     outputs = {md_path: markdown} if md_path else {}
     write_outputs(outputs)
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        click.echo(markdown, nl=False)
+    out.result(result.to_dict(), lambda: out.line(markdown.rstrip("\n")))
     if result.regressions:
         raise GateFailure(f"{result.regressions} regression(s); see the table above")
     if result.inconclusive:
         if strict:
             raise Inconclusive(f"{result.inconclusive} figure(s) or pair(s) undecided (--strict)")
-        stderr_console.print(
-            f"[yellow]warning:[/] {result.inconclusive} figure(s) or pair(s) could not be decided; "
-            "more runs per side settle them (exit 3 with --strict)",
-            highlight=False,
+        out.reporter.warn(
+            f"{result.inconclusive} figure(s) or pair(s) could not be decided; "
+            "more runs per side settle them (exit 3 with --strict)"
         )

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edgeship.console import print_json, stdout_console
+from edgeship.commands.options import output_options
+from edgeship.console import Output
 from edgeship.errors import UsageError, check_command
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 @click.option(
     "--runner", default=None, help="Calibration to use: '<runner name> <version>' (default: the first)."
 )
-@click.option("--json", "as_json", is_flag=True, help="The plan as JSON.")
+@output_options
 @check_command
 def plan_command(
     build_dir: Path,
@@ -41,7 +42,7 @@ def plan_command(
     device_profiles: tuple[str, ...],
     context: int | None,
     runner: str | None,
-    as_json: bool,
+    out: Output,
 ) -> None:
     """Predict BUILD_DIR's resident memory term by term and whether it fits each device named."""
     from edgeship.profiles.planner import budget_for, load_calibrations, plan_build, read_build_facts
@@ -63,21 +64,24 @@ def plan_command(
     budgets += [_profile_budget(name) for name in device_profiles]
     budgets += _device_budgets(serials)
     plan = plan_build(build, runner=runner, distinct_tokens=context, budgets=tuple(budgets))
-    if as_json:
-        print_json(plan.to_dict())
-        return
-    stdout_console.print(plan_table(plan, str(build_dir)))
-    lines = [*plan.notes, *(f"{b.name}: {plan.verdict(b)} ({_usable(b)})" for b in plan.budgets)]
-    if plan.budgets:
-        lines.append(f"({plan.budgets[0].rule})")
-    for line in lines:
-        stdout_console.print(line, highlight=False)
+
+    def human() -> None:
+        out.print(plan_table(plan, str(build_dir)))
+        lines = [*plan.notes, *(f"{b.name}: {plan.verdict(b)} ({_usable(b)})" for b in plan.budgets)]
+        if plan.budgets:
+            lines.append(f"({plan.budgets[0].rule})")
+        for line in lines:
+            out.line(line)
+
+    out.result(plan.to_dict(), human)
 
 
 def _usable(budget: Budget) -> str:
-    text = f"usable {budget.usable / 1e9:.1f} of {budget.ram_total / 1e9:.1f} GB"
+    from edgeship.units import format_decimal_bytes
+
+    text = f"usable {format_decimal_bytes(budget.usable)} of {format_decimal_bytes(budget.ram_total)}"
     if budget.available_now is not None:
-        text += f", {budget.available_now / 1e9:.1f} GB available now"
+        text += f", {format_decimal_bytes(budget.available_now)} available now"
     return text
 
 
@@ -97,8 +101,7 @@ def _profile_budget(name: str) -> Budget:
 def _device_budgets(serials: tuple[str, ...]) -> list[Budget]:
     if not serials:
         return []
-    from edgeship.android_harness.facts import device_facts
-    from edgeship.android_harness.selection import select_devices
+    from edgeship.android_harness.adb import device_facts, select_devices
     from edgeship.config import load_config
     from edgeship.errors import DeviceError
     from edgeship.profiles.planner import budget_for

@@ -6,28 +6,12 @@ output path as it was.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from edgeship.files import write_text_atomic
+
 STDOUT = "-"
-
-
-def write_text_atomic(path: Path, text: str, fsync: bool = True) -> None:
-    """Temp file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def write_outputs(outputs: dict[str, str]) -> list[str]:
@@ -38,6 +22,8 @@ def write_outputs(outputs: dict[str, str]) -> list[str]:
             sys.stdout.write(text)
             sys.stdout.flush()
             continue
-        write_text_atomic(Path(target), text)
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text, mode=0o644)  # a report is read by others (a CI upload, a browser)
         written.append(target)
     return written

@@ -114,7 +114,7 @@ def test_plan_of_a_real_manifest_is_json_with_every_term(tmp_path: Path, tiny_ge
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("no manifest", "no manifest.json in"),
+        ("no manifest", "has no manifest.json"),
         ("truncated manifest", "is not valid JSON"),
         ("other schema", "expected 'edgeship.manifest/1'"),
         ("missing key", "lacks 'export'"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from edgeship.profiles.figures import LATENCY, Figure
 from edgeship.profiles.gate.thresholds import Thresholds
 from edgeship.profiles.stats import mann_whitney, runs_needed
-from edgeship.profiles.summary import format_bytes
+from edgeship.units import format_signed_bytes
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -123,7 +123,7 @@ def _decide_memory(
     assert before is not None and after is not None
     limit = rule.limit(before)
     delta = after - before
-    moved = ("+" if delta >= 0 else "−") + format_bytes(abs(delta))
+    moved = format_signed_bytes(delta)
     if delta > limit:
         return _verdict(figure, REGRESSION, baseline, current, None, threshold, f"median {moved}")
     if delta < -limit:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from edgeship.profiles.figures import FIGURES_BY_NAME
-from edgeship.profiles.formatting import format_change, format_value
 from edgeship.profiles.gate.compare import COMPARED, GateResult
 from edgeship.profiles.gate.decide import IMPROVEMENT, INCONCLUSIVE, REGRESSION, SAME
 from edgeship.profiles.markdown import pipe_table
+from edgeship.units import format_change, format_figure
 
 MARKS = {
     REGRESSION: "❌ regression",
@@ -42,8 +42,8 @@ def gate_markdown(result: GateResult, strict: bool = False) -> str:
                     pair.device,
                     pair.bundle,
                     verdict.label,
-                    format_value(verdict.baseline_median, unit),
-                    format_value(verdict.current_median, unit),
+                    format_figure(verdict.baseline_median, unit),
+                    format_figure(verdict.current_median, unit),
                     format_change(verdict.change),
                     "—" if verdict.p is None else f"{verdict.p:.3g}",
                     f"{verdict.baseline_n}/{verdict.current_n}",

@@ -26,6 +26,7 @@ import yaml
 from edgeship.errors import UsageError
 from edgeship.profiles.figures import FIGURES, LATENCY, MEMORY
 from edgeship.profiles.quantities import parse_percent, parse_size
+from edgeship.units import format_bytes
 
 MIB = 1024 * 1024
 LATENCY_NAMES = tuple(f.name for f in FIGURES if f.group == LATENCY)
@@ -45,7 +46,7 @@ class MemoryThreshold:
     def describe(self) -> str:
         parts = []
         if self.bytes:
-            parts.append(f"{self.bytes / MIB:g} MiB")
+            parts.append(format_bytes(self.bytes))
         if self.percent:
             parts.append(f"{self.percent * 100:g}%")
         return f"max({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "any change")

@@ -28,9 +28,10 @@ from edgeship.profiles.planner.model import BuildFacts, Plan, Term, fit_verdict,
 
 
 def read_build_facts(build_dir: str | Path) -> BuildFacts:
-    from edgeship.exporter.manifest import load_manifest
+    """The planner's view of BUILD_DIR through the one build-dir reader (InputError when it is not one)."""
+    from edgeship.exporter.manifest import read_build
 
-    return BuildFacts.from_manifest(load_manifest(build_dir))
+    return BuildFacts.from_build(read_build(build_dir))
 
 
 def plan_build(

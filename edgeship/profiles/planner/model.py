@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship.profiles.planner.budget import Budget
+
+if TYPE_CHECKING:
+    from edgeship.exporter.manifest import Build
 from edgeship.profiles.planner.calibration import Calibration
 from edgeship.profiles.planner.kv import KvLayout, kv_layout
 from edgeship.profiles.summary import PLE_SECTION_KIND
+from edgeship.units import format_decimal_bytes
 
 TRANSFORMER_KIND = "tf_lite_prefill_decode"
 EMBEDDER_KIND = "tf_lite_embedder"
@@ -93,14 +97,8 @@ class Plan:
 def fit_verdict(predicted: int, usable: int) -> str:
     """'fits with 1.2 GB headroom' / 'over by 300 MB' (decimal units, as phones are sold)."""
     margin = usable - predicted
-    text = _decimal(abs(margin))
+    text = format_decimal_bytes(abs(margin))
     return f"fits with {text} headroom" if margin >= 0 else f"over by {text}"
-
-
-def _decimal(value: int) -> str:
-    if value >= 10**9:
-        return f"{value / 1e9:.1f} GB"
-    return f"{value / 1e6:.0f} MB"
 
 
 def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int, rest_share: float) -> int:
@@ -114,31 +112,33 @@ def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int,
 
 @dataclass(frozen=True)
 class BuildFacts:
-    """What the planner reads of a build's manifest."""
+    """What the planner reads of a build (``exporter.manifest.Build``)."""
 
     bundle_sha256: str
     sections: tuple[tuple[str, int], ...]  # (kind, bytes), kinds made unique like profile.json does
     ple: dict[str, Any] | None
     cache_length: int
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the JSON as read: the KV layout (export.kv_cache) and attention facts
+    manifest_sha256: str = ""
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> BuildFacts:
+    def from_build(cls, build: Build) -> BuildFacts:
         seen: dict[str, int] = {}
         sections = []
-        for section in sorted(manifest.get("sections") or [], key=lambda s: s["offset"]):
-            kind = str(section["kind"])
-            seen[kind] = seen.get(kind, 0) + 1
-            unique = kind if seen[kind] == 1 else f"{kind}#{seen[kind]}"
-            sections.append((unique, int(section["bytes"])))
-        model = manifest.get("model") or {}
-        export = manifest.get("export") or {}
+        for section in sorted(build.sections, key=lambda s: s.offset):
+            seen[section.kind] = seen.get(section.kind, 0) + 1
+            count = seen[section.kind]
+            sections.append((section.kind if count == 1 else f"{section.kind}#{count}", section.bytes))
+        ple = build.model.ple
         return cls(
-            str((manifest.get("bundle") or {}).get("sha256", "")),
+            build.sha256,
             tuple(sections),
-            model.get("ple"),
-            int(export.get("cache_length") or 0),
-            manifest,
+            None
+            if ple is None
+            else {"table_bytes": ple.table_bytes, "vocab": ple.vocab, "row_bytes": ple.row_bytes},
+            int(build.export.cache_length or 0),
+            dict(build.manifest),
+            build.manifest_sha256,
         )
 
 

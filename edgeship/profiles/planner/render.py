@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from edgeship.profiles.planner.model import Plan
-from edgeship.profiles.summary import format_bytes
+from edgeship.units import format_bytes
 
 
 def plan_table(plan: Plan, title: str) -> Table:

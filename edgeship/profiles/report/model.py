@@ -6,7 +6,6 @@ Every renderer (HTML, Markdown, JSON) reads these dataclasses and nothing else, 
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from edgeship.profiles.planner.fit import distinct_tokens_of, measured_pss
 from edgeship.profiles.report.timeline import Timeline, read_timeline_of
 from edgeship.profiles.schema import Iteration, Profile
 from edgeship.profiles.summary import PLE_SECTION_KIND, exit_summary, section_label, summarize_values
+from edgeship.units import format_bytes, format_decimal_bytes
 
 LATENCY_ROWS = ("init_s", "ttft_s", "prefill_tok_s", "decode_tok_s")
 MEMORY_ROWS = (
@@ -150,7 +150,7 @@ def _facts(profile: Profile) -> list[tuple[str, str]]:
         ("device", f"{device.get('manufacturer')} {device.get('model')} — serial {device.get('serial')}"),
         ("SoC / ABI", f"{device.get('soc') or '?'} / {device.get('abi') or '?'}"),
         ("Android", f"{device.get('release') or '?'} (SDK {device.get('sdk') or '?'})"),
-        ("RAM", f"{ram / 1e9:.1f} GB" if ram else "unknown"),
+        ("RAM", format_decimal_bytes(ram) if ram else "unknown"),
         (
             "bundle",
             f"{bundle.get('sha256')} ({bundle.get('bytes')} B, {bundle.get('arch')} {bundle.get('recipe')})",
@@ -244,15 +244,15 @@ def find_build(profile: Profile, extra_builds: dict[str, Path]) -> tuple[BuildFa
     candidate = extra_builds.get(sha)
     if candidate is None and profile.bundle.get("build_dir"):
         candidate = Path(str(profile.bundle["build_dir"]))
-    if candidate is None or not (candidate / "manifest.json").is_file():
+    if candidate is None or not candidate.is_dir():
         return None, None, "build dir not found (pass --build BUILD_DIR)"
-    digest = hashlib.sha256((candidate / "manifest.json").read_bytes()).hexdigest()
-    if digest != profile.bundle.get("manifest_sha256"):
-        return None, str(candidate), f"{candidate}/manifest.json is not the one profiled (re-exported since?)"
     try:
-        return read_build_facts(candidate), str(candidate), ""
+        build = read_build_facts(candidate)
     except EdgeshipError as exc:
         return None, str(candidate), str(exc)
+    if build.manifest_sha256 != profile.bundle.get("manifest_sha256"):
+        return None, str(candidate), f"{candidate}/manifest.json is not the one profiled (re-exported since?)"
+    return build, str(candidate), ""
 
 
 def _check(profile: Profile, build: BuildFacts | None, why: str) -> PlanCheck:
@@ -280,7 +280,7 @@ def _check(profile: Profile, build: BuildFacts | None, why: str) -> PlanCheck:
 def _verdict_text(predicted: int, budget: Budget) -> str:
     from edgeship.profiles.planner import fit_verdict
 
-    return f"{fit_verdict(predicted, budget.usable)} of {budget.usable / 1e9:.1f} GB usable"
+    return f"{fit_verdict(predicted, budget.usable)} of {format_decimal_bytes(budget.usable)} usable"
 
 
 def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRow]) -> list[ClaimRow]:
@@ -291,7 +291,7 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
     if ple is not None and ple.resident.median is not None:
         per_token = ple.resident.median / tokens if tokens else None
         measured = (
-            f"PLE resident {ple.resident.median / 2**20:.1f} MiB of {ple.bytes / 2**20:.1f} MiB "
+            f"PLE resident {format_bytes(ple.resident.median)} of {format_bytes(ple.bytes)} "
             f"({100 * (ple.share or 0):.1f}%), {per_token / 1024:.1f} KiB per token"
             if per_token
             else f"{ple.resident.median:.0f} B"
@@ -321,7 +321,7 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
         bundle_kv = layout_bytes_at(layout, context, build.cache_length)
         ideal = architecture_bytes(attention, context, element)
         parts.append(
-            f"{context} tokens: {bundle_kv / 2**20:.2f} MiB vs {full / 2**20:.2f} MiB full attention "
+            f"{context} tokens: {format_bytes(bundle_kv)} vs {format_bytes(full)} full attention "
             f"(−{100 * (1 - bundle_kv / full):.0f}%; "
             f"the architecture allows −{100 * (1 - ideal / full):.0f}%)"
         )
@@ -334,7 +334,7 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
             "; ".join(parts),
             f"this bundle's cache layout ({layout.source}; {capped}), {element} B per element; the first "
             f"context is the profiled one ({tokens} tokens); the runtime allocates the whole cache up front: "
-            f"{layout.bytes / 2**20:.2f} MiB for its {build.cache_length} positions",
+            f"{format_bytes(layout.bytes)} for its {build.cache_length} positions",
         )
     )
     return rows

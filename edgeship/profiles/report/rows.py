@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from edgeship.profiles.figures import FIGURES_BY_NAME
-from edgeship.profiles.formatting import DASH, format_share, format_value
 from edgeship.profiles.report.model import MEMORY_ROWS, Entry, Report, Stat
-from edgeship.profiles.summary import format_bytes
+from edgeship.units import MISSING, format_bytes, format_figure, format_percent, format_signed_bytes
 
 LATENCY_LABELS = {
     "init_s": "init",
@@ -17,8 +16,10 @@ STAT_HEADERS = ("figure", "median", "min – max", "n")
 
 
 def _stat_row(label: str, stat: Stat, unit: str) -> list[str]:
-    spread = DASH if stat.min is None else f"{format_value(stat.min, unit)} – {format_value(stat.max, unit)}"
-    return [label, format_value(stat.median, unit), spread, str(stat.n)]
+    spread = (
+        MISSING if stat.min is None else f"{format_figure(stat.min, unit)} – {format_figure(stat.max, unit)}"
+    )
+    return [label, format_figure(stat.median, unit), spread, str(stat.n)]
 
 
 def latency_rows(entry: Entry) -> list[list[str]]:
@@ -42,7 +43,7 @@ def section_rows(entry: Entry) -> list[list[str]]:
             row.label,
             format_bytes(row.resident.median),
             format_bytes(row.bytes),
-            format_share(row.resident.median, row.bytes),
+            format_percent(row.share),
         ]
         for row in entry.sections
     ]
@@ -59,27 +60,21 @@ def check_summary(entry: Entry) -> list[list[str]]:
     check = entry.check
     predicted = check.plan.total if check.plan else None
     remainder = check.remainder
-    share = DASH
+    share = MISSING
     if remainder is not None and check.measured_pss:
         share = f"{100 * remainder / check.measured_pss:+.1f}%"
     return [
         ["predicted peak PSS", format_bytes(predicted)],
         ["measured (median)", format_bytes(check.measured_pss)],
-        ["unexplained remainder (measured − predicted)", f"{_signed_bytes(remainder)} ({share})"],
+        ["unexplained remainder (measured − predicted)", f"{format_signed_bytes(remainder)} ({share})"],
         ["fit", check.verdict],
     ]
 
 
-def _signed_bytes(value: float | None) -> str:
-    if value is None:
-        return DASH
-    return ("+" if value >= 0 else "−") + format_bytes(abs(value))
-
-
 def matrix_cell(entry: Entry | None) -> str:
     if entry is None:
-        return DASH
-    decode = format_value(entry.latency["decode_tok_s"].median, "tok/s")
+        return MISSING
+    decode = format_figure(entry.latency["decode_tok_s"].median, "tok/s")
     pss = format_bytes(entry.memory["peak_pss"].median)
     ple = next((row for row in entry.sections if row.kind.endswith("per_layer_embedder")), None)
     parts = [f"decode {decode}", f"PSS {pss}"]
