@@ -65,7 +65,9 @@ class Config:
     runners: dict[str, str] = field(default_factory=dict)
     recipes: dict[str, str] = field(default_factory=dict)  # name → YAML recipe file (not read yet)
     device_root: str = DEFAULT_DEVICE_ROOT
-    gate: dict[str, Any] = field(default_factory=dict)  # `edgeship gate` thresholds (not read yet)
+    gate: dict[str, Any] = field(
+        default_factory=dict
+    )  # `edgeship gate` thresholds (profiles/gate/thresholds.py)
     source: Path | None = None
 
     def servers(self, extra: list[str] | tuple[str, ...] = ()) -> list[AdbServer]:

@@ -91,7 +91,10 @@ def test_mixed_schema_versions_are_refused(tmp_path: Path) -> None:
         ([], "nothing to write"),
         (["--md", "-", "--json", "-"], "only one of --md and --json"),
         (["-o", "-"], "-o takes a file path"),
-        (["--md", "-", "--build", "/nonexistent-build"], "--build /nonexistent-build: /nonexistent-build is not a"),
+        (
+            ["--md", "-", "--build", "/nonexistent-build"],
+            "--build /nonexistent-build: /nonexistent-build is not a",
+        ),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
