@@ -25,14 +25,12 @@ from edgeship.profiles.planner.budget import Budget
 
 if TYPE_CHECKING:
     from edgeship.exporter.manifest import Build
+from edgeship.exporter.manifest import EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND
 from edgeship.profiles.planner.calibration import Calibration
 from edgeship.profiles.planner.kv import KvLayout, kv_layout
-from edgeship.profiles.summary import PLE_SECTION_KIND
 from edgeship.units import format_decimal_bytes
 
-TRANSFORMER_KIND = "tf_lite_prefill_decode"
-EMBEDDER_KIND = "tf_lite_embedder"
-ROLE_BY_KIND = {TRANSFORMER_KIND: "transformer", EMBEDDER_KIND: "embedder", PLE_SECTION_KIND: "ple"}
+ROLE_BY_KIND = {PREFILL_DECODE_KIND: "transformer", EMBEDDER_KIND: "embedder", PLE_SECTION_KIND: "ple"}
 
 
 def role_of(kind: str) -> str:
