@@ -1,12 +1,13 @@
-"""Probe overhead: decode tokens/s of the host runner with the probe sampling every 50 ms vs the runner alone.
+"""Probe overhead: decode tokens/s of a runner with the probe sampling every 50 ms vs the runner alone.
 
 Goal: probed / alone ≥ 0.98 (medians over interleaved runs on the same bundle and machine). Pairs alternate
 their order (alone-probed, probed-alone, …) so that drift of a shared machine does not favour one side. The
 script also reports what the probe itself measured about its cost: the mean time of one /proc/PID/status read,
 of one smaps_rollup read and of one /proc/PID/smaps read, how many of each the adaptive rates allowed, and the
-probe's CPU time as a share of wall time.
+probe's CPU time as a share of wall time, and the cost of the exit sample (the probe traces the runner).
 
     .venv/bin/python benchmarks/probe_overhead.py [--build BUILD_DIR] [--pairs 6] [--decode 256] [--threads 1]
+        [--runner native|host-python]
 
 Without --build it generates the ple-heavy checkpoint and exports it (int8) under --work (about a minute).
 """
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edgeship.android_harness.probe import build_probe, probe_command, read_probe_output  # noqa: E402
-from edgeship.android_harness.runners import RunConfig, get_adapter, resolve_runner  # noqa: E402
+from edgeship.android_harness.runners import NATIVE, RunConfig, get_adapter, resolve_runner  # noqa: E402
 
 
 def edgeship(*args: str, timeout: float = 3600) -> None:
@@ -50,10 +51,19 @@ def make_build(work: Path, size: str) -> Path:
     return build
 
 
-def run_alone(argv: list[str], out: Path) -> dict[str, Any]:
+def runner_argv(which: str, bundle: Path, cfg: RunConfig) -> tuple[list[str], dict[str, str]]:
+    """The argv of edgeship's runner ``which`` (native, host-python) on ``bundle``, and its environment (the
+    native runner finds the wheel's library through LD_LIBRARY_PATH, as on a device)."""
+    runner = resolve_runner("x86_64", which, {})
+    argv = get_adapter(runner.name).build_command(str(bundle), cfg, runner_path=str(runner.path))
+    env = {**os.environ, **runner.device_env([str(extra.parent) for extra in runner.extra_files])}
+    return argv, env
+
+
+def run_alone(argv: list[str], out: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env)
     wall = time.monotonic() - started
     if completed.returncode != 0:
         sys.exit(f"runner failed ({completed.returncode}): {completed.stderr[-2000:]}")
@@ -61,9 +71,11 @@ def run_alone(argv: list[str], out: Path) -> dict[str, Any]:
     return {"decode_tok_s": metrics.decode_tok_s, "prefill_tok_s": metrics.prefill_tok_s, "wall_s": wall}
 
 
-def run_probed(probe: Path, argv: list[str], bundle: Path, out: Path, interval_ms: int) -> dict[str, Any]:
+def run_probed(
+    probe: Path, argv: list[str], bundle: Path, out: Path, interval_ms: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     command = probe_command(str(probe), str(out), argv, interval_ms=interval_ms, maps=[str(bundle)])
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=env)
     run = read_probe_output(out)
     if completed.returncode != 0 or not run.ok:
         sys.exit(f"probed runner failed ({completed.returncode}): {run.stderr()[-2000:]}")
@@ -79,8 +91,27 @@ def run_probed(probe: Path, argv: list[str], bundle: Path, out: Path, interval_m
         "rollup_cost_us_mean": run.rollup_cost_us_mean,
         "smaps_samples": run.smaps_samples,
         "smaps_cost_us_mean": run.smaps_cost_us_mean,
+        "exit_sample_cost_us": (run.raw.get("exit_sample") or {}).get("cost_us"),
+        "traced": run.traced,
         "probe_cpu_s": (probe_cpu.get("utime_s") or 0) + (probe_cpu.get("stime_s") or 0),
     }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and how loaded it was (the box is shared)."""
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+
+
+def emit(figures: dict[str, Any], json_out: Path | None) -> None:
+    text = json.dumps(figures, indent=2, default=str)
+    if json_out:
+        json_out.write_text(text + "\n")
+    print(text)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -108,6 +139,7 @@ def main() -> None:
         "--threads", type=int, default=1, help="runner CPU threads (leave a core to the probe)"
     )
     parser.add_argument("--interval-ms", type=int, default=50)
+    parser.add_argument("--runner", default=NATIVE, help="edgeship's runner: native (default) or host-python")
     parser.add_argument("--json-out", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -116,11 +148,10 @@ def main() -> None:
     manifest = json.loads((build / "manifest.json").read_text())
     bundle = build / manifest["bundle"]["file"]
     probe = build_probe("x86_64")
-    runner = resolve_runner("x86_64", None, {})
     cfg = RunConfig(prefill=args.prefill, decode=args.decode, threads=args.threads)
-    argv = get_adapter(runner.name).build_command(str(bundle), cfg, runner_path=str(runner.path))
+    argv, env = runner_argv(args.runner, bundle, cfg)
 
-    run_alone(argv, args.work / "warmup")  # page cache and python imports warm for both sides
+    run_alone(argv, args.work / "warmup", env)  # page cache (and python imports) warm for both sides
     alone: list[dict[str, Any]] = []
     probed: list[dict[str, Any]] = []
     for pair in range(args.pairs):
@@ -128,21 +159,16 @@ def main() -> None:
         for side in order:
             out = args.work / f"pair{pair}-{side}"
             if side == "alone":
-                alone.append(run_alone(argv, out))
+                alone.append(run_alone(argv, out, env))
             else:
-                probed.append(run_probed(probe, argv, bundle, out, args.interval_ms))
+                probed.append(run_probed(probe, argv, bundle, out, args.interval_ms, env))
             last = (alone if side == "alone" else probed)[-1]
             print(f"pair {pair} {side:6s} decode {last['decode_tok_s']:.2f} tok/s", file=sys.stderr)
 
     alone_decode = summary([r["decode_tok_s"] for r in alone])
     probed_decode = summary([r["decode_tok_s"] for r in probed])
     figures = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_1m": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "bundle": {"path": str(bundle), "bytes": bundle.stat().st_size},
         "config": {**vars(args), "build": str(build), "work": str(args.work)},
         "decode_tok_s": {"alone": alone_decode, "probed": probed_decode},
@@ -159,14 +185,13 @@ def main() -> None:
             "smaps_cost_us_mean": statistics.mean(r["smaps_cost_us_mean"] or 0 for r in probed),
             "smaps_samples_mean": statistics.mean(r["smaps_samples"] for r in probed),
             "samples_mean": statistics.mean(r["samples"] for r in probed),
+            "exit_sample_cost_us_mean": statistics.mean(r["exit_sample_cost_us"] or 0 for r in probed),
+            "traced_runs": sum(1 for r in probed if r["traced"]),
             "probe_cpu_share_of_wall": statistics.mean(r["probe_cpu_s"] / r["wall_s"] for r in probed),
         },
         "runs": {"alone": alone, "probed": probed},
     }
-    text = json.dumps(figures, indent=2, default=str)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    print(text)
+    emit(figures, args.json_out)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def options_from(cls: type) -> Decorator:
 
     The flag is ``--field-name`` unless the metadata names a "flag"; the type comes from the annotation
     (``X | None`` is an optional X), the default from the field, a click.Choice from "choices", a file path
-    (as str) from "path". The command receives each value under the field's name.
+    (as str) from "path", the help's placeholder from "metavar". The command receives each value under the
+    field's name.
     """
     hints = typing.get_type_hints(cls)
     decorators: list[Decorator] = []
@@ -130,6 +131,7 @@ def options_from(cls: type) -> Decorator:
                 default=item.default,
                 show_default=item.default is not None,
                 help=meta["help"],
+                metavar=meta.get("metavar"),
             )
         )
 

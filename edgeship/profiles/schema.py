@@ -66,15 +66,18 @@ class Latency:
 
 @dataclass
 class SectionResidency:
-    """One bundle section: its size and the largest resident size seen in one smaps sample.
+    """One bundle section: its size, the largest resident size seen in one smaps reading, and what was
+    resident when the runner exited.
 
-    ``resident_peak`` is None when no smaps sample saw the section mapped (never mapped, or mapped only
-    between two samples of a short run): unknown, not 0.
+    ``resident_peak`` is None when no smaps reading (the exit sample included) saw the section mapped:
+    unknown, not 0. ``resident_at_exit`` is the exit sample's figure (0 when the section was no longer mapped
+    then); None when there was no exit sample (``Memory.at_exit_note`` says why).
     """
 
     bytes: int
     resident_peak: int | None
-    mapped_samples: int | None = None  # smaps samples in which a mapping of the section was present
+    mapped_samples: int | None = None  # smaps readings in which a mapping of the section was present
+    resident_at_exit: int | None = None
 
 
 @dataclass
@@ -90,6 +93,13 @@ class Memory:
     # ru_maxrss of the runner from wait4: what LiteRT-LM itself calls "peak system ram usage".
     rusage_maxrss: int | None = None
     sections: dict[str, SectionResidency] = field(default_factory=dict)
+    # The runner's page faults over the run: {"minor": n, "major": n} (major: pages read from storage, e.g.
+    # the on-demand loading of a file-backed section).
+    faults: dict[str, int | None] | None = None
+    # The reading at the runner's exit (rss, pss, anon, file, swap in bytes; minflt, majflt), or None with
+    # at_exit_note saying why (killed, or the probe could not trace the runner).
+    at_exit: dict[str, int | None] | None = None
+    at_exit_note: str | None = None
 
 
 @dataclass
@@ -212,6 +222,7 @@ def profile_from_dict(data: dict[str, Any]) -> Profile:
                 bytes=value["bytes"],
                 resident_peak=value["resident_peak"],
                 mapped_samples=value.get("mapped_samples"),
+                resident_at_exit=value.get("resident_at_exit"),
             )
             for kind, value in (memory.pop("sections") or {}).items()
         }

@@ -57,13 +57,11 @@ def summarize_iterations(iterations: Sequence[Iteration]) -> dict[str, Any]:
     sections: dict[str, Any] = {}
     for kind in _section_kinds(measured):
         sizes = [it.memory.sections[kind].bytes for it in measured if kind in it.memory.sections]
+        present = [it.memory.sections[kind] for it in counted if kind in it.memory.sections]
         sections[kind] = {
             "bytes": sizes[-1],
-            "resident_peak": _as_dict(
-                summarize_values(
-                    it.memory.sections[kind].resident_peak for it in counted if kind in it.memory.sections
-                )
-            ),
+            "resident_peak": _as_dict(summarize_values(section.resident_peak for section in present)),
+            "resident_at_exit": _as_dict(summarize_values(section.resident_at_exit for section in present)),
         }
     statuses: dict[str, int] = {}
     for it in measured:

@@ -1,11 +1,11 @@
-"""Cross-build the probe (probe.c beside this file) into a static musl binary with ziglang, cached by
-source hash.
+"""Cross-build edgeship's C programs with ziglang, cached by source hash: the probe (probe.c beside this file,
+static musl) and the native x86-64 runner (``runners/native``, glibc, since it loads the wheel's library).
 
 Binaries are never in git: they are built on first use into
-``$EDGESHIP_CACHE/probe/<source sha256>/<abi>/probe`` (``$EDGESHIP_CACHE`` defaults to ``~/.cache/edgeship``).
-The first zig call on a machine also builds musl itself (~60 s); later builds take well under a second.
-Several processes may build at once: each compiles to a private temporary name and renames it into place, so a
-reader only ever sees a complete binary.
+``$EDGESHIP_CACHE/<program cache dir>/<source sha256>/<abi>/<name>`` (``$EDGESHIP_CACHE`` defaults to
+``~/.cache/edgeship``). The first zig call on a machine also builds the C library itself (~60 s); later builds
+take well under a second. Several processes may build at once: each compiles to a private temporary name and
+renames it into place, so a reader only ever sees a complete binary.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeship.console import Reporter
@@ -36,8 +37,108 @@ COMPILE_FLAGS = ("-static", "-O2", "-s", "-Wall")
 BUILD_TIMEOUT_S = 900
 
 
-class ProbeBuildError(EdgeshipError):
-    """The C toolchain (ziglang) is missing or failed on the probe source."""
+class CrossBuildError(EdgeshipError):
+    """The C toolchain (ziglang) is missing or failed on one of edgeship's C sources."""
+
+
+ProbeBuildError = CrossBuildError  # the name callers of the probe's build know
+
+
+@dataclass(frozen=True)
+class CProgram:
+    """One C source edgeship cross-builds: for which ABIs (zig targets), with which flags, cached where."""
+
+    source: Path
+    binary_name: str
+    cache_dir: str  # under cache_root()
+    targets: dict[str, str]
+    flags: tuple[str, ...]
+    libraries: tuple[str, ...] = field(default=())  # -l names, after the source
+
+    def source_sha256(self) -> str:
+        """sha256 of the source: the cache key of every binary built from it."""
+        return hashlib.sha256(self.source.read_bytes()).hexdigest()
+
+    def zig_target(self, abi: str) -> str:
+        try:
+            return self.targets[abi]
+        except KeyError:
+            raise UsageError(
+                f"no {self.binary_name} build for ABI {abi!r} (known: {', '.join(self.targets)})"
+            ) from None
+
+    def cached_path(self, abi: str) -> Path:
+        self.zig_target(abi)
+        return cache_root() / self.cache_dir / self.source_sha256() / abi / self.binary_name
+
+    def build(self, abi: str, out: Path | None = None, reporter: Reporter | None = None) -> Path:
+        """The path of a binary for ``abi``, built into the cache first when needed.
+
+        With ``out``, the cached binary is also copied there (atomically) and ``out`` is returned. ``out`` may
+        be a folder (the binary is written into it under its own name) or a file path.
+        """
+        target = self.zig_target(abi)
+        cached = self.cached_path(abi)
+        if not cached.is_file():
+            if reporter is not None:
+                reporter.note(
+                    f"building the {self.binary_name} for {abi} with zig (a machine's first zig build for a "
+                    "C library also builds it, ~60 s)"
+                )
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            self._compile(target, cached)
+        if out is None:
+            return cached
+        out = Path(out)
+        if out.is_dir():
+            out = out / self.binary_name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_copy(cached, out)
+        return out
+
+    def _compile(self, target: str, dest: Path) -> None:
+        try:
+            import ziglang  # noqa: F401  (only to give a clear message when it is missing)
+        except ImportError:
+            raise CrossBuildError(
+                f"the {self.binary_name} is built with ziglang, which is not installed: "
+                "pip install ziglang==0.17.0"
+            ) from None
+        fd, temp_name = tempfile.mkstemp(prefix=f".{self.binary_name}-", dir=dest.parent)
+        os.close(fd)
+        temp = Path(temp_name)
+        command = [
+            sys.executable, "-m", "ziglang", "cc", "-target", target, *self.flags,
+            str(self.source), *(f"-l{name}" for name in self.libraries), "-o", str(temp),
+        ]  # fmt: skip
+        try:
+            completed = subprocess.run(
+                command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            temp.unlink(missing_ok=True)
+            raise CrossBuildError(
+                f"building the {self.binary_name} for {target} took over {BUILD_TIMEOUT_S} s; "
+                "is the machine overloaded?"
+            ) from None
+        if completed.returncode != 0 or temp.stat().st_size == 0:
+            temp.unlink(missing_ok=True)
+            first_error = next(
+                (line for line in completed.stderr.splitlines() if "error" in line),
+                completed.stderr.strip()[:300],
+            )
+            raise CrossBuildError(f"zig cc -target {target} failed on {self.source.name}: {first_error}")
+        temp.chmod(0o755)
+        os.replace(temp, dest)
+
+
+PROBE = CProgram(
+    source=PROBE_SOURCE,
+    binary_name=PROBE_BINARY_NAME,
+    cache_dir="probe",
+    targets=ZIG_TARGETS,
+    flags=COMPILE_FLAGS,
+)
 
 
 def cache_root() -> Path:
@@ -48,82 +149,25 @@ def cache_root() -> Path:
 
 def probe_source_sha256() -> str:
     """sha256 of probe.c: the cache key of every probe binary."""
-    return hashlib.sha256(PROBE_SOURCE.read_bytes()).hexdigest()
+    return PROBE.source_sha256()
 
 
 def zig_target(abi: str) -> str:
-    try:
-        return ZIG_TARGETS[abi]
-    except KeyError:
-        raise UsageError(f"no probe build for ABI {abi!r} (known: {', '.join(ZIG_TARGETS)})") from None
+    return PROBE.zig_target(abi)
 
 
 def cached_probe_path(abi: str) -> Path:
-    zig_target(abi)
-    return cache_root() / "probe" / probe_source_sha256() / abi / PROBE_BINARY_NAME
+    return PROBE.cached_path(abi)
 
 
 def build_probe(abi: str, out: Path | None = None, reporter: Reporter | None = None) -> Path:
-    """Return the path of a probe binary for ``abi``, building it into the cache first when needed.
-
-    With ``out``, the cached binary is also copied there (atomically) and ``out`` is returned. ``out`` may be
-    a folder (the binary is written into it as ``probe``) or a file path.
-    """
-    target = zig_target(abi)
-    cached = cached_probe_path(abi)
-    if not cached.is_file():
-        if reporter is not None:
-            reporter.note(
-                f"building the probe for {abi} with zig (a machine's first zig build also builds musl, ~60 s)"
-            )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        _compile(target, cached)
-    if out is None:
-        return cached
-    out = Path(out)
-    if out.is_dir():
-        out = out / PROBE_BINARY_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_copy(cached, out)
-    return out
-
-
-def _compile(target: str, dest: Path) -> None:
-    try:
-        import ziglang  # noqa: F401  (only to give a clear message when it is missing)
-    except ImportError:
-        raise ProbeBuildError(
-            "the probe is built with ziglang, which is not installed: pip install ziglang==0.17.0"
-        ) from None
-    fd, temp_name = tempfile.mkstemp(prefix=".probe-", dir=dest.parent)
-    os.close(fd)
-    temp = Path(temp_name)
-    command = [
-        sys.executable, "-m", "ziglang", "cc", "-target", target, *COMPILE_FLAGS,
-        str(PROBE_SOURCE), "-o", str(temp),
-    ]  # fmt: skip
-    try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired:
-        temp.unlink(missing_ok=True)
-        raise ProbeBuildError(
-            f"building the probe for {target} took over {BUILD_TIMEOUT_S} s; is the machine overloaded?"
-        ) from None
-    if completed.returncode != 0 or temp.stat().st_size == 0:
-        temp.unlink(missing_ok=True)
-        first_error = next(
-            (line for line in completed.stderr.splitlines() if "error" in line),
-            completed.stderr.strip()[:300],
-        )
-        raise ProbeBuildError(f"zig cc -target {target} failed on {PROBE_SOURCE.name}: {first_error}")
-    temp.chmod(0o755)
-    os.replace(temp, dest)
+    """Return the path of a probe binary for ``abi``, building it into the cache first when needed
+    (``CProgram.build``)."""
+    return PROBE.build(abi, out, reporter)
 
 
 def _atomic_copy(source: Path, dest: Path) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=".probe-", dir=dest.parent)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{source.name}-", dir=dest.parent)
     os.close(fd)
     try:
         shutil.copyfile(source, temp_name)

@@ -2,7 +2,7 @@
  * edgeship probe: run a command and sample its memory from outside, as Android's shell user or on Linux.
  *
  *   probe [--interval-ms 50] [--rollup-interval-ms N] [--smaps-interval-ms N] [--maps PATH]... [--timeout-s S]
- *         --out DIR -- RUNNER ARGS...
+ *         [--no-trace] --out DIR -- RUNNER ARGS...
  *
  * Why a native program: the runner must be the exact pid we sample (fork/exec, no shell in between), and the
  * sampler must not perturb what it measures (no fork per sample, fds opened once, no allocation per sample
@@ -10,21 +10,37 @@
  *
  * Output in DIR (written as it goes, flushed per row, so a killed run leaves a partial timeline):
  *   stdout.txt, stderr.txt  the runner's own output
- *   timeline.csv            t_ms + /proc/PID/status and /proc/PID/smaps_rollup figures in bytes; an empty cell is
- *                           a field this kernel does not report (never 0 for missing)
+ *   timeline.csv            t_ms + /proc/PID/status and /proc/PID/smaps_rollup figures in bytes, then the
+ *                           runner's minor/major page-fault counts (/proc/PID/stat); an empty cell is a field
+ *                           this kernel does not report (never 0 for missing)
  *   maps.csv                t_ms,path,offset,size,rss,pss per mapping of a --maps file per smaps sample
- *   result.json             exit code/signal/timeout, wall time, wait4 rusage, peaks, missing fields, mappings
+ *   result.json             exit code/signal/timeout, wall time, wait4 rusage, peaks, missing fields, mappings,
+ *                           whether the runner was traced, and the exit sample (below)
  *
- * /proc/PID/status is read every --interval-ms: it is cheap (counters; no page-table walk, no mm lock) and its
- * RSS columns catch short spikes. /proc/PID/smaps_rollup and /proc/PID/smaps make the kernel walk every page
- * table of the process under its mm lock (milliseconds for a big process, and the runner's own mmap/munmap
- * wait for it), so each has its own rate: fixed with --rollup-interval-ms / --smaps-interval-ms, else adaptive
- * so that reading each stays <= 1% of wall time (next read no sooner than 100x the last read's cost), never
- * more often than --interval-ms. Between rollup reads, the rollup columns of timeline.csv repeat the last
- * reading; result.json counts the reads of each (samples, rollup_samples, smaps_samples) and their costs.
+ * /proc/PID/status and /proc/PID/stat are read every --interval-ms: they are cheap (counters; no page-table
+ * walk, no mm lock) and their RSS columns catch short spikes. /proc/PID/smaps_rollup and /proc/PID/smaps make
+ * the kernel walk every page table of the process under its mm lock (milliseconds for a big process, and the
+ * runner's own mmap/munmap wait for it), so each has its own rate: fixed with --rollup-interval-ms /
+ * --smaps-interval-ms, else adaptive so that reading each stays <= 1% of wall time (next read no sooner than
+ * 100x the last read's cost), never more often than --interval-ms. Early in a run the gap is also never
+ * longer than the runner's age at the read: reads at about 0, 50, 100, 200, 400, 800 ms… until the 1% gap is
+ * the shorter. So a run of a few tenths of a second still gets several readings of what it mapped (a smoke
+ * test's one question), and this head start costs a handful of reads of a young, small process, whatever
+ * the run's length. Between rollup reads, the rollup columns of timeline.csv repeat the last reading;
+ * result.json counts the reads of each (samples, rollup_samples, smaps_samples) and their costs.
  *
- * --proc-dir DIR reads DIR/status, DIR/smaps_rollup and DIR/smaps instead of /proc/PID/… (for tests of
- * kernels that lack a field or a file; the runner still runs and is waited for).
+ * The exit sample: the probe traces its own child (PTRACE_SEIZE with PTRACE_O_TRACEEXIT; an unprivileged
+ * parent may trace its own child on Linux and Android), so the kernel stops the runner's main thread as it
+ * exits, before its address space is torn down. There the probe reads status, stat, smaps_rollup and smaps
+ * once more, whatever the budgets, then lets the runner go: however short the run, the last state of every
+ * mapping is measured. It goes to result.json ("exit_sample"), not to the periodic files. It is taken only
+ * when the runner exits by itself (exit code); a runner killed by a signal has none, and result.json says
+ * why. Where ptrace is refused (seccomp, Yama, SELinux; qemu-user does not implement it) or --no-trace is
+ * given, the runner runs untraced, sampled as before, and result.json names the reason. Traced, the runner's
+ * signals pass through the probe (delivered unchanged); only the main thread is traced.
+ *
+ * --proc-dir DIR reads DIR/status, DIR/stat, DIR/smaps_rollup and DIR/smaps instead of /proc/PID/… (for tests
+ * of kernels that lack a field or a file; the runner still runs and is waited for).
  *
  * Exit code: the runner's exit code, 128+signal if it was killed, 127 if it could not be started, 2 on a usage
  * error of the probe itself.
@@ -38,6 +54,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -46,33 +64,38 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROBE_VERSION "1"
+#define PROBE_VERSION "2"
 #define MAX_MAPS 16
 #define MAX_TRACKED_MAPPINGS 512
 #define STOP_GRACE_S 3.0 /* after forwarding SIGTERM/SIGINT/SIGHUP, SIGKILL the group if it is still there */
+#define COST_FACTOR 100.0 /* an adaptive read waits 100x its cost: <= 1% of wall time */
 
 /* ---- the fields of a sample, in timeline.csv column order ---------------------------------------------- */
 
 enum field_id {
     F_VM_RSS, F_VM_HWM, F_VM_SWAP, F_RSS_ANON, F_RSS_FILE, F_RSS_SHMEM,          /* /proc/PID/status */
     F_RSS, F_PSS, F_PSS_ANON, F_PSS_FILE, F_PRIVATE_DIRTY, F_SWAP_PSS,           /* /proc/PID/smaps_rollup */
+    F_MINFLT, F_MAJFLT,                                                          /* /proc/PID/stat */
     F_COUNT
 };
 
 static const char *const field_csv_names[F_COUNT] = {
     "vm_rss", "vm_hwm", "vm_swap", "rss_anon", "rss_file", "rss_shmem",
     "rss", "pss", "pss_anon", "pss_file", "private_dirty", "swap_pss",
+    "minflt", "majflt",
 };
 
-/* Key as the kernel spells it (without the colon), and which file it comes from. */
+/* Key as the kernel spells it (without the colon), for the "Key: N kB" files. */
 static const char *const field_kernel_keys[F_COUNT] = {
     "VmRSS", "VmHWM", "VmSwap", "RssAnon", "RssFile", "RssShmem",
     "Rss", "Pss", "Pss_Anon", "Pss_File", "Private_Dirty", "SwapPss",
+    NULL, NULL,
 };
 #define FIRST_ROLLUP_FIELD F_RSS
+#define LAST_ROLLUP_FIELD F_SWAP_PSS
 
 typedef struct {
-    long long value[F_COUNT]; /* bytes; -1 = not present in this sample */
+    long long value[F_COUNT]; /* bytes (faults: counts); -1 = not present in this sample */
 } sample_t;
 
 /* ---- options and state ------------------------------------------------------------------------------- */
@@ -100,6 +123,7 @@ static map_target_t targets[MAX_MAPS];
 static int target_count = 0;
 static char **runner_argv = NULL;
 static const char *proc_dir = NULL; /* --proc-dir: read crafted status/smaps files instead of /proc/PID (tests) */
+static int no_trace = 0;            /* --no-trace: do not ptrace the runner (no exit sample) */
 
 static tracked_mapping_t mappings[MAX_TRACKED_MAPPINGS];
 static int mapping_count = 0;
@@ -112,7 +136,7 @@ static void die_usage(const char *fmt, ...) {
     fputs("probe: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputs("\nusage: probe [--interval-ms 50] [--rollup-interval-ms N] [--smaps-interval-ms N] [--maps PATH]... "
-          "[--timeout-s S] --out DIR -- RUNNER ARGS...\n",
+          "[--timeout-s S] [--no-trace] --out DIR -- RUNNER ARGS...\n",
           stderr);
     va_end(ap);
     exit(2);
@@ -129,7 +153,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void on_chld(int sig) { (void)sig; /* only here to interrupt clock_nanosleep */ }
+static void on_chld(int sig) { (void)sig; /* only here to interrupt ppoll */ }
 
 static void on_terminate(int sig) { forwarded_signal = sig; }
 
@@ -236,8 +260,9 @@ static void json_write_nullable(FILE *f, long long v) {
 
 typedef struct {
     pid_t pid;
-    int status_fd, rollup_fd, smaps_fd;
+    int status_fd, stat_fd, rollup_fd, smaps_fd;
     char status_buf[16384];
+    char stat_buf[2048];
     char rollup_buf[8192];
     char *smaps_chunk;
     size_t smaps_chunk_cap;
@@ -268,6 +293,19 @@ static int read_status(proc_reader_t *r, sample_t *s) {
     return s->value[F_VM_RSS] >= 0; /* a zombie or kernel thread has no VmRSS: no mm */
 }
 
+/* /proc/PID/stat: minflt and majflt of the whole thread group (fields 10 and 12; the kernel sums the threads,
+ * dead ones included). The name in parentheses may hold spaces and ')', so fields count from the last ')'. */
+static void read_faults(proc_reader_t *r, sample_t *s) {
+    if (r->stat_fd < 0 || pread_all(r->stat_fd, r->stat_buf, sizeof r->stat_buf) <= 0) return;
+    const char *after_name = strrchr(r->stat_buf, ')');
+    unsigned long long minflt = 0, majflt = 0;
+    /* after ')': state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt */
+    if (!after_name || sscanf(after_name + 1, " %*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &minflt, &majflt) != 2)
+        return;
+    s->value[F_MINFLT] = (long long)minflt;
+    s->value[F_MAJFLT] = (long long)majflt;
+}
+
 /* /proc/PID/smaps_rollup: walks every page table under the mm lock, so it has its own budgeted rate. Fills the
  * rollup fields of s; returns 0 when nothing could be read. */
 static int read_rollup(proc_reader_t *r, sample_t *s) {
@@ -283,10 +321,12 @@ static int read_rollup(proc_reader_t *r, sample_t *s) {
 }
 
 /* When to read an expensive file next, counted from the tick it was read at (so a fixed rate stays on the
- * tick grid): a fixed interval when asked, else so that reading it takes at most 1% of wall time; never more
+ * tick grid): a fixed interval when asked, else so that reading it takes at most 1% of wall time but no later
+ * than the runner's age at this read (`age_s`: a read in every doubling of a young run's time); never more
  * often than the sampling interval. */
-static double next_read_time(double tick, double cost_s, long fixed_ms, double interval_s) {
-    double gap = fixed_ms > 0 ? (double)fixed_ms / 1000.0 : cost_s * 100.0;
+static double next_read_time(double tick, double cost_s, long fixed_ms, double interval_s, double age_s) {
+    double gap = fixed_ms > 0 ? (double)fixed_ms / 1000.0 : cost_s * COST_FACTOR;
+    if (fixed_ms <= 0 && gap > age_s) gap = age_s;
     if (gap < interval_s) gap = interval_s;
     return tick + gap - interval_s * 0.25; /* a little slack: ticks wake a few microseconds late */
 }
@@ -348,7 +388,7 @@ static void smaps_line(char *line, int *current) {
 }
 
 /* Stream /proc/PID/smaps in chunks, keeping only the mappings of --maps files. Returns 0 if nothing was read. */
-static int read_smaps(proc_reader_t *r) {
+static int read_smaps_once(proc_reader_t *r) {
     pending_count = 0;
     if (r->smaps_fd < 0) return 0;
     if (!r->smaps_chunk) {
@@ -386,17 +426,17 @@ static int read_smaps(proc_reader_t *r) {
     return got_any;
 }
 
-static void record_mappings(FILE *maps_csv, long long t_ms) {
+/* smaps, reopened once when it reads empty (the runner exec'd since it was opened: the old mm is gone). */
+static int read_smaps(proc_reader_t *r) {
+    if (read_smaps_once(r)) return 1;
+    reopen_mm_files(r);
+    return read_smaps_once(r);
+}
+
+/* Fold the rows of the last smaps read into the per-mapping peaks of result.json. */
+static void fold_mapping_peaks(void) {
     for (int i = 0; i < pending_count; i++) {
         map_row_t *row = &pending_rows[i];
-        fprintf(maps_csv, "%lld,", t_ms);
-        csv_write_path(maps_csv, targets[row->target].given);
-        fprintf(maps_csv, ",%llu,%llu,", row->offset, row->size);
-        if (row->rss >= 0) fprintf(maps_csv, "%lld", row->rss);
-        fputc(',', maps_csv);
-        if (row->pss >= 0) fprintf(maps_csv, "%lld", row->pss);
-        fputc('\n', maps_csv);
-
         tracked_mapping_t *m = NULL;
         for (int j = 0; j < mapping_count; j++) {
             if (mappings[j].target == row->target && mappings[j].offset == row->offset &&
@@ -418,7 +458,22 @@ static void record_mappings(FILE *maps_csv, long long t_ms) {
             if (row->pss > m->pss_peak) m->pss_peak = row->pss;
         }
     }
+}
+
+/* The rows of the last smaps read: to maps.csv (one line per mapping) and into the peaks. */
+static void record_mappings(FILE *maps_csv, long long t_ms) {
+    for (int i = 0; i < pending_count; i++) {
+        map_row_t *row = &pending_rows[i];
+        fprintf(maps_csv, "%lld,", t_ms);
+        csv_write_path(maps_csv, targets[row->target].given);
+        fprintf(maps_csv, ",%llu,%llu,", row->offset, row->size);
+        if (row->rss >= 0) fprintf(maps_csv, "%lld", row->rss);
+        fputc(',', maps_csv);
+        if (row->pss >= 0) fprintf(maps_csv, "%lld", row->pss);
+        fputc('\n', maps_csv);
+    }
     fflush(maps_csv);
+    fold_mapping_peaks();
 }
 
 /* ---- arguments --------------------------------------------------------------------------------------- */
@@ -452,6 +507,10 @@ static void parse_args(int argc, char **argv) {
         if (strcmp(a, "--") == 0) {
             i++;
             break;
+        }
+        if (strcmp(a, "--no-trace") == 0) {
+            no_trace = 1;
+            continue;
         }
         const char *value = NULL;
         const char *eq = strchr(a, '=');
@@ -499,7 +558,69 @@ typedef struct {
     sample_t peaks;
     int seen[F_COUNT];
     int forwarded;
+    int traced;              /* PTRACE_SEIZE succeeded: an exit stop will come */
+    char trace_error[200];   /* why the runner runs untraced ("" when traced) */
 } run_result_t;
+
+/* The sample taken at the runner's exit stop (see the top of the file). */
+typedef struct {
+    int taken;
+    char reason[256]; /* why it was not taken */
+    long long t_ms;
+    double cost_us;
+    sample_t values;
+    int smaps_read; /* the --maps files' mappings were read (rows: those mapped at exit; none is 0 bytes) */
+    map_row_t rows[MAX_TRACKED_MAPPINGS];
+    int row_count;
+} exit_sample_t;
+
+static exit_sample_t exit_sample;
+
+/* {"path": …, "offset": …, "size": …, "rss<suffix>": …, "pss<suffix>": …} of one mapping of a --maps file. */
+static void json_write_mapping(FILE *f, int target, unsigned long long offset, unsigned long long size,
+                               const char *suffix, long long rss, long long pss) {
+    fputs("{\"path\": ", f);
+    json_write_string(f, targets[target].given);
+    fprintf(f, ", \"offset\": %llu, \"size\": %llu, \"rss%s\": ", offset, size, suffix);
+    json_write_nullable(f, rss);
+    fprintf(f, ", \"pss%s\": ", suffix);
+    json_write_nullable(f, pss);
+    fputc('}', f);
+}
+
+static void json_write_sample(FILE *f, const sample_t *s) {
+    fputc('{', f);
+    for (int i = 0; i < F_COUNT; i++) {
+        fprintf(f, "%s\"%s\": ", i ? ", " : "", field_csv_names[i]);
+        json_write_nullable(f, s->value[i]);
+    }
+    fputc('}', f);
+}
+
+static void write_exit_sample(FILE *f, const run_result_t *res) {
+    fputs(",\n  \"trace\": {\"enabled\": ", f);
+    fputs(res->traced ? "true" : "false", f);
+    fputs(", \"error\": ", f);
+    if (res->trace_error[0]) json_write_string(f, res->trace_error);
+    else fputs("null", f);
+    fputs("},\n  \"exit_sample\": {\"taken\": ", f);
+    if (!exit_sample.taken) {
+        fputs("false, \"reason\": ", f);
+        json_write_string(f, exit_sample.reason[0] ? exit_sample.reason : "no exit stop was reported");
+        fputc('}', f);
+        return;
+    }
+    fprintf(f, "true, \"t_ms\": %lld, \"cost_us\": %.1f,\n    \"values\": ", exit_sample.t_ms,
+            exit_sample.cost_us);
+    json_write_sample(f, &exit_sample.values);
+    fprintf(f, ",\n    \"smaps_read\": %s, \"mappings\": [", exit_sample.smaps_read ? "true" : "false");
+    for (int i = 0; i < exit_sample.row_count; i++) {
+        const map_row_t *row = &exit_sample.rows[i];
+        fputs(i ? ",\n      " : "\n      ", f);
+        json_write_mapping(f, row->target, row->offset, row->size, "", row->rss, row->pss);
+    }
+    fputs(exit_sample.row_count ? "\n    ]}" : "]}", f);
+}
 
 static void write_result(const run_result_t *res) {
     char tmp_name[] = "result.json.tmp";
@@ -566,15 +687,12 @@ static void write_result(const run_result_t *res) {
     fputs("],\n  \"mappings\": [", f);
     for (int i = 0; i < mapping_count; i++) {
         const tracked_mapping_t *m = &mappings[i];
-        fputs(i ? ",\n    {\"path\": " : "\n    {\"path\": ", f);
-        json_write_string(f, targets[m->target].given);
-        fprintf(f, ", \"offset\": %llu, \"size\": %llu, \"rss_peak\": ", m->offset, m->size);
-        json_write_nullable(f, m->rss_peak);
-        fputs(", \"pss_peak\": ", f);
-        json_write_nullable(f, m->pss_peak);
-        fputc('}', f);
+        fputs(i ? ",\n    " : "\n    ", f);
+        json_write_mapping(f, m->target, m->offset, m->size, "_peak", m->rss_peak, m->pss_peak);
     }
-    fputs(mapping_count ? "\n  ]\n}\n" : "]\n}\n", f);
+    fputs(mapping_count ? "\n  ]" : "]", f);
+    write_exit_sample(f, res);
+    fputs("\n}\n", f);
     if (fclose(f) != 0) die_errno("cannot write", out_path(tmp_name));
     char final_path[4096];
     snprintf(final_path, sizeof final_path, "%s/result.json", out_dir);
@@ -591,6 +709,99 @@ static void write_timeline_row(FILE *timeline, long long t_ms, const sample_t *s
     }
     fputc('\n', timeline);
     fflush(timeline);
+}
+
+static void fold_peaks(run_result_t *res, const sample_t *s) {
+    for (int i = 0; i < F_COUNT; i++) {
+        if (s->value[i] < 0) continue;
+        res->seen[i] = 1;
+        if (s->value[i] > res->peaks.value[i]) res->peaks.value[i] = s->value[i];
+    }
+}
+
+/* ---- tracing the runner for its exit sample ------------------------------------------------------------ */
+
+/* Seize the (not yet exec'd) child: no stop now, one PTRACE_EVENT_EXIT stop as its main thread exits, and
+ * the kernel kills it should the probe die first. Returns 1 when traced; else the reason is in res. */
+static int start_tracing(pid_t pid, run_result_t *res) {
+    if (no_trace) {
+        snprintf(res->trace_error, sizeof res->trace_error, "disabled by --no-trace");
+        return 0;
+    }
+    if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL)) != 0) {
+        snprintf(res->trace_error, sizeof res->trace_error, "ptrace refused: %s", strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+/* At the exit stop: one last sample of everything while the address space still exists. */
+static void take_exit_sample(proc_reader_t *r, run_result_t *res, double t0, unsigned long exit_status) {
+    if (res->exec_errno || !WIFEXITED((int)exit_status)) return; /* the reason is written once reaped */
+    sample_t s;
+    double c0 = now_s();
+    if (!read_status(r, &s)) {
+        snprintf(exit_sample.reason, sizeof exit_sample.reason, "the runner had no memory left at its exit stop");
+        return;
+    }
+    read_faults(r, &s);
+    read_rollup(r, &s);
+    int got_smaps = target_count > 0 && read_smaps(r);
+    double c1 = now_s();
+    exit_sample.taken = 1;
+    exit_sample.t_ms = (long long)((c0 - t0) * 1000.0 + 0.5);
+    exit_sample.cost_us = (c1 - c0) * 1e6;
+    exit_sample.values = s;
+    exit_sample.row_count = 0;
+    exit_sample.smaps_read = got_smaps;
+    if (got_smaps) {
+        memcpy(exit_sample.rows, pending_rows, sizeof pending_rows[0] * (size_t)pending_count);
+        exit_sample.row_count = pending_count;
+        fold_mapping_peaks();
+    }
+    fold_peaks(res, &s);
+}
+
+/* A ptrace stop of the traced runner: take the exit sample, or pass its signal on unchanged. */
+static void handle_stop(pid_t pid, int status, proc_reader_t *r, run_result_t *res, double t0) {
+    int event = (status >> 16) & 0xff;
+    int sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_EXIT) {
+        unsigned long exit_status = 0;
+        if (ptrace(PTRACE_GETEVENTMSG, pid, NULL, &exit_status) == 0) take_exit_sample(r, res, t0, exit_status);
+        ptrace(PTRACE_CONT, pid, NULL, NULL);
+    } else if (event == PTRACE_EVENT_STOP) {
+        /* a group stop (SIGSTOP & co): stay stopped, as untraced, until a SIGCONT */
+        if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) ptrace(PTRACE_LISTEN, pid, NULL, NULL);
+        else ptrace(PTRACE_CONT, pid, NULL, NULL);
+    } else {
+        ptrace(PTRACE_CONT, pid, NULL, (void *)(long)sig); /* signal-delivery stop: deliver it */
+    }
+}
+
+/* Why there is no exit sample, once the runner is reaped (unless the exit stop said already). */
+static void explain_missing_exit_sample(const run_result_t *res) {
+    if (exit_sample.taken || exit_sample.reason[0]) return;
+    char *reason = exit_sample.reason;
+    size_t cap = sizeof exit_sample.reason;
+    if (res->exec_errno) snprintf(reason, cap, "the runner did not start");
+    else if (res->timed_out) snprintf(reason, cap, "the runner was killed at the timeout, before it exited");
+    else if (res->signaled)
+        snprintf(reason, cap, "the runner was killed by signal %d before it exited", res->signal_no);
+    else if (!res->traced) snprintf(reason, cap, "the runner was not traced (%s)", res->trace_error);
+    else snprintf(reason, cap, "the kernel reported no exit stop of the runner's main thread");
+}
+
+/* Sleep until `wake` (monotonic seconds) or until a signal arrives: they are blocked everywhere but here,
+ * so one that arrives between a check and the sleep is not lost. */
+static void wait_until(double wake, const sigset_t *unblocked) {
+    double left = wake - now_s();
+    if (left < 0) left = 0;
+    struct timespec ts;
+    ts.tv_sec = (time_t)left;
+    ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
+    ppoll(NULL, 0, &ts, unblocked);
 }
 
 int main(int argc, char **argv) {
@@ -614,17 +825,26 @@ int main(int argc, char **argv) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_chld;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGCHLD, &sa, NULL); /* no SA_RESTART: a child exit wakes the sleep */
+    sigaction(SIGCHLD, &sa, NULL); /* no SA_RESTART: a child exit or stop wakes the sleep */
     sa.sa_handler = on_terminate;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     /* adb may close our stdout/stderr (a lost connection): a late error message must not kill the probe */
     signal(SIGPIPE, SIG_IGN);
+    sigset_t wake_signals, unblocked;
+    sigemptyset(&wake_signals);
+    sigaddset(&wake_signals, SIGCHLD);
+    sigaddset(&wake_signals, SIGTERM);
+    sigaddset(&wake_signals, SIGINT);
+    sigaddset(&wake_signals, SIGHUP);
+    sigprocmask(SIG_BLOCK, &wake_signals, &unblocked);
 
-    /* The exec-status pipe is close-on-exec: EOF means exec succeeded, 4 bytes mean it failed with errno. */
-    int exec_pipe[2];
-    if (pipe2(exec_pipe, O_CLOEXEC) != 0) die_errno("cannot create pipe", NULL);
+    /* The exec-status pipe is close-on-exec: EOF means exec succeeded, 4 bytes mean it failed with errno.
+     * The go pipe holds the child before exec until the probe has seized it, so even a run of a few
+     * milliseconds is traced from its first instruction. */
+    int exec_pipe[2], go_pipe[2];
+    if (pipe2(exec_pipe, O_CLOEXEC) != 0 || pipe2(go_pipe, O_CLOEXEC) != 0) die_errno("cannot create pipe", NULL);
 
     run_result_t res;
     memset(&res, 0, sizeof res);
@@ -643,10 +863,17 @@ int main(int argc, char **argv) {
         sigaction(SIGINT, &dfl, NULL);
         sigaction(SIGHUP, &dfl, NULL);
         sigaction(SIGPIPE, &dfl, NULL); /* an ignored signal stays ignored across exec: give it back */
+        sigprocmask(SIG_SETMASK, &unblocked, NULL); /* and so does the signal mask */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0); /* the runner must not eat adb shell's stdin */
         dup2(child_out, 1);
         dup2(child_err, 2);
+        close(go_pipe[1]);
+        char go;
+        ssize_t got;
+        do got = read(go_pipe[0], &go, 1);
+        while (got < 0 && errno == EINTR);
+        if (got != 1) _exit(127); /* the probe died before letting us go */
         execvp(runner_argv[0], runner_argv);
         int e = errno;
         ssize_t ignored = write(exec_pipe[1], &e, sizeof e);
@@ -656,11 +883,16 @@ int main(int argc, char **argv) {
     setpgid(pid, pid); /* both sides set it, so there is no window where a group kill misses the child */
     res.pid = pid;
     close(exec_pipe[1]);
+    close(go_pipe[0]);
     close(child_out);
     close(child_err);
+    res.traced = start_tracing(pid, &res);
     {
-        int e = 0;
         ssize_t n;
+        do n = write(go_pipe[1], "g", 1);
+        while (n < 0 && errno == EINTR);
+        close(go_pipe[1]);
+        int e = 0;
         do n = read(exec_pipe[0], &e, sizeof e);
         while (n < 0 && errno == EINTR);
         if (n == (ssize_t)sizeof e) res.exec_errno = e;
@@ -672,6 +904,7 @@ int main(int argc, char **argv) {
     reader.pid = pid;
     reader.rollup_fd = reader.smaps_fd = -1;
     reader.status_fd = res.exec_errno ? -1 : open_proc(pid, "status");
+    reader.stat_fd = res.exec_errno ? -1 : open_proc(pid, "stat");
     if (!res.exec_errno) reopen_mm_files(&reader);
 
     double interval = (double)interval_ms / 1000.0;
@@ -687,11 +920,22 @@ int main(int argc, char **argv) {
     double forwarded_at = 0;
 
     while (!reaped) {
-        pid_t w = wait4(pid, &status, WNOHANG, &res.ru);
-        if (w == pid) {
+        /* Every event the runner has for us first: ptrace stops (the exit sample among them), then its end. */
+        for (;;) {
+            int st = 0;
+            struct rusage ru;
+            pid_t w = wait4(pid, &st, WNOHANG, &ru);
+            if (w != pid) break;
+            if (WIFSTOPPED(st)) {
+                handle_stop(pid, st, &reader, &res, t0);
+                continue;
+            }
+            status = st;
+            res.ru = ru;
             reaped = 1;
             break;
         }
+        if (reaped) break;
         double t = now_s();
         if (forwarded_signal && !forwarded_done) {
             /* edgeship (or adb) is stopping us: stop the runner too, then record what happened */
@@ -712,6 +956,7 @@ int main(int argc, char **argv) {
             sample_t s;
             double c0 = now_s();
             int alive = read_status(&reader, &s);
+            if (alive) read_faults(&reader, &s);
             double c1 = now_s();
             long long t_ms = (long long)((c0 - t0) * 1000.0 + 0.5);
             if (alive) {
@@ -724,18 +969,14 @@ int main(int argc, char **argv) {
                     if (got) {
                         res.rollup_samples++;
                         res.rollup_cost_us_total += (r1 - r0) * 1e6;
-                        for (int i = FIRST_ROLLUP_FIELD; i < F_COUNT; i++) last_rollup.value[i] = s.value[i];
+                        for (int i = FIRST_ROLLUP_FIELD; i <= LAST_ROLLUP_FIELD; i++) last_rollup.value[i] = s.value[i];
                     }
-                    next_rollup = next_read_time(next_tick, r1 - r0, rollup_interval_ms, interval);
+                    next_rollup = next_read_time(next_tick, r1 - r0, rollup_interval_ms, interval, c0 - t0);
                 }
                 /* Between rollup reads its columns repeat the last reading (status columns are fresh every row):
                  * an empty cell stays reserved for a field the kernel does not report. */
-                for (int i = FIRST_ROLLUP_FIELD; i < F_COUNT; i++) s.value[i] = last_rollup.value[i];
-                for (int i = 0; i < F_COUNT; i++) {
-                    if (s.value[i] < 0) continue;
-                    res.seen[i] = 1;
-                    if (s.value[i] > res.peaks.value[i]) res.peaks.value[i] = s.value[i];
-                }
+                for (int i = FIRST_ROLLUP_FIELD; i <= LAST_ROLLUP_FIELD; i++) s.value[i] = last_rollup.value[i];
+                fold_peaks(&res, &s);
                 write_timeline_row(timeline, t_ms, &s);
                 if (target_count > 0 && c0 >= next_smaps) {
                     double m0 = now_s();
@@ -746,7 +987,7 @@ int main(int argc, char **argv) {
                         res.smaps_cost_us_total += (m1 - m0) * 1e6;
                         record_mappings(maps_csv, t_ms);
                     }
-                    next_smaps = next_read_time(next_tick, m1 - m0, smaps_interval_ms, interval);
+                    next_smaps = next_read_time(next_tick, m1 - m0, smaps_interval_ms, interval, c0 - t0);
                 }
             }
             /* fixed schedule on the monotonic clock; if a sample overran, skip to the next future tick */
@@ -757,11 +998,7 @@ int main(int argc, char **argv) {
         double wake = next_tick;
         if (deadline > 0 && deadline < wake && !res.timed_out) wake = deadline;
         if (forwarded_done == 1 && forwarded_at + STOP_GRACE_S < wake) wake = forwarded_at + STOP_GRACE_S;
-        struct timespec ts;
-        ts.tv_sec = (time_t)wake;
-        ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
-        if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
-        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR on SIGCHLD: loop re-checks */
+        wait_until(wake, &unblocked); /* a child exit or ptrace stop (SIGCHLD) or a stop request wakes it */
     }
     res.wall_s = now_s() - t0;
     kill(-pid, SIGKILL); /* leave nothing of the runner's group behind; ESRCH when it is already empty */
@@ -777,6 +1014,7 @@ int main(int argc, char **argv) {
         res.exited = 1;
         res.code = 127;
     }
+    explain_missing_exit_sample(&res);
     fclose(timeline);
     fclose(maps_csv);
     write_result(&res);

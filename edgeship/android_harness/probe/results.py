@@ -4,17 +4,23 @@ A folder may be partial: when the probe itself was killed (with the runner, e.g.
 lost adb connection) there is no result.json, and everything is derived from the rows the probe flushed
 before dying.
 
-timeline.csv: the status columns (vm_*, rss_anon/file/shmem) are read every tick; the smaps_rollup columns
-(rss, pss*, private_dirty, swap_pss) are refreshed at the rollup rate (``rollup_samples`` reads; adaptive by
-default, because each read walks every page table) and repeat the last reading in between. An empty cell is
-a field this kernel does not report.
+timeline.csv: the status columns (vm_*, rss_anon/file/shmem) and the page-fault counts (minflt, majflt:
+/proc/PID/stat, the whole thread group) are read every tick; the smaps_rollup columns (rss, pss*,
+private_dirty, swap_pss) are refreshed at the rollup rate (``rollup_samples`` reads; adaptive by default,
+because each read walks every page table) and repeat the last reading in between. An empty cell is a field
+this kernel does not report.
+
+The exit sample (result.json ``exit_sample``): where the probe could trace the runner, one more reading of
+everything at the runner's exit stop, before the kernel tears its address space down. It is absent when the
+runner was killed, or not traced (``ProbeRun.exit_sample_note`` says why).
 
 Section residency (docs/contracts.md): smaps gives one Rss per mapping of the bundle, and a mapping may
 overlap several sections (it is whole pages, so its last page holds padding or the next section). Each
 mapping's Rss is shared pro rata among the sections it overlaps: a section gets Rss × (overlap ÷ mapping
 size). A fully resident mapping so counts exactly a section's bytes, never more; only a partly resident
 mapping spanning several sections gives an estimate (pages assumed evenly resident). A section's resident
-bytes at one smaps sample are the sum of its shares; its resident peak is the largest sum over the samples.
+bytes at one smaps sample are the sum of its shares; its resident peak is the largest sum over the samples,
+the exit sample included; its resident bytes at exit are the exit sample's.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ TIMELINE_FIELDS: tuple[str, ...] = (
     "vm_rss", "vm_hwm", "vm_swap", "rss_anon", "rss_file", "rss_shmem",
     "rss", "pss", "pss_anon", "pss_file", "private_dirty", "swap_pss",
 )  # fmt: skip
+# timeline.csv columns after the byte fields: page faults of the runner so far (counts).
+FAULT_FIELDS: tuple[str, ...] = ("minflt", "majflt")
 SIGKILL = 9
 
 
@@ -64,6 +72,17 @@ class MappingPeak:
     pss_peak: int | None
 
 
+@dataclass(frozen=True)
+class ExitSample:
+    """The reading at the runner's exit stop: ``values`` holds the timeline fields (bytes; faults as counts),
+    ``mappings`` the --maps files' mappings still mapped then (only when ``smaps_read``)."""
+
+    t_ms: float
+    values: dict[str, int | None]
+    smaps_read: bool
+    mappings: list[MappingSample]
+
+
 @dataclass
 class ProbeRun:
     """What the probe saw of one runner execution."""
@@ -90,6 +109,10 @@ class ProbeRun:
     argv: list[str] = field(default_factory=list)
     error: str | None = None
     probe_version: str | None = None
+    traced: bool = False
+    trace_error: str | None = None  # why the runner ran untraced (ptrace refused, --no-trace)
+    exit_sample: ExitSample | None = None
+    exit_sample_note: str | None = None  # why there is no exit sample
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,30 +152,54 @@ class ProbeRun:
             "hwm": max(known) if known else None,
         }
 
+    def fault_counts(self) -> dict[str, int | None]:
+        """The runner's page faults over the whole run: ``{"minor": n, "major": n}`` (None = not known).
+
+        wait4's rusage when the probe finished (it counts the runner's waited-for children too), else the
+        exit sample, else the last timeline row.
+        """
+        rows = [self.exit_sample.values] if self.exit_sample else []
+        rows += [sample.values for sample in reversed(self.samples)]
+        last = next((row for row in rows if row.get("minflt") is not None), {})
+        counts: dict[str, int | None] = {}
+        for name, rusage_key in (("minor", "minflt"), ("major", "majflt")):
+            value = self.rusage.get(rusage_key)
+            counts[name] = int(value) if isinstance(value, int) else last.get(rusage_key)
+        return counts
+
     def section_residency(
         self, sections: Iterable[Sequence[Any]], path: str | None = None
     ) -> dict[str, dict[str, int | None]]:
-        """Per section kind: ``{"bytes": end - offset, "resident_peak": bytes or None, "mapped_samples": n}``.
+        """Per section kind: ``{"bytes": end - offset, "resident_peak": bytes or None, "mapped_samples": n,
+        "resident_at_exit": bytes or None}``.
 
         ``sections`` holds ``(kind, offset, end)`` triples (manifest order). ``path`` restricts to the
-        mappings of one --maps file (all of them when None). ``resident_peak`` is None when smaps was never
-        sampled (unknown), 0 when it was sampled and the section was never mapped; ``mapped_samples`` counts
-        the smaps samples that saw the section mapped (0: a caller may prefer to say "unknown"). Kinds that
-        repeat are summed.
+        mappings of one --maps file (all of them when None). ``resident_peak`` is the largest over the smaps
+        samples and the exit sample: None when smaps was never read (unknown), 0 when it was read and the
+        section was never mapped; ``mapped_samples`` counts the readings (the exit sample among them) that
+        saw the section mapped (0: a caller may prefer to say "unknown"). ``resident_at_exit`` is the exit
+        sample's figure — 0 when the section was no longer mapped then — or None without an exit sample of
+        the mappings. Kinds that repeat are summed.
         """
         triples = [(str(kind), int(offset), int(end)) for kind, offset, end in sections]
         result: dict[str, dict[str, int | None]] = {}
         for kind, offset, end in triples:
-            entry = result.setdefault(kind, {"bytes": 0, "resident_peak": None, "mapped_samples": 0})
-            entry["bytes"] = int(entry["bytes"] or 0) + (end - offset)
-        if not self.mapping_samples and self.smaps_samples == 0:
-            return result
-        per_time = self.section_timeline(triples, path)
-        for kind in result:
-            result[kind]["resident_peak"] = max(
-                (totals.get(kind, 0) for totals in per_time.values()), default=0
+            entry = result.setdefault(
+                kind, {"bytes": 0, "resident_peak": None, "mapped_samples": 0, "resident_at_exit": None}
             )
-            result[kind]["mapped_samples"] = sum(1 for totals in per_time.values() if kind in totals)
+            entry["bytes"] = int(entry["bytes"] or 0) + (end - offset)
+        exit_totals = self._exit_residency(triples, path)
+        sampled_times = sorted({row.t_ms for row in self.mapping_samples})
+        if not sampled_times and self.smaps_samples == 0 and exit_totals is None:
+            return result
+        readings = list(_residency_by_sample(triples, self.mapping_samples, path).values())
+        if exit_totals is not None:
+            readings.append(exit_totals)
+        for kind in result:
+            result[kind]["resident_peak"] = max((totals.get(kind, 0) for totals in readings), default=0)
+            result[kind]["mapped_samples"] = sum(1 for totals in readings if kind in totals)
+            if exit_totals is not None:
+                result[kind]["resident_at_exit"] = exit_totals.get(kind, 0)
         return result
 
     def section_timeline(
@@ -160,16 +207,30 @@ class ProbeRun:
     ) -> dict[float, dict[str, int]]:
         """Resident bytes per section kind at each smaps sample that saw the bundle: {t_ms: {kind: bytes}}.
 
-        The same pro-rata rule as ``section_residency`` (whose peaks are the largest of these per kind).
+        The same pro-rata rule as ``section_residency`` (whose peaks are the largest of these per kind, the
+        exit sample included there).
         """
         triples = [(str(kind), int(offset), int(end)) for kind, offset, end in sections]
-        per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row in self.mapping_samples:
-            if path is not None and row.path != path:
-                continue
-            for kind, share in _resident_shares(triples, row):
-                per_time[row.t_ms][kind] += share
+        per_time = _residency_by_sample(triples, self.mapping_samples, path)
         return {t: dict(kinds) for t, kinds in sorted(per_time.items())}
+
+    def _exit_residency(self, triples: list[tuple[str, int, int]], path: str | None) -> dict[str, int] | None:
+        if self.exit_sample is None or not self.exit_sample.smaps_read:
+            return None
+        return _residency_by_sample(triples, self.exit_sample.mappings, path).get(self.exit_sample.t_ms, {})
+
+
+def _residency_by_sample(
+    triples: list[tuple[str, int, int]], rows: Iterable[MappingSample], path: str | None
+) -> dict[float, dict[str, int]]:
+    """Per smaps sample (its t_ms): resident bytes per section kind that had a mapping then."""
+    per_time: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        if path is not None and row.path != path:
+            continue
+        for kind, share in _resident_shares(triples, row):
+            per_time[row.t_ms][kind] += share
+    return per_time
 
 
 def _resident_shares(triples: list[tuple[str, int, int]], row: MappingSample) -> list[tuple[str, int]]:
@@ -325,8 +386,11 @@ def read_probe_output(directory: Path) -> ProbeRun:
             mapping_samples=mapping_samples,
             mappings=_mapping_peaks(mapping_samples),
             smaps_samples=len({row.t_ms for row in mapping_samples}),
+            exit_sample_note="the probe did not finish (no result.json): no exit sample",
         )
     exit_info = raw.get("exit") or {}
+    exit_sample, exit_sample_note = _exit_sample(raw)
+    trace = raw.get("trace") or {}
     mappings = [
         MappingPeak(m["path"], int(m["offset"]), int(m["size"]), m.get("rss_peak"), m.get("pss_peak"))
         for m in raw.get("mappings", [])
@@ -354,5 +418,31 @@ def read_probe_output(directory: Path) -> ProbeRun:
         argv=list(raw.get("argv") or []),
         error=raw.get("error"),
         probe_version=raw.get("probe_version"),
+        traced=bool(trace.get("enabled")),
+        trace_error=trace.get("error"),
+        exit_sample=exit_sample,
+        exit_sample_note=exit_sample_note,
         raw=raw,
     )
+
+
+def _exit_sample(raw: dict[str, Any]) -> tuple[ExitSample | None, str | None]:
+    """result.json's exit sample, or None and why there is none (a probe before version 2 took none)."""
+    entry = raw.get("exit_sample")
+    if not isinstance(entry, dict):
+        return None, "this probe version takes no exit sample"
+    if not entry.get("taken"):
+        return None, str(entry.get("reason") or "no exit sample was taken")
+    t_ms = float(entry.get("t_ms") or 0)
+    values = entry.get("values") or {}
+    mappings = [
+        MappingSample(t_ms, m["path"], int(m["offset"]), int(m["size"]), m.get("rss"), m.get("pss"))
+        for m in entry.get("mappings") or []
+    ]
+    fields = (*TIMELINE_FIELDS, *FAULT_FIELDS)
+    return ExitSample(
+        t_ms=t_ms,
+        values={name: values.get(name) for name in fields},
+        smaps_read=bool(entry.get("smaps_read")),
+        mappings=mappings,
+    ), None

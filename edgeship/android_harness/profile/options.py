@@ -42,11 +42,13 @@ class ProfileOptions:
         default=None, metadata={"help": "Wait until the hottest zone is below T °C."}
     )
     cooldown_max_wait_s: float = 600.0
-    runner: str | None = field(  # an explicit local runner binary
+    runner: str | None = field(  # a local runner binary or folder, or a built-in runner's name
         default=None,
         metadata={
-            "help": "Runner binary to use (else edgeship.yaml `runners`, else the host runner on x86_64).",
-            "path": True,
+            "help": "Runner binary (or its folder) to use, or an x86_64 runner of edgeship's: `native` (C on "
+            "liblitert-lm.so, the x86_64 default) or `host-python` (Python on litert-lm-api). "
+            "Else edgeship.yaml `runners`.",
+            "metavar": "PATH|native|host-python",
         },
     )
     # None: prefill + decode, so the KV cache is no larger than the run needs.

@@ -108,7 +108,10 @@ def _describe(iteration: Iteration) -> str:
         if latency.decode_tok_s is not None
         else "no decode figure"
     )
-    return f"ok, {decode}"
+    # A run that ended well without an exit sample (ptrace refused on this device): its section figures come
+    # from the periodic samples only, which a reader of the notes should know.
+    missing_exit = f"; {iteration.memory.at_exit_note}" if iteration.memory.at_exit_note else ""
+    return f"ok, {decode}{missing_exit}"
 
 
 # -- many devices -----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeship.android_harness.probe import read_probe_output
+from edgeship.android_harness.probe import ProbeRun, read_probe_output
 from edgeship.android_harness.runners import RunnerAdapter, RunnerMetrics
 from edgeship.errors import EdgeshipError
 from edgeship.exporter.manifest import Section
@@ -67,7 +67,8 @@ def classify_exit(
 def memory_record(
     figures: dict[str, int | None], sections: dict[str, dict[str, Any]], rusage_maxrss: int | None
 ) -> Memory:
-    """profile.json ``memory`` from the probe's peak figures (``ProbeRun.memory_figures()``) and residency."""
+    """profile.json ``memory`` from the probe's peak figures (``ProbeRun.memory_figures()``) and residency;
+    ``exit_memory`` adds the exit sample's figures and the faults."""
     return Memory(
         peak_rss=figures.get("peak_rss"),
         peak_pss=figures.get("peak_pss"),
@@ -81,10 +82,33 @@ def memory_record(
                 bytes=int(value["bytes"]),
                 resident_peak=value.get("resident_peak"),
                 mapped_samples=value.get("mapped_samples"),
+                resident_at_exit=value.get("resident_at_exit"),
             )
             for kind, value in sections.items()
         },
     )
+
+
+# profile.json memory.at_exit key -> the probe's field.
+AT_EXIT_FIELDS = {
+    "rss": "vm_rss",
+    "pss": "pss",
+    "anon": "rss_anon",
+    "file": "rss_file",
+    "swap": "vm_swap",
+    "minflt": "minflt",
+    "majflt": "majflt",
+}
+
+
+def add_exit_memory(memory: Memory, run: ProbeRun) -> None:
+    """The exit sample's figures (or why there are none) and the run's page faults."""
+    memory.faults = run.fault_counts()
+    if run.exit_sample is None:
+        memory.at_exit, memory.at_exit_note = None, f"no exit sample: {run.exit_sample_note}"
+        return
+    values = run.exit_sample.values
+    memory.at_exit = {key: values.get(field) for key, field in AT_EXIT_FIELDS.items()}
 
 
 def last_line(data: bytes) -> str:
@@ -136,6 +160,7 @@ def iteration_from_outputs(
         if not entry["mapped_samples"]:
             entry["resident_peak"] = None  # never seen mapped: unknown, not "0 bytes resident"
     memory = memory_record(run.memory_figures(), residency, run.rusage.get("maxrss"))
+    add_exit_memory(memory, run)
     metrics = _parse_runner(adapter, local_dir)
     if metrics is not None:
         latency = Latency(

@@ -162,6 +162,7 @@ def set_up_session(
             "path": str(runner_file),
             "remote_path": remote_runner,
             "sha256": sha256_file(runner_file),
+            "builtin": local_runner.builtin,
             "version": local_runner.version,
             "ttft_definition": adapter.ttft_definition,
             "extra_files": [str(extra) for extra in local_runner.extra_files],

@@ -1,9 +1,11 @@
-"""The x86-64 host runner: ``litert_lm_main``'s flags and BenchmarkInfo output, on litert-lm-api.
+"""The Python host runner (``host-python``): ``litert_lm_main``'s flags and BenchmarkInfo output, in Python.
 
-A virtual device (ABI x86_64) cannot run the Android arm64 ``litert_lm_main``; this program stands in for it
-with the same C++ engine (``liblitert-lm.so`` inside the litert-lm-api wheel). It accepts the flags edgeship
-passes (absl style: ``--flag=value``, ``--flag value``, ``--flag``/``--noflag`` for booleans) and prints the
-new-form BenchmarkInfo block on stdout, so the same parser reads a phone and a virtual device.
+The native runner (``runners/native``, C) is the default on x86-64; this one stays selectable
+(``--runner host-python``) for hosts without a C toolchain and as a second opinion. A virtual device (ABI
+x86_64) cannot run the Android arm64 ``litert_lm_main``; this program stands in for it with the same C++
+engine (``liblitert-lm.so`` inside the litert-lm-api wheel). It accepts the flags edgeship passes (absl
+style: ``--flag=value``, ``--flag value``, ``--flag``/``--noflag`` for booleans) and prints the new-form
+BenchmarkInfo block on stdout, so the same parser reads a phone and a virtual device.
 
 With ``--num_iterations=N`` the benchmark runs N times in this process (a fresh engine each time, as
 ``litert_lm.Benchmark.run`` does); each run is one prefill and one decode turn of the printed block, and the
@@ -11,23 +13,31 @@ init and TTFT lines are the last run's, so a parser that takes the last turn rea
 ``--log_sink_file`` gets LiteRT-LM's key:value lines, with the ``Aggregated metrics (median of N runs)`` block
 when N > 1.
 
-Run it as ``python -m edgeship.android_harness.runners.host_runner --model_path=… --benchmark``, or through
-the launcher that ``resolve.host_runner_launcher`` writes (its exec makes this python process the exact pid
-the probe samples).
+The engine is driven through the library's C API (the calls ``litert_lm.Benchmark.run`` makes, with the
+signatures ``litert_lm._ffi`` declares) so that the last engine stays alive until the process ends: run as a
+program, it prints, flushes and ``os._exit``s with it, and the probe's exit sample still sees every section
+mapping (``Benchmark.run`` deletes its engine before returning).
+
+This module imports nothing of edgeship: the launcher that ``resolve.host_runner_launcher`` writes is this
+file's text under a ``#!`` line of the venv's python, so a device needs only that python and litert-lm-api,
+not the edgeship package. Run it as ``python -m edgeship.android_harness.runners.host_runner --model_path=…
+--benchmark``, or through the launcher (its exec makes this python process the exact pid the probe samples).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from edgeship.android_harness.runners.litert_lm_main import format_absl_duration
+from typing import Any
 
 SEPARATOR = "-" * 50
 KIB = 1024
+DEFAULT_PROMPT = "How are you"  # litert_lm.Benchmark's: padded or cut to the prefill tokens
+INPUT_TEXT = 0  # litert_lm._ffi.InputDataType.TEXT
 
 
 class FlagError(Exception):
@@ -120,36 +130,97 @@ class RunFigures:
     decode_tok_s: float
 
 
-def _backend(flags: HostRunnerFlags):  # -> litert_lm.interfaces.Backend
-    from litert_lm import interfaces
+def format_absl_duration(seconds: float) -> str:
+    """absl::Duration text in the shapes LiteRT-LM prints (``477.85ms``, ``3.917262s``, ``1m2.5s``)."""
+    if seconds <= 0:
+        return "0"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3f}us".replace(".000us", "us")
+    if seconds < 1:
+        return f"{seconds * 1e3:.6f}".rstrip("0").rstrip(".") + "ms"
+    if seconds < 60:
+        return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    tail = f"{rest:.6f}".rstrip("0").rstrip(".") + "s"
+    return (f"{hours}h" if hours else "") + f"{minutes}m" + tail
 
-    if flags.backend == "cpu":
-        return interfaces.CPU(thread_count=flags.num_cpu_threads)
-    if flags.backend == "gpu":
-        return interfaces.GPU()
-    return interfaces.NPU()
+
+@dataclass
+class LiveEngine:
+    """An engine and its session, alive: only the last run's outlives its run."""
+
+    lib: Any
+    engine: int
+    session: int
+
+    def delete(self) -> None:
+        self.lib.litert_lm_session_delete(self.session)
+        self.lib.litert_lm_engine_delete(self.engine)
 
 
-def run_once(flags: HostRunnerFlags) -> RunFigures:
-    import litert_lm
+def run_once(flags: HostRunnerFlags) -> tuple[RunFigures, LiveEngine]:
+    """One engine, one session, one benchmark turn; the engine is returned alive."""
+    import ctypes
 
-    benchmark = litert_lm.Benchmark(
-        str(Path(flags.model_path)),
-        backend=_backend(flags),
-        prefill_tokens=flags.benchmark_prefill_tokens,
-        decode_tokens=flags.benchmark_decode_tokens,
-        max_num_tokens=flags.max_num_tokens,
-        cache_dir=None if flags.disable_cache else flags.cache_dir,
-    )
-    info = benchmark.run()
-    return RunFigures(
-        init_s=info.init_time_in_second,
-        ttft_s=info.time_to_first_token_in_second,
-        prefill_tokens=info.last_prefill_token_count,
-        prefill_tok_s=info.last_prefill_tokens_per_second,
-        decode_tokens=info.last_decode_token_count,
-        decode_tok_s=info.last_decode_tokens_per_second,
-    )
+    from litert_lm import _ffi
+
+    lib = _ffi._get_lib()  # loads liblitert-lm.so and declares the C API's signatures
+    model_path = str(Path(flags.model_path))
+    settings = lib.litert_lm_engine_settings_create(model_path, flags.backend, None, None)
+    if not settings:
+        raise RuntimeError(
+            f"cannot create engine settings (model_path={model_path}, backend={flags.backend})"
+        )
+    lib.litert_lm_engine_settings_enable_benchmark(settings)
+    if flags.backend == "cpu" and flags.num_cpu_threads:
+        lib.litert_lm_engine_settings_set_num_threads(settings, flags.num_cpu_threads)
+    if flags.max_num_tokens:
+        lib.litert_lm_engine_settings_set_max_num_tokens(settings, flags.max_num_tokens)
+    lib.litert_lm_engine_settings_set_num_prefill_tokens(settings, flags.benchmark_prefill_tokens)
+    lib.litert_lm_engine_settings_set_num_decode_tokens(settings, flags.benchmark_decode_tokens)
+    if flags.cache_dir and not flags.disable_cache:
+        lib.litert_lm_engine_settings_set_cache_dir(settings, flags.cache_dir)
+    engine = lib.litert_lm_engine_create(settings)
+    lib.litert_lm_engine_settings_delete(settings)
+    if not engine:
+        raise RuntimeError(f"cannot create the engine (model_path={model_path}, backend={flags.backend})")
+    session = lib.litert_lm_engine_create_session(engine, None)
+    if not session:
+        lib.litert_lm_engine_delete(engine)
+        raise RuntimeError(f"cannot create a session (model_path={model_path})")
+    live = LiveEngine(lib, engine, session)
+    prompt = (flags.input_prompt or DEFAULT_PROMPT).encode()
+    data = lib.litert_lm_input_data_create(INPUT_TEXT, prompt, len(prompt))
+    if not data:
+        live.delete()
+        raise RuntimeError("cannot create the input data")
+    try:
+        responses = lib.litert_lm_session_generate_content(session, (ctypes.c_void_p * 1)(data), 1)
+        if responses:
+            lib.litert_lm_responses_delete(responses)
+    finally:
+        lib.litert_lm_input_data_delete(data)
+    info = lib.litert_lm_session_get_benchmark_info(session)
+    if not info:
+        live.delete()
+        raise RuntimeError("the session has no benchmark info (was the benchmark enabled?)")
+    try:
+        prefill_turn = lib.litert_lm_benchmark_info_get_num_prefill_turns(info) - 1
+        decode_turn = lib.litert_lm_benchmark_info_get_num_decode_turns(info) - 1
+        if prefill_turn < 0 or decode_turn < 0:
+            raise RuntimeError("the engine reported no prefill or no decode turn")
+        figures = RunFigures(
+            init_s=lib.litert_lm_benchmark_info_get_total_init_time_in_second(info),
+            ttft_s=lib.litert_lm_benchmark_info_get_time_to_first_token(info),
+            prefill_tokens=lib.litert_lm_benchmark_info_get_prefill_token_count_at(info, prefill_turn),
+            prefill_tok_s=lib.litert_lm_benchmark_info_get_prefill_tokens_per_sec_at(info, prefill_turn),
+            decode_tokens=lib.litert_lm_benchmark_info_get_decode_token_count_at(info, decode_turn),
+            decode_tok_s=lib.litert_lm_benchmark_info_get_decode_tokens_per_sec_at(info, decode_turn),
+        )
+    finally:
+        lib.litert_lm_benchmark_info_delete(info)
+    return figures, live
 
 
 def _turn_lines(kind: str, runs: list[RunFigures]) -> list[str]:
@@ -221,6 +292,10 @@ def format_log_sink(runs: list[RunFigures], flags: HostRunnerFlags) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The last run's engine: kept until the process ends (see the module docstring).
+_LAST_ENGINE: LiveEngine | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -235,9 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"ERROR: model file not found: {flags.model_path}\n")
         return 1
     runs: list[RunFigures] = []
+    global _LAST_ENGINE
     try:
         for _ in range(flags.num_iterations):
-            runs.append(run_once(flags))
+            if _LAST_ENGINE is not None:
+                _LAST_ENGINE.delete()
+            figures, _LAST_ENGINE = run_once(flags)
+            runs.append(figures)
     except (RuntimeError, OSError) as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return 1
@@ -252,4 +331,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter teardown with the engine alive (its worker threads run; the library's static state must
+    # not be destroyed under them): the kernel's exit is the only teardown, after the probe's exit sample.
+    os._exit(exit_code)

@@ -74,22 +74,6 @@ def parse_absl_duration(text: str) -> float:
     return sign * total
 
 
-def format_absl_duration(seconds: float) -> str:
-    """The inverse, in the shapes LiteRT-LM prints (``477.85ms``, ``3.917262s``, ``1m2.5s``)."""
-    if seconds <= 0:
-        return "0"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.3f}us".replace(".000us", "us")
-    if seconds < 1:
-        return f"{seconds * 1e3:.6f}".rstrip("0").rstrip(".") + "ms"
-    if seconds < 60:
-        return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    tail = f"{rest:.6f}".rstrip("0").rstrip(".") + "s"
-    return (f"{hours}h" if hours else "") + f"{minutes}m" + tail
-
-
 def last_benchmark_block(text: str) -> str | None:
     """Text after the last ``BenchmarkInfo:`` line (including an ``Aggregated BenchmarkInfo`` tail), or None
     when there is none."""
@@ -208,7 +192,7 @@ def _last_turn_key(values: dict[str, str], prefix: str) -> float | None:
 
 
 class LiteRtLmMainAdapter:
-    """Adapter for ``litert_lm_main`` (and edgeship's host runner, which mimics it)."""
+    """Adapter for ``litert_lm_main`` (and edgeship's x86-64 runners, native and host-python, alike)."""
 
     name = NAME
     ttft_definition = TTFT_DEFINITION

@@ -1,9 +1,17 @@
-"""Which runner binary to push for a device ABI, and the host-runner launcher for x86-64 devices.
+"""Which runner binary to push for a device ABI: a phone's ``litert_lm_main``, or one of edgeship's own
+x86-64 runners on litert-lm-api.
 
-Order: ``--runner PATH`` (explicit), else edgeship.yaml ``runners: {<abi>: PATH}``, else — for x86_64 only —
-the host runner built on litert-lm-api. edgeship cannot download ``litert_lm_main`` for phones: LiteRT-LM
-publishes it on its GitHub releases page, and the user points to it.
+Order: ``--runner`` (explicit), else edgeship.yaml ``runners: {<abi>: …}``, else — for x86_64 only — the
+native runner. Either value is a path, or the name of a built-in runner:
 
+- ``native`` (the x86_64 default): ``runners/native``, C, cross-built with zig; it loads the wheel's
+  ``liblitert-lm.so``, which is pushed beside it (content-addressed, LD_LIBRARY_PATH names its folder), so a
+  device needs nothing but its system libraries;
+- ``host-python``: ``host_runner.py`` under the venv's python (a launcher script); a device needs that python
+  and litert-lm-api, and every memory figure includes the interpreter.
+
+A file that happens to be called ``native`` is named with a folder: ``./native``. edgeship cannot download
+``litert_lm_main`` for phones: LiteRT-LM publishes it on its GitHub releases page, and the user points to it.
 A path may name the binary or the folder it sits in (a release's ``android_arm64`` folder). For GPU/NPU the
 accelerator ``.so`` files beside it are pushed too and LD_LIBRARY_PATH names their device folders.
 """
@@ -19,12 +27,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgeship.android_harness.probe import cache_root
+from edgeship.android_harness.runners.native import build_native_runner, litert_lm_library
 from edgeship.errors import UsageError
 from edgeship.files import write_text_atomic
 
 RUNNER_NAME = "litert_lm_main"
 BINARY_NAMES = ("litert_lm_main", "litert_lm_advanced_main")
 HOST_RUNNER_ABIS = ("x86_64",)
+NATIVE = "native"
+HOST_PYTHON = "host-python"
+BUILTIN_RUNNERS = (NATIVE, HOST_PYTHON)
 RELEASES_URL = "https://github.com/google-ai-edge/LiteRT-LM/releases"
 # Linux reads at most this many bytes of a "#!" line (BINPRM_BUF_SIZE); a longer interpreter path is cut.
 MAX_SHEBANG_BYTES = 255
@@ -40,7 +52,7 @@ class LocalRunner:
     path: Path
     extra_files: list[Path] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    is_host_runner: bool = False
+    builtin: str | None = None  # NATIVE or HOST_PYTHON for edgeship's own runners, None for a user's binary
     version: str | None = None
 
     @property
@@ -60,28 +72,48 @@ def resolve_runner(
     abi: str, explicit: str | None, config_runners: dict[str, str], backend: str = "cpu"
 ) -> LocalRunner:
     """The runner for a device of ``abi``; raises UsageError with what to do when there is none."""
-    configured = config_runners.get(abi)
-    if explicit:
-        return _local_binary(Path(explicit).expanduser(), "--runner", backend)
-    if configured:
-        return _local_binary(Path(configured).expanduser(), f"edgeship.yaml runners.{abi}", backend)
+    choice, origin = (
+        (explicit, "--runner") if explicit else (config_runners.get(abi), f"edgeship.yaml runners.{abi}")
+    )
+    if choice in BUILTIN_RUNNERS:
+        return builtin_runner(choice, abi, origin)
+    if choice:
+        return _local_binary(Path(choice).expanduser(), origin, backend)
     if abi in HOST_RUNNER_ABIS:
-        if importlib.util.find_spec("litert_lm") is None:
-            raise UsageError(
-                "the x86_64 host runner needs litert-lm-api: pip install 'edgeship[runtime]' "
-                "(or point to a runner with --runner PATH)"
-            )
-        launcher = host_runner_launcher(cache_root() / "runners" / "host")
-        return LocalRunner(
-            name=RUNNER_NAME,
-            path=launcher,
-            is_host_runner=True,
-            version=f"host-litert-lm-api-{_api_version()}",
-        )
+        return builtin_runner(NATIVE, abi, "the x86_64 default runner")
     raise UsageError(
         f"no litert_lm_main for ABI {abi}: edgeship cannot download it; get the android_arm64 build from "
         f"LiteRT-LM releases ({RELEASES_URL}) and set it in edgeship.yaml (runners: {{{abi}: PATH}}) "
         "or pass --runner PATH"
+    )
+
+
+def builtin_runner(which: str, abi: str, origin: str) -> LocalRunner:
+    """edgeship's own runner ``which`` (NATIVE or HOST_PYTHON) for an x86_64 device, built (or written)."""
+    if abi not in HOST_RUNNER_ABIS:
+        raise UsageError(
+            f"{origin}: the {which} runner is for x86_64 devices (this one is {abi}); point to "
+            "litert_lm_main for it with --runner PATH"
+        )
+    if importlib.util.find_spec("litert_lm") is None:
+        raise UsageError(
+            f"{origin}: the {which} runner needs litert-lm-api: pip install 'edgeship[runtime]' "
+            "(or point to a runner with --runner PATH)"
+        )
+    if which == HOST_PYTHON:
+        launcher = host_runner_launcher(cache_root() / "runners" / "host")
+        return LocalRunner(
+            name=RUNNER_NAME,
+            path=launcher,
+            builtin=HOST_PYTHON,
+            version=f"host-python-litert-lm-api-{_api_version()}",
+        )
+    return LocalRunner(
+        name=RUNNER_NAME,
+        path=build_native_runner(abi),
+        extra_files=[litert_lm_library()],
+        builtin=NATIVE,
+        version=f"native-litert-lm-api-{_api_version()}",
     )
 
 
@@ -112,9 +144,10 @@ def _api_version() -> str:
 
 
 def launcher_text(python: str | None = None) -> str:
-    """The launcher script: this venv's python runs the host runner's main, found where edgeship is."""
+    """The launcher script: host_runner.py's own text under a ``#!`` line of this venv's python (it imports
+    nothing of edgeship, so the device needs the venv's python and litert-lm-api, not the package)."""
     python = python or sys.executable
-    package_root = Path(__file__).resolve().parents[3]  # …/edgeship/android_harness/runners/resolve.py
+    source = Path(__file__).with_name("host_runner.py").read_text()
     shebang = f"#!{python}"
     if len(shebang.encode()) > MAX_SHEBANG_BYTES:
         raise UsageError(
@@ -123,12 +156,9 @@ def launcher_text(python: str | None = None) -> str:
         )
     return (
         f"{shebang}\n"
-        "# edgeship host runner (x86-64): litert_lm_main's flags and output on litert-lm-api.\n"
+        "# edgeship's Python host runner (x86-64): litert_lm_main's flags and output on litert-lm-api.\n"
         "# Written by edgeship.android_harness.runners.resolve; exec'ing it makes python the exact pid.\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(package_root)!r})\n"
-        "from edgeship.android_harness.runners.host_runner import main\n"
-        "sys.exit(main())\n"
+        f"{source}"
     )
 
 

@@ -20,7 +20,7 @@ from edgeship.android_harness.adb import Device, df_section, parse_df_available,
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.errors import DeviceError, UsageError
 from edgeship.exporter.manifest import BUNDLE_FILE
-from edgeship.hashing import sha256_file
+from edgeship.hashing import cached_sha256
 from edgeship.units import format_bytes
 
 # A push's device script gives up on data that has not arrived for this long (the host died silently), so
@@ -108,7 +108,7 @@ class DeviceStore:
         if not local.is_file():
             raise UsageError(f"{local} does not exist or is not a file")
         size = local.stat().st_size
-        sha = sha256_file(local)
+        sha = cached_sha256(local)
         folder = f"{self.bin_dir}/{sha}"
         remote = f"{folder}/{name}"
         try:

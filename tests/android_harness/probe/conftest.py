@@ -37,3 +37,9 @@ def zig_cc(target: str, source: Path, output: Path) -> Path:
 @pytest.fixture(scope="session")
 def fidelity_x86(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return zig_cc("x86_64-linux-musl", HERE / "fidelity.c", tmp_path_factory.mktemp("fidelity") / "fidelity")
+
+
+@pytest.fixture(scope="session")
+def noptrace_x86(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``noptrace CMD…``: runs CMD where ptrace(2) fails with EPERM (seccomp), as on some locked phones."""
+    return zig_cc("x86_64-linux-musl", HERE / "noptrace.c", tmp_path_factory.mktemp("noptrace") / "noptrace")

@@ -2,13 +2,19 @@
  * Fidelity target for the probe tests: makes memory figures the test knows in advance.
  *
  *   fidelity ANON_MIB FILE FILE_TOUCH_MIB FILE_OFFSET_MIB OFFSET_TOUCH_MIB SPIKE_MIB SPIKE_MS HOLD_MS EXIT_CODE
+ *            [COLD_FILE COLD_TOUCH_MIB]
  *
  * 1. maps ANON_MIB of anonymous memory and writes every page;
  * 2. maps FILE read-only twice: at offset 0 (reads the first FILE_TOUCH_MIB) and at FILE_OFFSET_MIB (reads the
  *    first OFFSET_TOUCH_MIB of that mapping) — every range a multiple of 64 KiB so the kernel's fault-around
  *    maps no page outside it;
  * 3. holds HOLD_MS, then maps and writes SPIKE_MIB more anonymous memory, holds it SPIKE_MS, unmaps it;
- * 4. holds HOLD_MS again and exits with EXIT_CODE.
+ * 4. holds HOLD_MS again;
+ * 5. with COLD_FILE: drops it from the page cache (POSIX_FADV_DONTNEED; the caller synced it), prints
+ *    "cold-cached N" (its first COLD_TOUCH_MIB pages still cached, by mincore: 0 when the drop worked), maps it
+ *    and reads the first COLD_TOUCH_MIB (page faults, major ones where the drop worked), prints "cold", holds
+ *    HOLD_MS;
+ * 6. exits with EXIT_CODE.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -44,9 +50,35 @@ static void read_pages(const unsigned char *p, unsigned long bytes) {
     for (unsigned long i = 0; i < bytes; i += (unsigned long)page) sink += p[i];
 }
 
+static void touch_cold(const char *file, unsigned long bytes, long hold_ms) {
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) {
+        perror("open cold");
+        exit(93);
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    unsigned char *p = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap cold");
+        exit(94);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long pages = bytes / (unsigned long)page, cached = 0;
+    unsigned char *in_core = malloc(pages);
+    if (in_core && mincore(p, bytes, in_core) == 0)
+        for (unsigned long i = 0; i < pages; i++) cached += in_core[i] & 1;
+    printf("cold-cached %lu\n", cached);
+    fflush(stdout);
+    read_pages(p, bytes);
+    printf("cold\n");
+    fflush(stdout);
+    sleep_ms(hold_ms);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 10) {
-        fprintf(stderr, "usage: fidelity ANON FILE TOUCH OFFSET OFFSET_TOUCH SPIKE SPIKE_MS HOLD_MS CODE\n");
+    if (argc != 10 && argc != 12) {
+        fprintf(stderr, "usage: fidelity ANON FILE TOUCH OFFSET OFFSET_TOUCH SPIKE SPIKE_MS HOLD_MS CODE "
+                        "[COLD_FILE COLD_TOUCH]\n");
         return 2;
     }
     unsigned long anon_mib = strtoul(argv[1], NULL, 10);
@@ -87,5 +119,6 @@ int main(int argc, char **argv) {
     printf("after\n");
     fflush(stdout);
     sleep_ms(hold_ms);
+    if (argc == 12) touch_cold(argv[10], strtoul(argv[11], NULL, 10) * MIB, hold_ms);
     return code;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -63,7 +64,7 @@ def test_concurrent_builds_leave_one_complete_binary(monkeypatch: pytest.MonkeyP
 def test_compile_error_is_a_one_line_build_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     broken = tmp_path / "probe.c"
     broken.write_text("int main(void) { return missing_symbol; }\n")
-    monkeypatch.setattr(build, "PROBE_SOURCE", broken)
+    monkeypatch.setattr(build, "PROBE", dataclasses.replace(build.PROBE, source=broken))
     monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path / "cache"))
     with pytest.raises(build.ProbeBuildError, match="zig cc -target x86_64-linux-musl failed") as info:
         build_probe("x86_64")
@@ -94,6 +95,16 @@ def test_arm64_build_runs_under_qemu(tmp_path: Path) -> None:
     assert completed.returncode == 5, completed.stderr
     assert result["exit"] == {"code": 5, "signal": None, "timed_out": False}
     assert result["samples"] >= 5 and result["peaks"]["vm_rss"] > 0
+    # The exit sample where the emulator lets the probe trace (on a phone it does); qemu-user implements no
+    # ptrace, and then the probe runs untraced and says so.
+    if result["trace"]["enabled"]:
+        assert result["exit_sample"]["taken"] and result["exit_sample"]["values"]["vm_rss"] > 0
+    else:
+        assert result["trace"]["error"].startswith("ptrace refused: ")
+        assert result["exit_sample"] == {
+            "taken": False,
+            "reason": f"the runner was not traced ({result['trace']['error']})",
+        }
 
 
 @pytest.mark.slow

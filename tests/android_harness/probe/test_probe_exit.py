@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.android_harness.probe import probe_command, read_probe_output
-from edgeship.android_harness.probe.results import TIMELINE_FIELDS
+from edgeship.android_harness.probe.results import FAULT_FIELDS, TIMELINE_FIELDS
 
 
 def run_probe(probe: Path, out: Path, runner: list[str], **options) -> subprocess.CompletedProcess:
@@ -76,7 +76,8 @@ def test_usage_errors_exit_2(probe_x86: Path, tmp_path: Path) -> None:
 
 
 def test_missing_fields_are_empty_not_zero(probe_x86: Path, tmp_path: Path) -> None:
-    """A kernel without RssShmem/VmSwap in status and without smaps_rollup (Android 9): reported missing."""
+    """A kernel without RssShmem/VmSwap in status, without smaps_rollup (Android 9) and here without a
+    readable stat: reported missing."""
     fake = tmp_path / "proc"
     fake.mkdir()
     (fake / "status").write_text(
@@ -85,7 +86,7 @@ def test_missing_fields_are_empty_not_zero(probe_x86: Path, tmp_path: Path) -> N
     )
     run_probe(probe_x86, tmp_path / "o", ["sleep", "0.3"], interval_ms=20, proc_dir=fake)
     run = read_probe_output(tmp_path / "o")
-    expected_missing = ["vm_swap", "rss_shmem", *TIMELINE_FIELDS[6:]]
+    expected_missing = ["vm_swap", "rss_shmem", *TIMELINE_FIELDS[6:], *FAULT_FIELDS]
     assert run.missing == expected_missing
     assert run.peaks["vm_rss"] == 1024 * 1024 and run.peaks["vm_swap"] is None
     assert run.samples and all(s.values["vm_swap"] is None for s in run.samples)
@@ -107,7 +108,7 @@ def test_rollup_fields_parsed_from_crafted_file(probe_x86: Path, tmp_path: Path)
     run = read_probe_output(tmp_path / "o")
     assert run.peaks["pss"] == 60 * 1024 and run.peaks["swap_pss"] == 3 * 1024
     assert run.peaks["private_dirty"] == 7 * 1024
-    assert set(run.missing) == {"rss_anon", "rss_file", "rss_shmem"}
+    assert set(run.missing) == {"rss_anon", "rss_file", "rss_shmem", *FAULT_FIELDS}
 
 
 def test_partial_output_without_result_json(tmp_path: Path) -> None:
@@ -122,9 +123,10 @@ def test_partial_output_without_result_json(tmp_path: Path) -> None:
     assert run.wall_s == 0.05
     residency = run.section_residency([("x", 16384, 32768), ("y", 32768, 65536)])
     assert residency == {
-        "x": {"bytes": 16384, "resident_peak": 4096, "mapped_samples": 1},
-        "y": {"bytes": 32768, "resident_peak": 0, "mapped_samples": 0},
+        "x": {"bytes": 16384, "resident_peak": 4096, "mapped_samples": 1, "resident_at_exit": None},
+        "y": {"bytes": 32768, "resident_peak": 0, "mapped_samples": 0, "resident_at_exit": None},
     }
+    assert run.exit_sample is None and "did not finish" in (run.exit_sample_note or "")
 
 
 def test_no_output_at_all_is_an_input_error(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ SPIKE_MIB = 128
 SPIKE_MS = 100
 HOLD_MS = 300
 EXIT_CODE = 7
+COLD_MIB = 8  # of a second file, dropped from the page cache, then read through a mapping (the last phase)
+FAULT_AROUND_BYTES = 64 * 1024  # the kernel's default: one file fault maps at most this much
 
 
 def within(measured: int | None, expected: int, tolerance: float = TOLERANCE) -> bool:
@@ -34,12 +36,17 @@ def fidelity_run(probe_x86: Path, fidelity_x86: Path, tmp_path_factory: pytest.T
     work = tmp_path_factory.mktemp("fidelity-run")
     data = work / "data.bin"
     data.write_bytes(os.urandom(FILE_MIB * MIB))
+    cold = work / "cold.bin"
+    with cold.open("wb") as handle:
+        handle.write(os.urandom(COLD_MIB * MIB))
+        handle.flush()
+        os.fsync(handle.fileno())  # clean pages: the program's POSIX_FADV_DONTNEED may drop them
     out = work / "out"
     argv = probe_command(
         str(probe_x86),
         str(out),
         [str(fidelity_x86), str(ANON_MIB), str(data), str(TOUCH_MIB), str(OFFSET_MIB), str(OFFSET_TOUCH_MIB),
-         str(SPIKE_MIB), str(SPIKE_MS), str(HOLD_MS), str(EXIT_CODE)],
+         str(SPIKE_MIB), str(SPIKE_MS), str(HOLD_MS), str(EXIT_CODE), str(cold), str(COLD_MIB)],
         interval_ms=50,
         maps=[str(data)],
     )  # fmt: skip
@@ -52,7 +59,8 @@ def test_exit_code_and_outputs(fidelity_run) -> None:
     assert completed.returncode == EXIT_CODE
     assert completed.stdout == b""  # the probe keeps adb shell's stdout clean; the runner's goes to a file
     assert run.complete and run.exit_code == EXIT_CODE and run.signal is None and not run.timed_out
-    assert run.stdout().split() == ["steady", "spike", "after"]
+    words = run.stdout().split()
+    assert words[:4] == ["steady", "spike", "after", "cold-cached"] and words[-1] == "cold"
     assert run.missing == []  # this kernel has every field
 
 
@@ -95,5 +103,36 @@ def test_timeline_is_a_monotonic_50ms_series(fidelity_run) -> None:
     steps = [b - a for a, b in itertools.pairwise(times)]
     # Fixed schedule on the monotonic clock: most steps are the interval (a loaded box may stretch a few).
     assert sum(1 for step in steps if 40 <= step <= 60) >= 0.8 * len(steps)
-    expected_wall = (2 * HOLD_MS + SPIKE_MS) / 1000
+    expected_wall = (3 * HOLD_MS + SPIKE_MS) / 1000
     assert run.wall_s is not None and run.wall_s >= expected_wall
+
+
+def test_faults_rise_when_a_cold_file_mapping_is_touched(fidelity_run) -> None:
+    """minflt/majflt in every row; reading COLD_MIB of a mapping faults at least once per fault-around window,
+    and from storage (major faults) where the page cache drop worked."""
+    _, run, _ = fidelity_run
+    assert all(s.values["minflt"] is not None and s.values["majflt"] is not None for s in run.samples)
+    counts = [s.values["minflt"] + s.values["majflt"] for s in run.samples]
+    assert counts == sorted(counts)  # counters only grow
+    # The cold phase is the last rise of RssFile by COLD_MIB: rows before it and rows after it.
+    file_rss = [s.values["rss_file"] for s in run.samples]
+    before = max(i for i, value in enumerate(file_rss) if value <= file_rss[-1] - COLD_MIB * MIB * 0.9)
+    after = next(i for i in range(before + 1, len(file_rss)) if file_rss[i] >= file_rss[-1] - 64 * 1024)
+    rise = counts[after] - counts[before]
+    assert rise >= COLD_MIB * MIB // FAULT_AROUND_BYTES, (rise, counts[before : after + 1])
+    cached_pages = int(run.stdout().split()[4])
+    if cached_pages == 0:  # the drop worked: the pages came from storage
+        majors = run.samples[after].values["majflt"] - run.samples[before].values["majflt"]
+        assert majors >= 1
+    # At exit: the same counters, at least as far as the last row.
+    assert run.exit_sample is not None
+    assert run.exit_sample.values["minflt"] >= run.samples[-1].values["minflt"]
+    assert run.fault_counts()["minor"] >= run.exit_sample.values["minflt"]  # wait4 counts the whole runner
+
+
+def test_exit_sample_measures_the_mappings_still_there(fidelity_run) -> None:
+    _, run, data = fidelity_run
+    assert run.traced and run.exit_sample is not None and run.exit_sample.smaps_read
+    at_exit = {m.offset: m.rss for m in run.exit_sample.mappings if m.path == data}
+    assert within(at_exit[0], TOUCH_MIB * MIB) and within(at_exit[OFFSET_MIB * MIB], OFFSET_TOUCH_MIB * MIB)
+    assert within(run.exit_sample.values["rss_anon"], ANON_MIB * MIB)  # the spike is gone by then

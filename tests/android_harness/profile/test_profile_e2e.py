@@ -128,6 +128,41 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
     assert load_profile(path).measured()[0].exit.ok
 
 
+@pytest.mark.parametrize("runner", ["native", "host-python"])
+def test_a_short_run_measures_every_section_it_mapped(
+    runner: str, tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+) -> None:
+    """Runs of a few tenths of a second with the default (adaptive) smaps cadence: every section the engine
+    mapped has a residency figure in every run — the exit sample's, at least — and its figure at exit."""
+    runs = tmp_path / "runs"
+    args = ["profile", str(tiny_gemma4_build), "--device", vdevice.serial, "--prefill", "16",
+            "--decode", "16", "--iterations", "3", "--warmup", "0", "--runner", runner, "-o", str(runs),
+            "--json"]  # fmt: skip
+    result = run_edgeship(adb_server, *args)
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    data = json.loads(Path(entry["profile"]).read_text())
+    assert data["runner"]["builtin"] == runner
+    assert validate_profile(data) == []
+    for it in data["iterations"]:
+        memory = it["memory"]
+        assert it["exit"]["status"] == STATUS_OK, it["exit"]
+        assert memory["at_exit"] is not None, memory["at_exit_note"]
+        assert memory["at_exit"]["rss"] > 0 and memory["at_exit"]["minflt"] > 0
+        assert memory["faults"]["minor"] >= memory["at_exit"]["minflt"]
+        for kind, residency in memory["sections"].items():
+            # The engine keeps every section of this bundle mapped until it exits.
+            assert residency["resident_at_exit"] is not None and residency["resident_at_exit"] > 0, kind
+            assert residency["resident_peak"] is not None and residency["mapped_samples"] >= 1, kind
+            assert residency["resident_at_exit"] <= residency["resident_peak"] <= residency["bytes"], kind
+    ple = data["summary"]["sections"][PLE_KIND]
+    assert ple["resident_peak"]["n"] == 3 and ple["resident_at_exit"]["n"] == 3
+    if runner == "native":  # its library went to the device beside it, content-addressed
+        [library] = data["runner"]["extra_files"]
+        assert Path(library).name == "liblitert-lm.so"
+        assert data["runner"]["env"]["LD_LIBRARY_PATH"].startswith("/data/local/tmp/edgeship/bin/")
+
+
 def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
     """Runs 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs;
     run 5 takes the probe down with it (as the OOM killer may), so no result.json is written."""
@@ -149,7 +184,8 @@ def test_profile_records_killed_and_hung_runs(
 ) -> None:
     from edgeship.android_harness.runners.resolve import resolve_runner
 
-    real_runner = Path(resolve_runner("x86_64", None, {}).path)
+    # The Python runner: a launcher that needs nothing pushed beside it (the native one needs its library).
+    real_runner = Path(resolve_runner("x86_64", "host-python", {}).path)
     counter = f"/data/local/tmp/edgeship-test-counter-{uuid.uuid4().hex}"
     runner = write_misbehaving_runner(tmp_path, real_runner, counter)
     runs = tmp_path / "runs"

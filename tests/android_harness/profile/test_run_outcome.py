@@ -51,6 +51,11 @@ def test_a_runner_killed_by_sigkill_is_recorded_with_what_was_measured(
     assert iteration.samples > 0
     assert iteration.memory.peak_rss is not None and iteration.memory.peak_rss > 2_000_000
     assert iteration.latency.decode_tok_s is None  # never printed: missing, not zero
+    # No exit sample for a killed runner: absent (not zero), and the iteration says why.
+    assert iteration.memory.at_exit is None
+    assert "killed by signal 9" in (iteration.memory.at_exit_note or "")
+    assert all(entry.resident_at_exit is None for entry in iteration.memory.sections.values())
+    assert iteration.memory.faults and iteration.memory.faults["minor"] > 0
     assert version
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.probe import build_probe, probe_command, read_probe_output
-from edgeship.android_harness.runners import RunConfig, get_adapter, resolve_runner
 from edgeship.android_harness.runners.host_runner import FlagError, main, parse_flags
+from tests.android_harness.runners.probed import run_probed_benchmark
 
 HAS_LITERT_LM = importlib.util.find_spec("litert_lm") is not None
 
@@ -51,27 +48,9 @@ def test_main_reports_errors_like_the_real_binary(tmp_path: Path, capsys: pytest
 @pytest.mark.e2e
 @pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 def test_host_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, tmp_path: Path) -> None:
-    manifest = json.loads((tiny_gemma4_build / "manifest.json").read_text())
-    bundle = tmp_path / "model.litertlm"
-    bundle.write_bytes((tiny_gemma4_build / manifest["bundle"]["file"]).read_bytes())
-    runner = resolve_runner("x86_64", None, {})
-    adapter = get_adapter(runner.name)
-    sink = tmp_path / "sink.txt"
-    cfg = RunConfig(prefill=32, decode=48, iterations=2, log_sink_path=str(sink), threads=1)
-    out = tmp_path / "run"
-    argv = probe_command(
-        str(build_probe("x86_64")),
-        str(out),
-        adapter.build_command(str(bundle), cfg, runner_path=str(runner.path)),
-        maps=[str(bundle)],
-        smaps_interval_ms=50,
+    run, metrics, cfg, manifest = run_probed_benchmark(
+        "host-python", tiny_gemma4_build, tmp_path, smaps_interval_ms=50
     )
-    completed = subprocess.run(argv, capture_output=True, timeout=300)
-    run = read_probe_output(out)
-    assert completed.returncode == 0, run.stderr()[-2000:]
-    assert run.ok
-
-    metrics = adapter.parse(run.stdout(), run.stderr(), sink.read_text())
     assert metrics.prefill_tokens == cfg.prefill and metrics.decode_tokens == cfg.decode
     assert metrics.decode_tok_s and metrics.decode_tok_s > 0 and metrics.prefill_tok_s > 0
     assert metrics.init_s and metrics.init_s > 0 and metrics.ttft_s and metrics.ttft_s > 0
@@ -79,8 +58,6 @@ def test_host_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, t
     assert metrics.raw["log_sink"]["aggregated"] == "Aggregated metrics (median of 2 runs)"
     assert metrics.peak_mem_bytes and metrics.peak_mem_bytes > 0
 
-    # The python process is the exact pid the probe sampled (the launcher exec'd, no shell in between).
-    assert run.argv[0] == str(runner.path)
     # The engine maps sections one by one at their own offsets: each bundle mapping starts at a section start
     # (or at 0, the header), and the graph section is resident.
     section_offsets = {section["offset"] for section in manifest["sections"]}
@@ -94,3 +71,6 @@ def test_host_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, t
         assert entry["bytes"] == section_bytes
         # A mapping's Rss is shared by overlap, so its page padding is never counted as the section's.
         assert entry["resident_peak"] <= section_bytes
+    # The last engine outlives the run: the probe's exit sample still sees its section mappings.
+    assert run.exit_sample is not None, run.exit_sample_note
+    assert all(entry["resident_at_exit"] for entry in residency.values())

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgeship.android_harness.runners import RunConfig, get_adapter
-from edgeship.android_harness.runners.litert_lm_main import (
-    format_absl_duration,
-    parse_absl_duration,
-    parse_log_sink,
-)
+from edgeship.android_harness.runners.host_runner import format_absl_duration
+from edgeship.android_harness.runners.litert_lm_main import parse_absl_duration, parse_log_sink
 from edgeship.errors import UsageError
 
 DATA = Path(__file__).parent / "data"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from edgeship.android_harness.runners import host_runner_launcher, resolve_runner
+from edgeship.android_harness.runners import HOST_PYTHON, NATIVE, host_runner_launcher, resolve_runner
 from edgeship.android_harness.runners.resolve import launcher_text
 from edgeship.errors import UsageError
 
@@ -68,19 +69,58 @@ def test_gpu_without_accelerators_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
-def test_x86_64_gets_the_host_runner_launcher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_x86_64_gets_the_native_runner_and_its_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path))
     runner = resolve_runner("x86_64", None, {})
-    assert runner.is_host_runner and runner.name == "litert_lm_main"
+    assert runner.builtin == NATIVE and runner.name == "litert_lm_main"
+    assert runner.path.is_relative_to(tmp_path / "runners" / "native") and os.access(runner.path, os.X_OK)
+    assert runner.path.read_bytes()[:4] == b"\x7fELF"
+    assert [p.name for p in runner.extra_files] == ["liblitert-lm.so"]
+    # Pushed beside nothing else: the loader is told the library's own device folder.
+    assert runner.device_env(["/d/bin/abc"]) == {"LD_LIBRARY_PATH": "/d/bin/abc"}
+    assert runner.version and runner.version.startswith("native-litert-lm-api-")
+    assert resolve_runner("x86_64", "native", {}).path == runner.path  # by name, too
+
+
+@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
+def test_host_python_by_flag_or_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path))
+    runner = resolve_runner("x86_64", HOST_PYTHON, {})
+    assert runner.builtin == HOST_PYTHON and runner.name == "litert_lm_main" and not runner.extra_files
     assert runner.path.is_relative_to(tmp_path / "runners" / "host")
     assert os.access(runner.path, os.X_OK)
-    first_line = runner.path.read_text().splitlines()[0]
-    assert first_line == f"#!{sys.executable}"
-    assert runner.version and runner.version.startswith("host-litert-lm-api-")
+    text = runner.path.read_text()
+    assert text.splitlines()[0] == f"#!{sys.executable}"
+    # Self-contained: the host runner's own text, nothing of the edgeship package on the device.
+    assert "import edgeship" not in text and "from edgeship" not in text and "sys.path" not in text
+    assert runner.version and runner.version.startswith("host-python-litert-lm-api-")
     # Idempotent and content-addressed: the same venv gives the same file.
     assert host_runner_launcher(tmp_path / "runners" / "host") == runner.path
+    assert resolve_runner("x86_64", None, {"x86_64": HOST_PYTHON}).path == runner.path
+
+
+def test_builtin_runners_are_for_x86_64_only() -> None:
+    with pytest.raises(UsageError, match="the native runner is for x86_64 devices"):
+        resolve_runner("arm64-v8a", "native", {})
 
 
 def test_launcher_refuses_an_overlong_interpreter_path() -> None:
     with pytest.raises(UsageError, match="#! line"):
         launcher_text("/" + "v" * 300 + "/bin/python")
+
+
+@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
+def test_the_launcher_runs_outside_the_package(tmp_path: Path) -> None:
+    """Copied anywhere and run with no PYTHONPATH, the launcher still parses its flags (a device has no
+    edgeship package)."""
+    launcher = tmp_path / "litert_lm_main"
+    launcher.write_text(launcher_text())
+    launcher.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    completed = subprocess.run(
+        [str(launcher), "--bogus"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert completed.returncode == 1
+    assert completed.stderr == "ERROR: Unknown command line flag 'bogus'\n"
