@@ -217,12 +217,15 @@ def _print_records(out: Output, records: list[Any]) -> None:
     table.add_column("serial", no_wrap=True)
     table.add_column("state")
     table.add_column("profile")
+    table.add_column("ram")
     table.add_column("adb server", no_wrap=True)
     for record in records:
         state = "running" if record.alive() else "dead"
         if record.alive() and not record.confined:
             state += " (unconfined)"
-        table.add_row(record.name, record.serial, state, record.profile, record.adb_server or "-")
+        limit = record.ram_limit() if record.alive() else None
+        ram = format_bytes(limit) if limit else "host's"
+        table.add_row(record.name, record.serial, state, record.profile, ram, record.adb_server or "-")
     out.print(table)
 
 

@@ -311,6 +311,10 @@ printf '%s\\n' "${{2-}}"
             "--symlink", "/system/etc", "/etc",  # as on Android
             "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # core count, clocks
             "--proc", "/proc",
+            # The device runs as uid 0: sysctls (vm.drop_caches…) and IRQ affinities would be its to write.
+            "--ro-bind", "/proc/sys", "/proc/sys",
+            "--ro-bind-try", "/proc/irq", "/proc/irq",
+            "--ro-bind-try", "/proc/bus", "/proc/bus",
             "--dev", "/dev",
             "--tmpfs", "/tmp",
         ]  # fmt: skip

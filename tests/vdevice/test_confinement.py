@@ -58,6 +58,9 @@ def test_the_host_keys_and_private_folders_are_not_visible(adb_server, vdevice, 
         Path(path).parts[2] for path in sandbox.python_runtime_paths()
     }
     assert set(visible) <= allowed, visible
+    # the kernel's knobs stay read-only for the device's root (it dropped caches host-wide before)
+    for knob in ("/proc/sys/vm/drop_caches", "/proc/sys/kernel/core_pattern"):
+        assert "Read-only" in device_shell(adb_server, vdevice.serial, f"echo 1 > {knob}"), knob
     # and the device shows what a phone shows at the top
     assert device_shell(adb_server, vdevice.serial, "readlink /etc").strip() == "/system/etc"
 
@@ -124,7 +127,7 @@ def test_the_device_has_its_own_network(adb_server, vdevice):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as host_socket:
         host_socket.bind(f"\0edgeship-host-{os.getpid()}")
         host_socket.listen(1)
-        result = device_shell(adb_server, vdevice.serial, f"python3 -c '{probe}'")
+        result = device_shell(adb_server, vdevice.serial, f"{sys.executable} -c '{probe}'")
     assert result.split("\n")[:2] == ["refused ConnectionRefusedError", "refused ConnectionRefusedError"], (
         result
     )
@@ -152,7 +155,7 @@ def test_forward_reaches_a_server_the_device_runs(adb_server, vdevice):
     server = "import socket; s = socket.create_server(('127.0.0.1', 8080)); print('up', flush=True); "
     server += "c, _ = s.accept(); c.sendall(c.recv(100).upper())"
     device = adb_server.client().device(vdevice.serial)
-    running = device.shell(f'python3 -c "{server}"', stream=True)
+    running = device.shell(f'{sys.executable} -c "{server}"', stream=True)
     try:
         assert running.recv(3) == b"up\n"
         local = device.forward_port(8080)

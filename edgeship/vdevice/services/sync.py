@@ -32,6 +32,8 @@ DENT_V1 = struct.Struct("<4sIIII")
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
+# Pushed files from this size on leave the page cache once written (see _finish_file).
+DROP_CACHE_MIN_BYTES = 1024 * 1024
 # What a virtual directory above the sandbox looks like: root-owned, like /data on a phone.
 VIRTUAL_DIRECTORY_MODE = stat.S_IFDIR | 0o771
 
@@ -259,9 +261,10 @@ class SyncSession:
         permissions |= ((permissions >> 6) & 0o7) * 0o011
         os.fchmod(fd, permissions)
         os.utime(fd, (mtime, mtime))
-        if self.device.sandbox.memory is not None:
+        if self.device.sandbox.memory is not None and os.fstat(fd).st_size >= DROP_CACHE_MIN_BYTES:
             # Pages written here are charged to the daemon's cgroup: write them out and drop them, so the
-            # device's own reads fault them in and charge its RAM, as on a phone.
+            # device's own reads fault them in and charge its RAM, as on a phone. (Small files stay: a disk
+            # flush per pushed script would cost more than their pages weigh.)
             drop_page_cache(fd)
 
     def _receive_data(self, fd: int | None) -> int:
