@@ -195,7 +195,7 @@ class SyncSession:
         try:
             location = self.files.resolve(path, follow_last=False)
         except SandboxPathError as exc:
-            self._discard_and_fail(f"couldn't create file: {_write_error(exc.errno)}")
+            self._discard_and_fail(f"couldn't create file: {_write_error(exc)}")
             return
         if location.root is None or location.is_root:
             self._discard_and_fail("couldn't create file: Is a directory")
@@ -228,11 +228,8 @@ class SyncSession:
                 parent = stack.enter_context(self._target_folder(location))
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
                 fd = os.open(name, flags, 0o600, dir_fd=parent)
-            except SandboxPathError as exc:
-                self._discard_and_fail(f"couldn't create file: {_write_error(exc.errno)}")
-                return
-            except OSError as exc:
-                self._discard_and_fail(f"couldn't create file: {os.strerror(exc.errno or errno.EIO)}")
+            except (SandboxPathError, OSError) as exc:
+                self._discard_and_fail(f"couldn't create file: {_write_error(exc)}")
                 return
             try:
                 self._write_file(fd, mode)
@@ -297,10 +294,8 @@ class SyncSession:
             with self._target_folder(location) as parent:
                 # A link may point anywhere: every later use goes through the resolver (and bwrap).
                 os.symlink(bytes(target_bytes).rstrip(b"\0"), location.parts[-1], dir_fd=parent)
-        except SandboxPathError as exc:
-            self.fail(f"couldn't create symlink: {_write_error(exc.errno)}")
-        except OSError as exc:
-            self.fail(f"couldn't create symlink: {os.strerror(exc.errno or errno.EIO)}")
+        except (SandboxPathError, OSError) as exc:
+            self.fail(f"couldn't create symlink: {_write_error(exc)}")
         self.stream.write(b"OKAY" + bytes(4))
 
     def _discard_and_fail(self, message: str) -> None:
@@ -316,10 +311,7 @@ class SyncSession:
             if location.root is None:
                 raise SandboxPathError(errno.EISDIR, path)
             fd = self.files.open(location, os.O_RDONLY)
-        except SandboxPathError as exc:
-            self.fail(f"open failed: {os.strerror(exc.errno)}")
-            return
-        except OSError as exc:
+        except (SandboxPathError, OSError) as exc:
             self.fail(f"open failed: {os.strerror(exc.errno or errno.EIO)}")
             return
         try:
@@ -374,9 +366,12 @@ def _parse_mode(text: str) -> int:
         return stat.S_IFREG | 0o644
 
 
-def _write_error(error: int) -> str:
-    # Outside the sandbox the device answers like a phone's read-only system: permission denied.
-    return os.strerror(errno.EACCES if error == errno.ENOENT else error)
+def _write_error(exc: SandboxPathError | OSError) -> str:
+    error = exc.errno or errno.EIO
+    if isinstance(exc, SandboxPathError) and error == errno.ENOENT:
+        # Outside the sandbox the device answers like a phone's read-only system: permission denied.
+        error = errno.EACCES
+    return os.strerror(error)
 
 
 def _stat_v2_fields(info: os.stat_result) -> tuple[int, ...]:
