@@ -1,5 +1,4 @@
-"""The device's RAM: a memory cgroup of its own, sized from the profile, holding every process its shell
-starts.
+"""The device's RAM: a memory cgroup of its own, sized from the profile, holding every process it starts.
 
 Under the limit the runner's anonymous memory and the page cache of the bundle it maps compete as on a phone:
 file pages are reclaimed and faulted in again, and a runner that does not fit is ended by the kernel's OOM
@@ -7,8 +6,9 @@ killer (the cgroup counts it: ``oom_kill`` in ``memory.oom_control`` on cgroup v
 The cgroup is made below the daemon's own (``<its cgroup>/edgeship-vd-<name>-<daemon pid>``), so whatever
 bounds the daemon also bounds the device, and removed when the device stops. Both hierarchies are supported:
 cgroup v1's memory controller (``memory.limit_in_bytes``; also ``memory.memsw.limit_in_bytes`` so that host
-swap does not let a runner grow past its RAM) and v2 (``memory.max``, ``memory.swap.max`` 0) where the memory
-controller is enabled for the daemon's cgroup's children.
+swap does not let a runner grow past its RAM) and v2 (``memory.max``, ``memory.swap.max`` 0), where the
+device's cgroup goes beside the daemon's (``v2_devices_parent``: v2 allows no processes in a cgroup that
+hands memory to children).
 
 Commands join it before anything of theirs runs: ``join_argv`` wraps the command in ``/bin/sh -c 'echo $$ >
 cgroup.procs && exec …'`` (on the host, before bubblewrap), so everything they fork is born inside, and
@@ -249,7 +249,7 @@ def unavailable_reason() -> str | None:
 
 
 def _own_memory_cgroup() -> tuple[int, Path]:
-    """(version, folder) of the cgroup this process is in, in the hierarchy that has the memory controller."""
+    """(version, folder to make device cgroups in), in the hierarchy that has the memory controller."""
     if os.geteuid() != 0:
         raise MemoryUnavailable("a memory cgroup needs root")
     memberships = _memberships()
@@ -260,17 +260,45 @@ def _own_memory_cgroup() -> tuple[int, Path]:
     if "" in memberships and "" in mounts:
         mount_root, mount_point = mounts[""]
         own = _join_cgroup(mount_point, mount_root, memberships[""])
-        try:
-            enabled = (own / "cgroup.subtree_control").read_text().split()
-        except OSError:
-            enabled = []
-        if "memory" in enabled:
-            return 2, own
-        raise MemoryUnavailable(
-            f"the cgroup v2 memory controller is not enabled for the children of {own} "
-            "(see its cgroup.subtree_control)"
-        )
+        return 2, v2_devices_parent(own, Path(mount_point))
     raise MemoryUnavailable("this kernel has no memory cgroup controller mounted")
+
+
+def v2_devices_parent(own: Path, mount_point: Path) -> Path:
+    """Where cgroup v2 lets the daemon make its devices' cgroups, given the cgroup ``own`` it is in.
+
+    v2 has no internal processes: only a cgroup without processes of its own (or the root) hands the memory
+    controller to children, so the daemon's own cgroup cannot hold its devices. Its parent hands memory to it
+    (``own`` lists memory in cgroup.controllers), so the devices go beside it; in the root cgroup (no
+    memory.max), below it, the controller enabled for the children if need be.
+    """
+    if not (own / "memory.max").exists():  # the root cgroup: exempt from the rule
+        enabled = _words(own / "cgroup.subtree_control")
+        if "memory" not in enabled:
+            if "memory" not in _words(own / "cgroup.controllers"):
+                raise MemoryUnavailable(f"the cgroup v2 hierarchy at {own} has no memory controller")
+            try:
+                (own / "cgroup.subtree_control").write_text("+memory")
+            except OSError as exc:
+                raise MemoryUnavailable(
+                    f"cannot enable the memory controller in {own}: {exc.strerror}"
+                ) from None
+        return own
+    if "memory" not in _words(own / "cgroup.controllers"):
+        raise MemoryUnavailable(f"cgroup v2: the memory controller is not delegated to {own}")
+    if own == mount_point:
+        raise MemoryUnavailable(
+            f"cgroup v2: {own} (this cgroup namespace's root) holds processes, so it cannot hold a device's "
+            "memory cgroup; run the daemon in a cgroup of its own (e.g. systemd-run --scope)"
+        )
+    return own.parent
+
+
+def _words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 def _memberships() -> dict[str, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
 import socket
 import struct
@@ -35,6 +36,7 @@ class NetworkUnavailable(Exception):
     """No namespace could be made here (not root, or namespaces disabled); the message says why."""
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 

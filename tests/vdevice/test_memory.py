@@ -20,7 +20,7 @@ import pytest
 
 from edgeship.vdevice import VirtualDevice, memory
 from edgeship.vdevice.meminfo import render
-from edgeship.vdevice.memory import MemoryLimitError, MemoryUnavailable, parse_size
+from edgeship.vdevice.memory import MemoryLimitError, MemoryUnavailable, parse_size, v2_devices_parent
 from tests.vdevice.helpers import host_pids_with, require_memory_cgroup
 
 MIB = 1024 * 1024
@@ -260,3 +260,62 @@ def test_render_is_the_kernel_layout_and_stays_inside_the_device():
     # a limit above the host's RAM is the host's RAM; usage above the limit never makes free negative
     fields = meminfo_of(render(limit=1 << 40, usage=2 << 40, counters={}, host_total=8 * 1024 * MIB))
     assert fields["MemTotal"] == 8 * 1024 * MIB and fields["MemFree"] == 0
+
+
+# ---- cgroup v2 (this machine has v1: the v2 decisions and file names are checked on a folder) -------------
+def test_v2_device_cgroups_go_where_v2_allows_them(tmp_path):
+    root = tmp_path / "unified"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (root / "cgroup.subtree_control").write_text("")
+    # the root cgroup may hold processes and hand memory down: devices go below it, memory enabled for them
+    assert v2_devices_parent(root, root) == root
+    assert (root / "cgroup.subtree_control").read_text() == "+memory"
+    # a service's cgroup holds the daemon: v2 allows no processes where memory is handed down, so beside it
+    own = root / "system.slice" / "ci.service"
+    own.mkdir(parents=True)
+    (own / "memory.max").write_text("max\n")
+    (own / "cgroup.controllers").write_text("memory pids\n")
+    assert v2_devices_parent(own, root) == own.parent
+    (own / "cgroup.controllers").write_text("pids\n")
+    with pytest.raises(MemoryUnavailable, match="not delegated"):
+        v2_devices_parent(own, root)
+    # a cgroup namespace's root (a container) that holds the daemon: nowhere to go
+    (own / "cgroup.controllers").write_text("memory pids\n")
+    with pytest.raises(MemoryUnavailable, match="holds processes"):
+        v2_devices_parent(own, own)
+
+
+def test_v2_and_v1_file_names(tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    for name, text in {
+        "memory.max": "max\n",
+        "memory.current": "1234\n",
+        "memory.swap.max": "max\n",
+        "memory.events": "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\n",
+        "memory.stat": "anon 100\nfile 200\nactive_file 50\ninactive_file 150\nworkingset_refault_file 9\n",
+    }.items():
+        (v2 / name).write_text(text)
+    cgroup = memory.MemoryCgroup(v2, 2)
+    cgroup.set_limit(64 * MIB)
+    assert (v2 / "memory.max").read_text() == str(64 * MIB) and (v2 / "memory.swap.max").read_text() == "0"
+    assert cgroup.limit() == 64 * MIB and cgroup.usage() == 1234 and cgroup.oom_kills() == 1
+    assert cgroup.counters() == {
+        "anon": 100,
+        "file": 200,
+        "active_file": 50,
+        "inactive_file": 150,
+        "refault_file": 9,
+    }
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    (v1 / "memory.limit_in_bytes").write_text(str(128 * MIB))
+    (v1 / "memory.memsw.limit_in_bytes").write_text(str(128 * MIB))
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    cgroup = memory.MemoryCgroup(v1, 1)
+    cgroup.set_limit(256 * MIB)  # growing: memsw first (the kernel wants memsw >= memory at every step)
+    assert (v1 / "memory.limit_in_bytes").read_text() == (v1 / "memory.memsw.limit_in_bytes").read_text()
+    assert cgroup.limit() == 256 * MIB and cgroup.oom_kills() == 3
+    with pytest.raises(MemoryLimitError, match="below"):
+        cgroup.set_limit(MIB)
