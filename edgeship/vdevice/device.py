@@ -217,6 +217,11 @@ class VirtualDevice:
     ) -> None:
         self.stop()
 
+    @property
+    def streams_open(self) -> int:
+        """Streams open now across every connection (bounded by MAX_STREAMS)."""
+        return self._streams.in_use
+
     def connection_count(self) -> int:
         with self._connections_lock:
             return len(self._connections)

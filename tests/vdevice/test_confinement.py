@@ -398,9 +398,7 @@ def test_streams_are_capped_per_connection_and_per_device(tmp_path):
         assert sum(opened) == MAX_STREAMS
         hosts[0].close()  # its streams end: their share of the budget comes back
         deadline = time.monotonic() + 10
-        while (
-            device._streams.in_use > MAX_STREAMS - MAX_STREAMS_PER_CONNECTION and time.monotonic() < deadline
-        ):
+        while device.streams_open > MAX_STREAMS - MAX_STREAMS_PER_CONNECTION and time.monotonic() < deadline:
             time.sleep(0.05)
         fresh = RawHost(device.port)
         fresh.connect()
