@@ -1,4 +1,4 @@
-"""`edgeship vdevice start|stop|list`: virtual Android devices that real adb servers connect to."""
+"""`edgeship vdevice start|stop|list|set-ram`: virtual Android devices that real adb servers connect to."""
 
 from __future__ import annotations
 
@@ -89,6 +89,9 @@ def vdevice_group() -> None:
 @click.option("--link-mb-per-s", type=click.FloatRange(min=0.1), default=None,
               help="Pace the device's traffic to a cable's speed, MB/s each way (USB 2.0 ~40, USB 3 ~300); "
                    "default: loopback speed.")  # fmt: skip
+@click.option("--unconfined", is_flag=True,
+              help="Run the device's shell commands on the host, without bubblewrap (no filesystem, network "
+                   "or process isolation); only for hosts where bubblewrap cannot work.")  # fmt: skip
 @output_options
 def start_command(
     name: str | None,
@@ -99,9 +102,14 @@ def start_command(
     auth: str | None,
     root: Path | None,
     link_mb_per_s: float | None,
+    unconfined: bool,
     out: Output,
 ) -> None:
-    """Start a virtual device in the background, `adb connect` it, print its serial (--json: its record)."""
+    """Start a virtual device in the background, `adb connect` it, print its serial (--json: its record).
+
+    Its shell runs in a bubblewrap sandbox (a minimal view of the host, a network of its own) and in a memory
+    cgroup of the profile's RAM; without a working bubblewrap it refuses to start unless --unconfined.
+    """
     from edgeship.config import default_adb_server
     from edgeship.vdevice import daemon, load_profile, registry
 
@@ -117,6 +125,7 @@ def start_command(
         adb_server=server_text,
         auth=auth,
         link_mb_per_s=link_mb_per_s,
+        unconfined=unconfined,
     )
     if server_text:
         try:
@@ -126,8 +135,10 @@ def start_command(
             registry.remove_record(name)
             raise
         registry.write_record(record)
-    if not record.confined and not out.json:
-        click.echo("warning: bubblewrap is missing: this device's shell is NOT confined", err=True)
+    if not record.confined:
+        out.reporter.warn("--unconfined: this device's shell runs on the host, NOT confined")
+    if record.memory_cgroup is None:
+        out.reporter.warn(f"{record.name} has the host's RAM: {record.memory_unavailable}")
     out.result(record.to_json(), lambda: out.line(record.serial))
 
 
@@ -161,6 +172,29 @@ def stop_command(names: tuple[str, ...], stop_all: bool, keep_data: bool) -> Non
         click.echo(f"stopped {record.name} ({record.serial})")
 
 
+@vdevice_group.command("set-ram")
+@click.argument("device")
+@click.argument("size")
+@output_options
+def set_ram_command(device: str, size: str, out: Output) -> None:
+    """Change a running device's RAM: SIZE like 2G or 512M (binary units), or `reset` for its profile's.
+
+    DEVICE is its name or serial. Lowering it reclaims the device's page cache at once; its /proc/meminfo
+    follows within a second.
+    """
+    from edgeship.errors import UsageError
+    from edgeship.vdevice import registry
+    from edgeship.vdevice.memory import MemoryLimitError, parse_size
+
+    try:
+        size_bytes = None if size == "reset" else parse_size(size)
+    except MemoryLimitError as exc:
+        raise UsageError(str(exc)) from None
+    limit = registry.set_ram(device, size_bytes)
+    text = f"{device}: RAM {format_bytes(limit)}"
+    out.result({"device": device, "ram_bytes": limit}, lambda: out.line(text))
+
+
 @vdevice_group.command("list")
 @output_options
 def list_command(out: Output) -> None:
@@ -183,12 +217,15 @@ def _print_records(out: Output, records: list[Any]) -> None:
     table.add_column("serial", no_wrap=True)
     table.add_column("state")
     table.add_column("profile")
+    table.add_column("ram")
     table.add_column("adb server", no_wrap=True)
     for record in records:
         state = "running" if record.alive() else "dead"
         if record.alive() and not record.confined:
             state += " (unconfined)"
-        table.add_row(record.name, record.serial, state, record.profile, record.adb_server or "-")
+        limit = record.ram_limit() if record.alive() else None
+        ram = format_bytes(limit) if limit else "host's"
+        table.add_row(record.name, record.serial, state, record.profile, ram, record.adb_server or "-")
     out.print(table)
 
 

@@ -13,18 +13,22 @@ From the shell::
     edgeship vdevice start --profile vbudget4g            # prints the serial, `adb connect`s it
     edgeship vdevice start --auth deny                    # asks for AUTH, never accepts: `unauthorized`
     edgeship vdevice list --json
+    edgeship vdevice set-ram vdevice1 2G                  # its RAM now (its memory cgroup); `reset`: profile
     edgeship vdevice stop --all
 
 Modules, one concern each: ``packets`` (framing), ``transport`` (connection, streams, flow control), ``auth``
 (the AUTH handshake of ``--auth deny|allow``: tokens, key prompt, signature check),
-``services/`` (shell, sync, sockets and small services), ``sandbox`` (folders, bubblewrap, sync path
-resolution, process groups), ``props`` (profiles, getprop), ``device`` (the listening device), ``daemon`` and
-``registry`` (background devices and their state files).
+``services/`` (shell, sync, sockets and small services), ``sandbox`` (folders, bubblewrap: what a command
+sees), ``netns`` (its network namespace), ``memory`` and ``meminfo`` (its RAM: memory cgroup, /proc/meminfo),
+``paths`` (sync paths resolved and opened without leaving the sandbox), ``processes`` (process groups),
+``props`` (profiles, getprop), ``device`` (the listening device), ``daemon`` and ``registry`` (background
+devices, their state files, ``set_ram``).
 """
 
 from __future__ import annotations
 
 from edgeship.vdevice.device import FEATURES, VirtualDevice
 from edgeship.vdevice.props import DeviceProfile, list_profiles, load_profile
+from edgeship.vdevice.registry import set_ram
 
-__all__ = ["FEATURES", "DeviceProfile", "VirtualDevice", "list_profiles", "load_profile"]
+__all__ = ["FEATURES", "DeviceProfile", "VirtualDevice", "list_profiles", "load_profile", "set_ram"]

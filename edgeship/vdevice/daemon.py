@@ -1,12 +1,15 @@
 """The background process behind ``edgeship vdevice start``: ``python -m edgeship.vdevice.daemon``.
 
 ``spawn`` starts it detached and waits until it listens; ``terminate`` stops it. The daemon logs to
-``daemon.log`` in its state folder and records itself in ``state.json`` once it listens.
+``daemon.log`` in its state folder, rotated at ``EDGESHIP_VDEVICE_LOG_MAX_BYTES`` (default 10 MB, three older
+files kept), sends anything printed outside its log (a crash) to ``daemon.out``, and records itself in
+``state.json`` once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -20,7 +23,7 @@ from pathlib import Path
 from edgeship.errors import DeviceError
 from edgeship.vdevice import registry
 from edgeship.vdevice.auth import AUTH_MODES
-from edgeship.vdevice.device import VirtualDevice, validate_name
+from edgeship.vdevice.device import LOG_MAX_BYTES, VirtualDevice, rotating_log_handler, validate_name
 from edgeship.vdevice.props import DEFAULT_PROFILE
 
 log = logging.getLogger("edgeship.vdevice")
@@ -28,6 +31,7 @@ log = logging.getLogger("edgeship.vdevice")
 START_TIMEOUT_S = 30.0
 START_FAILURE = "cannot start: "
 STOP_TIMEOUT_S = 10.0
+LOG_MAX_BYTES_VARIABLE = "EDGESHIP_VDEVICE_LOG_MAX_BYTES"
 
 
 def spawn(
@@ -39,6 +43,7 @@ def spawn(
     timeout: float = START_TIMEOUT_S,
     auth: str | None = None,
     link_mb_per_s: float | None = None,
+    unconfined: bool = False,
 ) -> registry.DeviceRecord:
     """Start a detached daemon for ``name`` and return its record once it accepts connections."""
     validate_name(name)
@@ -59,9 +64,14 @@ def spawn(
         argv += ["--auth", auth]
     if link_mb_per_s:
         argv += ["--link-mb-per-s", str(link_mb_per_s)]
-    with open(log_path, "ab") as log_file, open(os.devnull, "rb") as devnull:
+    if unconfined:
+        argv.append("--unconfined")
+    log_offset = (
+        log_path.stat().st_size if log_path.exists() else 0
+    )  # earlier starts' lines are not this one's
+    with open(folder / registry.OUTPUT_FILE, "wb") as output, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(
-            argv, stdin=devnull, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
+            argv, stdin=devnull, stdout=output, stderr=output, start_new_session=True, close_fds=True
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,7 +79,8 @@ def spawn(
         if record is not None and record.pid == process.pid and _accepts(record.host, record.port):
             return record
         if process.poll() is not None:
-            raise DeviceError(f"{_start_failure(log_path)} (log: {log_path})")
+            failure = _start_failure(log_path, log_offset, folder / registry.OUTPUT_FILE)
+            raise DeviceError(f"{failure} (log: {log_path})")
         time.sleep(0.05)
     terminate_pid(process.pid)
     raise DeviceError(
@@ -85,12 +96,18 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _start_failure(path: Path) -> str:
-    """The daemon's own one-line reason (it logs "cannot start: ..."), else its last log line."""
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        lines = []
+def _start_failure(log_path: Path, log_offset: int, output_path: Path) -> str:
+    """The daemon's own one-line reason (it logs "cannot start: ..."), else the last line it printed."""
+    texts = []
+    with contextlib.suppress(OSError):
+        texts.append(output_path.read_text(errors="replace"))
+    with contextlib.suppress(OSError), open(log_path, "rb") as log_file:
+        if log_file.seek(0, os.SEEK_END) >= log_offset:
+            log_file.seek(log_offset)  # else it rotated meanwhile: all of it is this start's
+        else:
+            log_file.seek(0)
+        texts.append(log_file.read().decode(errors="replace"))
+    lines = [line for text in texts for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
         if START_FAILURE in line:
             return line.split(START_FAILURE, 1)[1]
@@ -127,12 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adb-server", default=None)
     parser.add_argument("--auth", choices=AUTH_MODES, default=None, help="default: the profile's")
     parser.add_argument("--link-mb-per-s", type=float, default=None, help="cable speed, MB/s each way")
+    parser.add_argument(
+        "--unconfined", action="store_true", help="run shell commands on the host, unconfined"
+    )
     parser.add_argument("--log-level", default=os.environ.get("EDGESHIP_VDEVICE_LOG", "INFO"))
     args = parser.parse_args(argv)
+    folder = registry.state_dir(args.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    max_bytes = int(os.environ.get(LOG_MAX_BYTES_VARIABLE) or LOG_MAX_BYTES)
     logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(threadName)s %(message)s",
-        stream=sys.stderr,  # spawn() points stderr at the device's daemon.log
+        level=args.log_level.upper(), handlers=[rotating_log_handler(folder / registry.LOG_FILE, max_bytes)]
     )
     try:
         device = VirtualDevice(
@@ -143,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             auth=args.auth,
             link_mb_per_s=args.link_mb_per_s,
+            confine=not args.unconfined,
         )
         device.start()
     except Exception as exc:
@@ -172,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             started_at=time.time(),
             auth=device.auth.mode,
             link_mb_per_s=args.link_mb_per_s,
+            ram_bytes=device.profile.ram_bytes,
+            memory_cgroup=str(device.memory.path) if device.memory else None,
+            memory_cgroup_version=device.memory.version if device.memory else None,
+            memory_unavailable=device.sandbox.memory_unavailable,
         )
     )
     while not stop_requested.wait(1.0):

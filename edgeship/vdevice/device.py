@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import re
 import shutil
 import socket
@@ -18,11 +19,21 @@ from edgeship.errors import DeviceError
 from edgeship.vdevice import packets
 from edgeship.vdevice.auth import KEYS_FILE, DeviceAuth, validate_mode
 from edgeship.vdevice.link import LinkPacer
+from edgeship.vdevice.memory import MemoryCgroup
+from edgeship.vdevice.processes import ProcessTracker
 from edgeship.vdevice.props import DEFAULT_PROFILE, DeviceProfile, load_profile
-from edgeship.vdevice.sandbox import ProcessTracker, Sandbox
-from edgeship.vdevice.transport import Connection, ServiceHandler
+from edgeship.vdevice.sandbox import Sandbox
+from edgeship.vdevice.transport import HANDSHAKE_TIMEOUT_S, Connection, ServiceHandler, StreamBudget
 
 FEATURES = ["shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"]
+# Connections at once (one per adb server in normal use); more are closed as soon as they are accepted.
+MAX_CONNECTIONS = 64
+# Streams at once across every connection (each is a thread, many a process).
+MAX_STREAMS = 256
+# Rotated device logs: what a long-lived daemon keeps on disk is bounded.
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
+LOG_FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(message)s"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -43,6 +54,10 @@ class VirtualDevice:
     "deny" (asks for AUTH and never accepts: the host lists it unauthorized) or "allow" (accepts the host's
     key as if the user tapped Allow); see ``edgeship.vdevice.auth``. ``link_mb_per_s`` paces the device's
     traffic to a cable's speed in MB/s each way (USB 2.0 ~40, USB 3 a few hundred); None is loopback speed.
+    ``confine`` False runs its commands on the host, unconfined (only when asked for: a device without a
+    working bubblewrap refuses to start otherwise). ``memory_limit`` False leaves it the host's RAM instead of
+    a memory cgroup of the profile's size. ``handshake_timeout`` bounds how long a new connection may take to
+    CNXN.
     """
 
     def __init__(
@@ -52,10 +67,12 @@ class VirtualDevice:
         root: str | Path | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
-        confine: bool | None = None,
+        confine: bool = True,
         log_file: str | Path | None = None,
         auth: str | None = None,
         link_mb_per_s: float | None = None,
+        memory_limit: bool = True,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
         self.name = validate_name(name)
         # One cable per phone: every connection (one per adb server) shares its bandwidth.
@@ -76,8 +93,17 @@ class VirtualDevice:
         properties = self.profile.system_properties(self.serialno)
         if self.auth.required:
             properties["ro.adb.secure"] = "1"  # what getprop says must match what adbd does
-        self.sandbox = Sandbox(self.root, properties, confine=confine, logger=self.log)
-        self.processes = ProcessTracker(logger=self.log)
+        self.sandbox = Sandbox(
+            self.root,
+            properties,
+            confine=confine,
+            logger=self.log,
+            name=self.name,
+            ram_bytes=self.profile.ram_bytes if memory_limit else None,
+        )
+        self.processes = ProcessTracker(logger=self.log, launching=self.sandbox.launching)
+        self.handshake_timeout = handshake_timeout
+        self._streams = StreamBudget(MAX_STREAMS)
         self._banner = packets.make_banner(self.profile.banner_properties(), FEATURES)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -87,6 +113,7 @@ class VirtualDevice:
         self._stopping = threading.Event()
         self.port = 0
         self.connections_accepted = 0  # lets tests see a reconnect (after a reboot, a dropped server...)
+        self.connections_refused = 0
 
     # ---- what callers use ---------------------------------------------------------------------------
     @property
@@ -107,11 +134,15 @@ class VirtualDevice:
     def confined(self) -> bool:
         return self.sandbox.confined
 
+    @property
+    def memory(self) -> MemoryCgroup | None:
+        """The device's memory cgroup (its RAM), or None when the host could not give it one."""
+        return self.sandbox.memory
+
     def start(self) -> VirtualDevice:
         if self.log_file is not None and self._log_handler is None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(self.log_file)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+            handler = rotating_log_handler(self.log_file)
             self.log.addHandler(handler)
             if self.log.getEffectiveLevel() > logging.INFO:
                 self.log.setLevel(logging.INFO)
@@ -123,6 +154,7 @@ class VirtualDevice:
             listener.bind((self.host, self.requested_port))
         except OSError as exc:
             listener.close()
+            self.sandbox.close()
             raise DeviceError(
                 f"virtual device {self.name}: cannot listen on {self.host}:{self.requested_port}: "
                 f"{exc.strerror}; pick another --port"
@@ -135,14 +167,16 @@ class VirtualDevice:
             target=self._accept_loop, name=f"vdevice-{self.name}", daemon=True
         )
         self._accept_thread.start()
+        memory = self.sandbox.memory
         self.log.info(
-            "virtual device %s (%s) listening on %s, sandbox %s, %s, auth %s",
+            "virtual device %s (%s) listening on %s, sandbox %s, %s, auth %s, RAM %s",
             self.name,
             self.profile.name,
             self.serial,
             self.root,
             "confined by bubblewrap" if self.confined else "UNCONFINED",
             self.auth.mode,
+            f"{memory.limit() // 2**20} MiB (memory cgroup {memory.path})" if memory else "the host's",
         )
         return self
 
@@ -166,6 +200,7 @@ class VirtualDevice:
         self.processes.kill_all()
         for connection in connections:
             connection.join_services(5)  # services end once their streams and processes are gone
+        self.sandbox.close()  # its memory cgroup is removed once the last process has left it
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
         self.log.info("virtual device %s stopped", self.name)
@@ -174,11 +209,6 @@ class VirtualDevice:
             self._log_handler.close()
             self._log_handler = None
 
-    def serve_forever(self) -> None:
-        """Block until stop() (the daemon calls this after start())."""
-        while not self._stopping.wait(3600):
-            pass
-
     def __enter__(self) -> VirtualDevice:
         return self.start()
 
@@ -186,6 +216,11 @@ class VirtualDevice:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def streams_open(self) -> int:
+        """Streams open now across every connection (bounded by MAX_STREAMS)."""
+        return self._streams.in_use
 
     def connection_count(self) -> int:
         with self._connections_lock:
@@ -244,7 +279,21 @@ class VirtualDevice:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
             peer = f"{address[0]}:{address[1]}"
-            connection = Connection(sock, self, peer, logger=self.log, auth=self.auth, link=self.link)
+            with self._connections_lock:
+                full = len(self._connections) >= MAX_CONNECTIONS
+            if full:
+                self._refuse(sock, peer)
+                continue
+            connection = Connection(
+                sock,
+                self,
+                peer,
+                logger=self.log,
+                auth=self.auth,
+                link=self.link,
+                handshake_timeout=self.handshake_timeout,
+                budget=self._streams,
+            )
             with self._connections_lock:
                 self._connections.add(connection)
                 self.connections_accepted += 1
@@ -253,6 +302,18 @@ class VirtualDevice:
             self._connection_threads.append(thread)
             thread.start()
 
+    def _refuse(self, sock: socket.socket, peer: str) -> None:
+        self.connections_refused += 1
+        if self.connections_refused in (1, 10, 100) or self.connections_refused % 1000 == 0:
+            self.log.warning(
+                "refusing connection from %s: %d connections open already (%d refused so far)",
+                peer,
+                MAX_CONNECTIONS,
+                self.connections_refused,
+            )
+        with contextlib.suppress(OSError):
+            sock.close()
+
     def _serve(self, connection: Connection) -> None:
         self.log.info("connection from %s", connection.peer)
         try:
@@ -260,3 +321,10 @@ class VirtualDevice:
         finally:
             with self._connections_lock:
                 self._connections.discard(connection)
+
+
+def rotating_log_handler(path: Path, max_bytes: int = LOG_MAX_BYTES) -> logging.Handler:
+    """A log file that rotates at ``max_bytes`` (``path.1`` … ``path.3`` keep the older lines)."""
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=LOG_BACKUPS)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler

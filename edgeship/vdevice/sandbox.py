@@ -5,40 +5,42 @@ Host layout under the device root::
     data-local-tmp/   the device's /data/local/tmp
     sdcard/           the device's /sdcard
     system/bin/       toybox applet links, sh (mksh), getprop; mounted at /system/bin
+    system/etc/       mkshrc, passwd, group, hosts, a copy of the host's ld.so.cache; /etc is a link to it
     system/build.prop the properties getprop answers with
+    proc/meminfo      the device's /proc/meminfo (see ``meminfo``)
 
-Commands run under bubblewrap: every top-level host folder read-only, a tmpfs root (so /data, /sdcard and
-/system can exist without touching the host), the two sandbox folders bound read-write, a private /tmp (the
-host Python environment the device runs with stays visible read-only when it lives under /tmp), a fresh /proc
-and /dev, all capabilities dropped and a private PID namespace, so when the command's shell
-exits or is killed nothing it started survives. Sync paths are resolved here too, component by component,
-so ``..`` and symlinks cannot reach outside the two sandbox folders.
+Commands run under bubblewrap with a minimal view of the host (``bwrap_arguments``): a tmpfs root holding /usr
+(and the /bin, /lib… links into it) read-only, /system, the two sandbox folders read-write, a private /tmp, a
+fresh /proc and /dev, /sys/devices/system/cpu, the device's memory cgroup read-only at /dev/memcg, and
+read-only exactly the Python installation the daemon runs with (``sys.prefix``, ``sys.base_prefix``) and the
+``edgeship`` package folder, which the x86-64 host runner needs. Nothing else of the host: no /home, /root,
+/run, /work, /etc (no /etc/shadow, no host keys). All capabilities are dropped; PID, IPC and UTS namespaces
+are private, so when the command's shell exits or is killed nothing it started survives; the network is the
+device's own namespace (``netns``: its loopback only); every process is in the device's memory cgroup
+(``memory``). Without a working bwrap a device refuses to start unless it was asked for explicitly
+(``confine=False``, `vdevice start --unconfined`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
-import signal
-import stat
+import socket
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgeship.errors import DeviceError
+from edgeship.vdevice.meminfo import MeminfoPublisher
+from edgeship.vdevice.memory import MemoryCgroup, MemoryUnavailable
+from edgeship.vdevice.netns import DeviceNetwork, NetworkUnavailable
+from edgeship.vdevice.paths import DATA_LOCAL_TMP, SDCARD, DeviceFiles, Location
 
 log = logging.getLogger("edgeship.vdevice")
 
-DATA_LOCAL_TMP = "/data/local/tmp"
-SDCARD = "/sdcard"
-# Directories above the sandbox roots that a device shows (adb push does a STAT of its target's parent).
-VIRTUAL_DIRECTORIES = {"/": ["data", "sdcard"], "/data": ["local"], "/data/local": ["tmp"]}
-MAX_SYMLINK_HOPS = 40
 DIGEST_APPLETS = ("md5sum", "sha1sum", "sha224sum", "sha256sum", "sha384sum", "sha512sum")
 # Applets that would act on the host's kernel if the sandbox ever ran unconfined.
 UNSAFE_APPLETS = {
@@ -60,8 +62,12 @@ UNSAFE_APPLETS = {
     "sysctl",
     "vconfig",
 }
-_SKIPPED_HOST_ENTRIES = {"proc", "dev", "sys", "tmp", "data", "sdcard", "system", "lost+found"}
-
+# The merged-/usr links of a Debian-like system (each a symlink into /usr, or on older systems a folder).
+_SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Paths the sandbox itself defines: a host folder there is never bound over them.
+_SANDBOX_PATHS = ("/data", "/sdcard", "/system", "/proc", "/dev", "/sys", "/etc")
+MEMCG_MOUNT = "/dev/memcg"  # where Android mounts its memory cgroup (v1); here the device's own, read-only
+INSTALL_HINT = "install the 'bubblewrap' package (apt-get install bubblewrap)"
 
 # Interactive shells: a prompt like a phone's ("vflagship:/data/local/tmp # ").
 MKSHRC = """# edgeship virtual device: interactive shell settings
@@ -70,50 +76,18 @@ export HOSTNAME
 if [ "$(id -u)" = 0 ]; then _sign='#'; else _sign='$'; fi
 PS1='$HOSTNAME:${PWD:-?} '"$_sign "
 """
+# Android's ids by name (bionic has them built in; glibc reads /etc): root, shell.
+PASSWD = "root:x:0:0:root:/:/system/bin/sh\nshell:x:2000:2000:shell:/:/system/bin/sh\n"
+GROUP = "root:x:0:\nshell:x:2000:\n"
+HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 
 
-class SandboxPathError(Exception):
-    """A device path that cannot be used; ``errno`` is the Linux error adbd would report."""
-
-    def __init__(self, error: int, path: str) -> None:
-        super().__init__(f"{path}: {os.strerror(error)}")
-        self.errno = error
-        self.path = path
-
-
-@dataclass(frozen=True)
-class ResolvedPath:
-    """A device path after following symlinks: a host path inside a sandbox folder, or a virtual dir."""
-
-    device_path: str
-    host_path: Path | None  # None for the virtual directories above the sandbox roots
-
-    @property
-    def is_virtual_directory(self) -> bool:
-        return self.host_path is None
+class DeviceNetworkRefused(Exception):
+    """A socket service asked for on a device without a network of its own: it would connect from the host."""
 
 
 def find_shell() -> str:
     return shutil.which("mksh") or "/bin/sh"
-
-
-def _host_runtime_under_private_tmp() -> list[str]:
-    """Folders of the Python environment this device runs with that live under the host's /tmp.
-
-    The device's /tmp is private, but its shell keeps the host's tools callable (python among them), and a
-    checkout or venv under /tmp (a CI clone) would vanish behind that private /tmp. They are bound read-only
-    at their own paths: visible, never writable.
-    """
-    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])}
-    candidates.update(entry for entry in sys.path if entry and os.path.isdir(entry))
-    under_tmp = sorted(
-        os.path.realpath(path) for path in candidates if os.path.realpath(path).startswith("/tmp/")
-    )
-    outermost: list[str] = []
-    for path in under_tmp:
-        if not any(path == kept or path.startswith(kept + "/") for kept in outermost):
-            outermost.append(path)
-    return outermost
 
 
 def find_toybox() -> str | None:
@@ -124,56 +98,146 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+def python_runtime_paths() -> list[str]:
+    """What the x86-64 host runner needs of the daemon's Python, outermost folders only, resolved.
+
+    The interpreter prefixes (a venv and the installation it was made from) and the ``edgeship`` package
+    folder the runner's launcher puts on sys.path (the folder itself, not the checkout around it).
+    """
+    package = Path(__file__).resolve().parents[1]
+    candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, str(package)}
+    paths = sorted({os.path.realpath(path) for path in candidates if os.path.isdir(path)})
+    kept: list[str] = []
+    for path in paths:
+        if path == "/" or any(path == p or path.startswith(p + "/") for p in ("/usr", *_SANDBOX_PATHS)):
+            continue  # visible already (/usr), or a place the sandbox defines itself
+        if not any(path == outer or path.startswith(outer + "/") for outer in kept):
+            kept.append(path)
+    return kept
+
+
 class Sandbox:
-    """The folders of one virtual device and the way its commands are started."""
+    """One virtual device's folders, its confinement (bubblewrap, network, memory) and how its commands start.
+
+    ``confine`` True (the default) refuses to go on without a working bubblewrap; False runs commands on the
+    host, unconfined, which only an explicit request may do. ``ram_bytes`` sizes the device's memory cgroup
+    (None: no cgroup); a host that cannot give it one is warned about once, and the device has the host's RAM.
+    """
 
     def __init__(
         self,
         root: Path,
         properties: dict[str, str],
-        confine: bool | None = None,
+        confine: bool = True,
         logger: logging.Logger | None = None,
+        name: str = "vdevice",
+        ram_bytes: int | None = None,
     ) -> None:
         self.log = logger or log
+        self.name = name
         self.root = Path(root).resolve()
         self.data_dir = self.root / "data-local-tmp"
         self.sdcard_dir = self.root / "sdcard"
         self.system_dir = self.root / "system"
         self.bin_dir = self.system_dir / "bin"
+        self.etc_dir = self.system_dir / "etc"
+        self.meminfo_path = self.root / "proc" / "meminfo"
         self.properties = properties
+        self.ram_bytes = ram_bytes
         self.shell_path = find_shell()
-        self.bwrap_path = find_bwrap() if confine is not False else None
+        self.confine = confine
         self.confined = False
-        self._want_confined = confine
-        self._roots = {DATA_LOCAL_TMP: self.data_dir, SDCARD: self.sdcard_dir}
+        self.files = DeviceFiles({DATA_LOCAL_TMP: self.data_dir, SDCARD: self.sdcard_dir})
+        self.network: DeviceNetwork | None = None
+        self.memory: MemoryCgroup | None = None
+        self.memory_unavailable: str | None = None  # why there is no memory cgroup, when there is none
+        self._meminfo: MeminfoPublisher | None = None
         self._bwrap_prefix: list[str] = []
 
-    # ---- setup -------------------------------------------------------------------------------------
+    # ---- setup and teardown -------------------------------------------------------------------------
     def prepare(self) -> None:
-        for folder in (self.data_dir, self.sdcard_dir, self.bin_dir):
+        for folder in (self.data_dir, self.sdcard_dir, self.bin_dir, self.etc_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._write_properties()
         self._make_bin_dir()
-        self.confined = False
-        if self.bwrap_path:
-            self._bwrap_prefix = self._bwrap_arguments()
-            self.confined = self._bwrap_works()
-        if not self.confined:
-            if self._want_confined:
-                raise DeviceError(
-                    "bubblewrap (bwrap) is required for a confined device but is missing or does not work; "
-                    "install the 'bubblewrap' package"
+        self._make_etc()
+        try:
+            self.files.open_roots()
+            self._prepare_memory()
+            if self.confine:
+                self._prepare_confinement()
+            else:
+                self.log.warning(
+                    "UNCONFINED (asked for): shell commands run on the host in %s", self.data_dir
                 )
-            self.log.warning(
-                "bwrap %s: shell commands run UNCONFINED in %s; install the 'bubblewrap' package",
-                "is not installed" if not self.bwrap_path else "does not work here",
-                self.data_dir,
-            )
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare_confinement(self) -> None:
+        bwrap = find_bwrap()
+        if bwrap is None:
+            raise DeviceError(f"bubblewrap (bwrap) is not installed: {self._unconfined_hint()}")
+        try:
+            self.network = DeviceNetwork.create()
+        except NetworkUnavailable as exc:
+            # bwrap makes one per command then; the daemon's socket services are refused (see connect()).
+            self.log.warning("%s: every command gets a network namespace of its own", exc)
+        if self.memory is not None:
+            self._meminfo = MeminfoPublisher(self.meminfo_path, self.memory, self.log)
+            self._meminfo.start()
+        self._bwrap_prefix = self.bwrap_arguments(bwrap)
+        problem = self._bwrap_problem()
+        if problem is not None:
+            raise DeviceError(f"bubblewrap (bwrap) does not work here ({problem}): {self._unconfined_hint()}")
+        self.confined = True
+
+    @staticmethod
+    def _unconfined_hint() -> str:
+        return (
+            "a virtual device's shell would run unconfined on the host; "
+            f"{INSTALL_HINT}, or pass --unconfined to accept that"
+        )
+
+    def _prepare_memory(self) -> None:
+        if self.ram_bytes is None:
+            return
+        try:
+            self.memory = MemoryCgroup.create(self.name, self.ram_bytes)
+        except MemoryUnavailable as exc:
+            self.memory_unavailable = str(exc)
+            self.log.warning("no memory cgroup (%s): the device has the host's RAM", exc)
+
+    def close(self) -> None:
+        """Undo prepare(): the meminfo refresher, the memory cgroup, the network namespace, open folders."""
+        if self._meminfo is not None:
+            self._meminfo.stop()
+            self._meminfo = None
+        if self.memory is not None:
+            if not self.memory.remove():
+                self.log.warning("memory cgroup %s still has processes; left in place", self.memory.path)
+            self.memory = None
+        if self.network is not None:
+            self.network.close()
+            self.network = None
+        self.files.close()
+        self.confined = False
 
     def _write_properties(self) -> None:
         # One property a line: a newline inside a value would forge another property.
         lines = [f"{key}={value}".replace("\n", " ") + "\n" for key, value in self.properties.items()]
         (self.system_dir / "build.prop").write_text("".join(lines))
+
+    def _make_etc(self) -> None:
+        (self.etc_dir / "mkshrc").write_text(MKSHRC)
+        (self.etc_dir / "passwd").write_text(PASSWD)
+        (self.etc_dir / "group").write_text(GROUP)
+        (self.etc_dir / "hosts").write_text(HOSTS)
+        # The dynamic loader finds the multiarch library folders (/usr/lib/x86_64-linux-gnu) through its
+        # cache.
+        cache = Path("/etc/ld.so.cache")
+        if cache.is_file():
+            shutil.copyfile(cache, self.etc_dir / "ld.so.cache")
 
     def _make_bin_dir(self) -> None:
         for entry in self.bin_dir.iterdir():
@@ -197,9 +261,6 @@ class Sandbox:
             getprop.unlink()
         getprop.write_text(self._getprop_script())
         getprop.chmod(0o755)
-        etc = self.system_dir / "etc"
-        etc.mkdir(exist_ok=True)
-        (etc / "mkshrc").write_text(MKSHRC)
 
     def _link_fast_digests(self) -> None:
         # Android's toybox links BoringSSL, so its sha256sum runs at GB/s on a phone (ARMv8 SHA instructions);
@@ -237,22 +298,33 @@ done < "$props"
 printf '%s\\n' "${{2-}}"
 """
 
-    def _bwrap_arguments(self) -> list[str]:
-        arguments = [self.bwrap_path or "bwrap", "--tmpfs", "/"]
-        for entry in sorted(os.listdir("/")):
-            if entry in _SKIPPED_HOST_ENTRIES:
-                continue
-            host = os.path.join("/", entry)
+    def bwrap_arguments(self, bwrap: str) -> list[str]:
+        """The minimal view: what mksh, toybox and the runners need, nothing of the host's data or keys."""
+        arguments = [bwrap, "--tmpfs", "/", "--ro-bind", "/usr", "/usr"]
+        for name in _SYSTEM_LINKS:
+            host = f"/{name}"
             if os.path.islink(host):
                 arguments += ["--symlink", os.readlink(host), host]
             elif os.path.isdir(host):
                 arguments += ["--ro-bind", host, host]
         arguments += [
-            "--ro-bind-try", "/sys", "/sys",
+            "--symlink", "/system/etc", "/etc",  # as on Android
+            "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # core count, clocks
             "--proc", "/proc",
+            # The device runs as uid 0: sysctls (vm.drop_caches…) and IRQ affinities would be its to write.
+            "--ro-bind", "/proc/sys", "/proc/sys",
+            "--ro-bind-try", "/proc/irq", "/proc/irq",
+            "--ro-bind-try", "/proc/bus", "/proc/bus",
             "--dev", "/dev",
             "--tmpfs", "/tmp",
-            *[arg for path in _host_runtime_under_private_tmp() for arg in ("--ro-bind", path, path)],
+        ]  # fmt: skip
+        if self._meminfo is not None:
+            arguments += ["--ro-bind", str(self.meminfo_path), "/proc/meminfo"]
+        if self.memory is not None:
+            arguments += ["--dir", MEMCG_MOUNT, "--ro-bind", str(self.memory.path), MEMCG_MOUNT]
+        for path in [*python_runtime_paths(), *self._tools_outside_usr()]:
+            arguments += ["--ro-bind", path, path]
+        arguments += [
             "--dir", DATA_LOCAL_TMP,
             "--bind", str(self.data_dir), DATA_LOCAL_TMP,
             "--bind", str(self.sdcard_dir), SDCARD,
@@ -266,22 +338,27 @@ printf '%s\\n' "${{2-}}"
             "--cap-drop", "ALL",
             "--die-with-parent",
         ]  # fmt: skip
+        if self.network is None:
+            arguments.append("--unshare-net")
         return arguments
 
-    def _bwrap_works(self) -> bool:
+    def _tools_outside_usr(self) -> list[str]:
+        """The shell and toybox when they are installed outside /usr (their /system/bin links point there)."""
+        tools = [self.shell_path, find_toybox(), shutil.which("setsid")]
+        found = {os.path.realpath(tool) for tool in tools if tool}
+        return sorted(path for path in found if not path.startswith("/usr/"))
+
+    def _bwrap_problem(self) -> str | None:
+        """None when a command runs in the sandbox as it should, else what went wrong."""
+        argv, cwd = self.shell_argv(f"test -w {DATA_LOCAL_TMP}")
         try:
-            result = subprocess.run(
-                [*self._bwrap_prefix, "/system/bin/sh", "-c", f"test -w {DATA_LOCAL_TMP}"],
-                capture_output=True,
-                timeout=20,
-                check=False,
-            )
+            with self.launching():
+                result = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=20, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            self.log.warning("bubblewrap check failed: %s", exc)
-            return False
+            return str(exc)
         if result.returncode != 0:
-            self.log.warning("bubblewrap check failed: %s", result.stderr.decode(errors="replace").strip())
-        return result.returncode == 0
+            return result.stderr.decode(errors="replace").strip() or f"exit code {result.returncode}"
+        return None
 
     # ---- commands ----------------------------------------------------------------------------------
     def environment(self) -> dict[str, str]:
@@ -291,7 +368,7 @@ printf '%s\\n' "${{2-}}"
         else:
             bin_dir, tmp = str(self.bin_dir), str(self.data_dir)
         # Android's own tools first, then the host's so python and friends stay callable.
-        etc_dir = "/system/etc" if self.confined else str(self.system_dir / "etc")
+        etc_dir = "/system/etc" if self.confined else str(self.etc_dir)
         return {
             "ENV": f"{etc_dir}/mkshrc",  # read by interactive mksh only: Android's prompt
             "PATH": f"{bin_dir}:{host_path}",
@@ -313,98 +390,56 @@ printf '%s\\n' "${{2-}}"
         ``--new-session``: the daemon starts it in a new session already, without a controlling terminal),
         so killing that group reaches the sandbox's PID 1, and with it everything in its PID namespace.
         With ``terminal`` the shell makes its PTY its controlling terminal inside the sandbox (util-linux
-        ``setsid --ctty``), so Ctrl-C and job control work in `adb shell`.
+        ``setsid --ctty``), so Ctrl-C and job control work in `adb shell`. The command joins the device's
+        memory cgroup before anything of it runs.
         """
         shell_args = ["-c", command] if command else ["-i"]
-        if not self.confined:
+        if not self._bwrap_prefix:
             # No job control (+m): background jobs stay in the command's process group, the only thing
             # that is killed when the stream ends (there is no PID namespace to take them down).
-            return [self.shell_path, "+m", *shell_args], str(self.data_dir)
-        setsid = shutil.which("setsid") if terminal else None
-        session = [setsid, "--ctty"] if setsid else []
-        return [*self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"
+            argv, cwd = [self.shell_path, "+m", *shell_args], str(self.data_dir)
+        else:
+            setsid = shutil.which("setsid") if terminal else None
+            session = [setsid, "--ctty"] if setsid else []
+            argv, cwd = [*self._bwrap_prefix, *session, "/system/bin/sh", *shell_args], "/"
+        if self.memory is not None:
+            argv = self.memory.join_argv(argv)
+        return argv, cwd
+
+    @contextlib.contextmanager
+    def launching(self) -> Iterator[None]:
+        """The calling thread inside the device's network while it forks a command (the child keeps it)."""
+        if self.network is None:
+            yield
+            return
+        with self.network.entered():
+            yield
+
+    def connect(self, family: int, address: str | tuple[str, int], timeout: float) -> socket.socket:
+        """A socket connected from inside the device (tcp:, localabstract: services), never from the host.
+
+        Raises DeviceNetworkRefused on a confined device without a network namespace of its own, OSError when
+        nothing listens there.
+        """
+        if self.confined and self.network is None:
+            raise DeviceNetworkRefused("this device has no network namespace the daemon can enter (not root)")
+        with self.launching():
+            if family == socket.AF_UNIX:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+                except OSError:
+                    sock.close()
+                    raise
+                return sock
+            assert isinstance(address, tuple)
+            return socket.create_connection(address, timeout=timeout)
 
     # ---- sync paths --------------------------------------------------------------------------------
-    def resolve(self, device_path: str, follow_last: bool = True) -> ResolvedPath:
-        """Map a device path onto the host, following symlinks as the device would see them.
-
-        Raises SandboxPathError(ENOENT) for paths outside the sandbox roots and the virtual directories,
-        ELOOP for symlink loops, ENAMETOOLONG beyond PATH_MAX.
-        """
-        if len(device_path.encode()) > 4096:
-            raise SandboxPathError(errno.ENAMETOOLONG, device_path)
-        if "\0" in device_path:
-            raise SandboxPathError(errno.EINVAL, device_path)
-        pending = [part for part in device_path.split("/") if part not in ("", ".")]
-        pending.reverse()  # a stack: the next component is at the end
-        done: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop()
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            done.append(part)
-            current = "/" + "/".join(done)
-            host = self._host_for(current)
-            if host is None:
-                if current in VIRTUAL_DIRECTORIES:
-                    continue
-                raise SandboxPathError(errno.ENOENT, device_path)
-            if not pending and not follow_last:
-                break
-            try:
-                info = os.lstat(host)
-            except FileNotFoundError:
-                # Nothing below a missing component can be a symlink: the rest maps lexically.
-                continue
-            except NotADirectoryError:
-                raise SandboxPathError(errno.ENOTDIR, device_path) from None
-            if stat.S_ISLNK(info.st_mode) and current not in self._roots:
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise SandboxPathError(errno.ELOOP, device_path)
-                target = os.readlink(host)
-                done.pop()
-                if target.startswith("/"):
-                    done = []  # an absolute target is a device path, like on the device
-                pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
-        final = "/" + "/".join(done)
-        host = self._host_for(final)
-        if host is None:
-            if final in VIRTUAL_DIRECTORIES:
-                return ResolvedPath(final, None)
-            raise SandboxPathError(errno.ENOENT, device_path)
-        return ResolvedPath(final, host)
-
-    def _host_for(self, device_path: str) -> Path | None:
-        for root, folder in self._roots.items():
-            if device_path == root:
-                return folder
-            if device_path.startswith(root + "/"):
-                return folder / device_path[len(root) + 1 :]
-        return None
-
-    def roots(self) -> list[Path]:
-        """The host folders backing /data/local/tmp and /sdcard."""
-        return list(self._roots.values())
-
-    def contains(self, host_path: Path) -> bool:
-        """True when ``host_path`` (already resolved) lies inside one of the sandbox folders."""
-        return any(host_path == folder or folder in host_path.parents for folder in self._roots.values())
-
-
-F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the fcntl module only from Python 3.10 on Linux builds
-PIPE_SIZE = 1024 * 1024
-
-
-def _grow_pipe(fd: int) -> None:
-    """A 1 MiB pipe lets a command write a whole WRTE's worth while the host acknowledges the last one."""
-    import fcntl
-
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_SIZE)
+    def resolve(self, device_path: str, follow_last: bool = True) -> Location:
+        """See ``DeviceFiles.resolve``: a device path after following its symlinks, inside the sandbox."""
+        return self.files.resolve(device_path, follow_last=follow_last)
 
 
 def _openssl_digest_applet(applet: str, openssl: str, coreutils_tool: str) -> str:
@@ -433,81 +468,3 @@ exit $status
 
 def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
-
-
-class ProcessTracker:
-    """Every command a device started, so each can be killed with its whole process group."""
-
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.log = logger or log
-        self._lock = threading.Lock()
-        self._processes: set[subprocess.Popen[bytes]] = set()
-
-    def start(
-        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool, terminal: int | None = None
-    ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``."""
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if terminal is None else terminal,
-            stdout=subprocess.PIPE if terminal is None else terminal,
-            stderr=terminal
-            if terminal is not None
-            else subprocess.STDOUT
-            if merge_stderr
-            else subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,  # its own session and process group, killed as a whole
-            close_fds=True,
-        )
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                _grow_pipe(pipe.fileno())
-        with self._lock:
-            self._processes.add(process)
-        return process
-
-    def kill(self, process: subprocess.Popen[bytes], grace: float = 0.5) -> None:
-        """SIGHUP the group like adbd does, then SIGKILL what is left after ``grace`` seconds."""
-        if process.returncode is not None:
-            # Reaped (and its group killed) earlier: its id may belong to someone else by now.
-            self.forget(process)
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGHUP)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.log.error("process %d did not die after SIGKILL", process.pid)
-        self.forget(process)
-
-    def kill_in_background(self, process: subprocess.Popen[bytes]) -> None:
-        """kill() without blocking the caller (a connection's reader thread must keep reading)."""
-        threading.Thread(target=self.kill, args=(process,), name=f"kill-{process.pid}", daemon=True).start()
-
-    def reap(self, process: subprocess.Popen[bytes]) -> int:
-        """Wait for a command that ended by itself and kill anything left in its group."""
-        code = process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        self.forget(process)
-        return code
-
-    def forget(self, process: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._processes.discard(process)
-
-    def kill_all(self) -> None:
-        with self._lock:
-            processes = list(self._processes)
-        for process in processes:
-            self.kill(process, grace=0.2)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._processes)

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -35,8 +36,11 @@ from edgeship.vdevice.packets import (
 
 log = logging.getLogger("edgeship.vdevice")
 
-# A misbehaving host could open streams forever; adbd has no hard limit but is bounded by fds.
-MAX_STREAMS_PER_CONNECTION = 1024
+# Each stream is a thread (and often a process): a host may not open them without bound. An adb server
+# multiplexes all of its clients over one connection; a profile needs a handful of streams at a time.
+MAX_STREAMS_PER_CONNECTION = 128
+# How long a host has, from its TCP connect, to send CNXN and answer AUTH (a silent client holds a thread).
+HANDSHAKE_TIMEOUT_S = 10.0
 # A host that says it accepts less than this is broken; keep writes from degenerating to 1-byte packets.
 MIN_PAYLOAD = 256
 # A host waits for our OKAY after each WRTE, so one or two payloads are queued per stream; a host that keeps
@@ -49,6 +53,31 @@ class ProtocolViolation(Exception):
 
 
 ServiceHandler = Callable[["Stream"], None]
+
+
+class StreamBudget:
+    """Streams open at once across every connection of a device: each is a thread, so they are bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._count >= self.limit:
+                return False
+            self._count += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._count = max(0, self._count - 1)
+
+    @property
+    def in_use(self) -> int:
+        with self._lock:
+            return self._count
 
 
 class ServiceOpener(Protocol):
@@ -233,8 +262,12 @@ class Connection:
         logger: logging.Logger | None = None,
         auth: DeviceAuth | None = None,
         link: LinkPacer | None = None,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT_S,
+        budget: StreamBudget | None = None,
     ) -> None:
         self.log = logger or log
+        self.handshake_timeout = handshake_timeout
+        self.budget = budget
         self.link = link  # None: loopback speed
         # None or mode "none": ro.adb.secure=0, CNXN is answered with CNXN.
         self.auth = AuthSession(auth) if auth is not None and auth.required else None
@@ -242,6 +275,8 @@ class Connection:
         self.device = device
         self.peer = peer
         self.online = False
+        # A key prompt is on screen: the host waits for the user like for a phone, with no deadline.
+        self.awaiting_user = False
         self.peer_version = packets.A_VERSION_MIN
         self.max_payload = packets.MAX_PAYLOAD_V1
         self.peer_banner: dict[str, str] = {}
@@ -281,8 +316,14 @@ class Connection:
         """Read and dispatch packets until the connection ends, then tear down every stream."""
         header_buffer = bytearray(packets.HEADER_SIZE)
         header_view = memoryview(header_buffer)
+        deadline = None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
         try:
             while True:
+                if deadline is not None and not (self.online or self.awaiting_user):
+                    self.sock.settimeout(max(0.001, deadline - time.monotonic()))
+                elif deadline is not None:
+                    self.sock.settimeout(None)
+                    deadline = None  # online for good: no more deadlines for this connection
                 self._recv_exact_into(header_view)
                 header = packets.parse_header(header_buffer, MAX_PAYLOAD)
                 payload = bytearray(header.data_length)
@@ -293,6 +334,12 @@ class Connection:
                 self._dispatch(header, payload)
         except ConnectionDropped:
             self.log.info("connection from %s closed", self.peer)
+        except TimeoutError:
+            self.log.warning(
+                "dropping connection from %s: no CNXN/AUTH handshake within %.0fs",
+                self.peer,
+                self.handshake_timeout,
+            )
         except (MalformedPacket, ProtocolViolation) as exc:
             self.log.warning("dropping connection from %s: %s", self.peer, exc)
         except OSError as exc:
@@ -334,6 +381,7 @@ class Connection:
                 if stream is None or header.arg0 not in (0, stream.remote_id):
                     return
                 del self._streams[header.arg1]
+            self._release(1)
             stream._closed_by_remote()
         else:
             self.log.debug("ignoring unknown command %s from %s", header.name, self.peer)
@@ -396,6 +444,8 @@ class Connection:
             key_text = bytes(payload).split(b"\0", 1)[0].decode("ascii", "replace")
             if session.device_auth.prompt(key_text, self.peer):
                 self._go_online()
+            else:
+                self.awaiting_user = True
         else:
             # adbd takes the transport offline on an AUTH type it does not handle (a host's TOKEN too).
             self.log.warning("AUTH type %d from %s: connection goes offline", header.arg0, self.peer)
@@ -408,12 +458,20 @@ class Connection:
         name = bytes(payload).rstrip(b"\0").decode("utf-8", "replace")
         handler: ServiceHandler | None = None
         # A non-zero arg1 is a delayed-ack window; we never offered delayed_ack, so adbd would refuse.
-        if header.arg1 == 0 and len(self._streams) < MAX_STREAMS_PER_CONNECTION:
+        if header.arg1 != 0:
+            handler = None
+        elif len(self._streams) >= MAX_STREAMS_PER_CONNECTION or not self._acquire_budget():
+            self.log.warning("refusing service %r: too many open streams", name[:200])
+            self.send_packet(A_CLSE, 0, remote_id)
+            return
+        else:
             try:
                 handler = self.device.open_service(name)
             except Exception:
                 self.log.exception("opening service %r failed", name)
                 handler = None
+            if handler is None and self.budget is not None:
+                self.budget.release()
         if handler is None:
             self.log.info("refusing service %r", name[:200])
             self.send_packet(A_CLSE, 0, remote_id)
@@ -428,6 +486,9 @@ class Connection:
         self._service_threads = [t for t in self._service_threads if t.is_alive()]
         self._service_threads.append(thread)
 
+    def _acquire_budget(self) -> bool:
+        return self.budget is None or self.budget.try_acquire()
+
     def _register(self, remote_id: int, name: str) -> Stream:
         with self._streams_lock:
             while self._next_id in self._streams or self._next_id == 0:
@@ -439,13 +500,21 @@ class Connection:
 
     def forget(self, stream: Stream) -> None:
         with self._streams_lock:
-            if self._streams.get(stream.local_id) is stream:
-                del self._streams[stream.local_id]
+            if self._streams.get(stream.local_id) is not stream:
+                return
+            del self._streams[stream.local_id]
+        self._release(1)
+
+    def _release(self, count: int) -> None:
+        if self.budget is not None:
+            for _ in range(count):
+                self.budget.release()
 
     def _close_all_streams(self) -> None:
         with self._streams_lock:
             streams = list(self._streams.values())
             self._streams.clear()
+        self._release(len(streams))
         for stream in streams:
             stream._closed_by_remote()
 

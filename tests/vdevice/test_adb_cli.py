@@ -99,10 +99,11 @@ def test_ls(any_adb_server, vdevice_factory):
 
 
 class EchoServer:
-    """A TCP echo server on the host, standing for a service listening on the phone."""
+    """A TCP echo server on the device's own loopback (its network namespace), like a service on a phone."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, device) -> None:
+        with device.sandbox.launching():  # a socket belongs to the namespace it was made in
+            self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -126,7 +127,7 @@ class EchoServer:
 
 def test_forward_reaches_a_device_port(any_adb_server, vdevice_factory):
     device = vdevice_factory(any_adb_server)
-    echo = EchoServer()
+    echo = EchoServer(device)
     local = free_port()
     try:
         forwarded = any_adb_server.run("-s", device.serial, "forward", f"tcp:{local}", f"tcp:{echo.port}")

@@ -90,8 +90,8 @@ def test_root_and_unknown_services(device):
         _open_service(device, "no-such-service:")
 
 
-def test_forward_and_create_connection(adb_server, device):
-    echo = EchoServer()
+def test_forward_and_create_connection(adb_server, device, vdevice):
+    echo = EchoServer(vdevice)
     try:
         local = device.forward_port(echo.port)
         with socket.create_connection(("127.0.0.1", local), timeout=10) as conn:

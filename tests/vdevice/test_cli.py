@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,25 +13,8 @@ from edgeship.vdevice.registry import process_is_daemon
 
 
 @pytest.fixture
-def cli(adb_server, tmp_path):
-    env = {**adb_server.env, "EDGESHIP_HOME": str(tmp_path / "home")}
-    started: list[str] = []
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "edgeship", "vdevice", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        if args and args[0] == "start" and result.returncode == 0:
-            started.append("any")
-        return result
-
-    yield run
-    if started:
-        run("stop", "--all")
+def cli(edgeship_cli):
+    return lambda *args: edgeship_cli("vdevice", *args)
 
 
 @pytest.mark.e2e

@@ -109,7 +109,8 @@ def test_sync_stream_split_across_writes(device):
 
 def test_localabstract_and_refused_tcp(device):
     name = f"edgeship-test-{device.port}"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with device.sandbox.launching():  # abstract sockets live in a network namespace: the device's own
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind("\0" + name)
     server.listen(1)
     host = RawHost(device.port)

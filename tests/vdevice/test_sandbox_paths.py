@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from edgeship.vdevice.sandbox import Sandbox, SandboxPathError
+from edgeship.vdevice.paths import SandboxPathError
+from edgeship.vdevice.sandbox import Sandbox
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from edgeship.vdevice.sandbox import DeviceNetworkRefused
 from edgeship.vdevice.transport import Stream, StreamClosed
 
 if TYPE_CHECKING:
@@ -26,31 +27,33 @@ TEXT_SERVICES = {
 
 
 def open_socket_spec(device: VirtualDevice, name: str) -> ServiceHandler | None:
-    """tcp:PORT[:HOST] and localabstract/localreserved/local:NAME; connect now, refuse on failure."""
-    sock: socket.socket | None = None
-    try:
-        if name.startswith("tcp:"):
-            port_text, _, host = name[len("tcp:") :].partition(":")
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                return None
-            sock = socket.create_connection((host or "127.0.0.1", int(port_text)), timeout=CONNECT_TIMEOUT_S)
-        elif name.startswith(("localabstract:", "localreserved:", "local:")):
-            socket_name = name.split(":", 1)[1]
-            if not socket_name:
-                return None
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(CONNECT_TIMEOUT_S)
-            sock.connect("\0" + socket_name)
-        else:
+    """tcp:PORT[:HOST] and localabstract/localreserved/local:NAME; connect now, refuse on failure.
+
+    The socket is made inside the device's network namespace (``Sandbox.connect``), so `adb forward` reaches
+    what listens on the device's own loopback or abstract sockets, and never anything of the host's.
+    """
+    if name.startswith("tcp:"):
+        port_text, _, host = name[len("tcp:") :].partition(":")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             return None
+        family, address = socket.AF_INET, (host or "127.0.0.1", int(port_text))
+    elif name.startswith(("localabstract:", "localreserved:", "local:")):
+        socket_name = name.split(":", 1)[1]
+        if not socket_name:
+            return None
+        family, address = socket.AF_UNIX, "\0" + socket_name
+    else:
+        return None
+    try:
+        sock = device.sandbox.connect(family, address, CONNECT_TIMEOUT_S)
+    except DeviceNetworkRefused as exc:
+        device.log.warning("service %r refused: %s", name[:200], exc)
+        return None
     except OSError as exc:
-        device.log.info("service %r refused: %s", name, exc)
-        if sock is not None:
-            sock.close()
+        device.log.info("service %r refused: %s", name[:200], exc)
         return None
     sock.settimeout(None)
-    connected = sock
-    return lambda stream: _relay(stream, connected)
+    return lambda stream: _relay(stream, sock)
 
 
 def _relay(stream: Stream, sock: socket.socket) -> None:

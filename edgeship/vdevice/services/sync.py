@@ -1,9 +1,10 @@
 """``sync:``: file transfer (STAT, LIST, SEND, RECV, QUIT and the v2 STA2/LST2/LIS2).
 
-The sync stream is a byte stream across WRTE boundaries (the host coalesces SEND+DATA+DONE into one
-packet and splits others), so requests are read with ``Stream.read_exact``. Like adbd, the loop ends after
-QUIT, end of stream, or any failure reported with FAIL. Paths go through the sandbox resolver, so nothing
-outside /data/local/tmp and /sdcard can be read or written.
+The sync stream is a byte stream across WRTE boundaries (the host coalesces SEND+DATA+DONE into one packet and
+splits others), so requests are read with ``Stream.read_exact``. Like adbd, the loop ends after QUIT, end of
+stream, or any failure reported with FAIL. Paths go through ``paths.DeviceFiles``: resolved as the device sees
+them and opened relative to the sandbox folders' descriptors, never by a host path name, so nothing outside
+/data/local/tmp and /sdcard can be read or written even while the device swaps folders and symlinks.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import errno
 import os
 import stat
 import struct
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgeship.vdevice.sandbox import VIRTUAL_DIRECTORIES, ResolvedPath, SandboxPathError
+from edgeship.vdevice.memory import drop_page_cache
+from edgeship.vdevice.paths import PATH_MAX, VIRTUAL_DIRECTORIES, Location, SandboxPathError
 from edgeship.vdevice.transport import Stream, StreamClosed
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ DENT_V1 = struct.Struct("<4sIIII")
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
+# Pushed files from this size on leave the page cache once written (see _finish_file).
+DROP_CACHE_MIN_BYTES = 1024 * 1024
 # What a virtual directory above the sandbox looks like: root-owned, like /data on a phone.
 VIRTUAL_DIRECTORY_MODE = stat.S_IFDIR | 0o771
 
@@ -49,7 +53,7 @@ def _fake_stat(mode: int) -> os.stat_result:
 class SyncSession:
     def __init__(self, device: VirtualDevice, stream: Stream) -> None:
         self.device = device
-        self.sandbox = device.sandbox
+        self.files = device.sandbox.files
         self.stream = stream
 
     def run(self) -> None:
@@ -88,12 +92,19 @@ class SyncSession:
         self.stream.write(b"FAIL" + struct.pack("<I", len(data)) + data)
         raise SyncFailure(message)
 
-    # ---- stat and list ------------------------------------------------------------------------------
+    # ---- stat and list ------------------------------------------------------------------------------------
     def _stat(self, path: str, follow: bool) -> os.stat_result:
-        resolved = self.sandbox.resolve(path, follow_last=follow)
-        if resolved.host_path is None:
+        location = self.files.resolve(path, follow_last=follow)
+        if location.root is None:
             return _fake_stat(VIRTUAL_DIRECTORY_MODE)
-        return os.stat(resolved.host_path, follow_symlinks=follow)
+        if follow or location.is_root:
+            fd = self.files.open(location, os.O_PATH)
+            try:
+                return os.fstat(fd)
+            finally:
+                os.close(fd)
+        with self.files.directory(location.root, location.parts[:-1]) as parent:
+            return os.stat(location.parts[-1], dir_fd=parent, follow_symlinks=False)
 
     def do_stat(self, path: str) -> None:
         try:
@@ -123,26 +134,31 @@ class SyncSession:
 
     def _entries(self, path: str) -> list[tuple[str, os.stat_result]]:
         try:
-            resolved = self.sandbox.resolve(path, follow_last=True)
+            location = self.files.resolve(path, follow_last=True)
         except SandboxPathError:
             return []
-        if resolved.host_path is None:
-            names = [".", "..", *VIRTUAL_DIRECTORIES[resolved.device_path]]
+        if location.root is None:
+            names = [".", "..", *VIRTUAL_DIRECTORIES[location.device_path]]
             return [(name, _fake_stat(VIRTUAL_DIRECTORY_MODE)) for name in names]
-        entries = []
         try:
-            names = [".", "..", *sorted(os.listdir(resolved.host_path))]
+            fd = self.files.open(location, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return []
-        for name in names:
-            try:
-                if name == ".." and resolved.host_path in self.sandbox.roots():
-                    info = _fake_stat(VIRTUAL_DIRECTORY_MODE)  # the host folder above is not the device's
-                else:
-                    info = os.lstat(resolved.host_path / name)
-            except OSError:
-                continue  # adbd skips entries whose lstat fails
-            entries.append((name, info))
+        try:
+            entries = [(".", os.fstat(fd))]
+            if location.is_root:
+                entries.append(
+                    ("..", _fake_stat(VIRTUAL_DIRECTORY_MODE))
+                )  # the host folder above is not the device's
+            else:
+                entries.append(("..", os.stat("..", dir_fd=fd)))
+            for name in sorted(os.listdir(fd)):
+                try:
+                    entries.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                except OSError:
+                    continue  # adbd skips entries whose lstat fails
+        finally:
+            os.close(fd)
         return entries
 
     def do_list(self, path: str) -> None:
@@ -177,75 +193,76 @@ class SyncSession:
             path, mode_text = spec, ""
         mode = _parse_mode(mode_text)
         try:
-            resolved = self.sandbox.resolve(path, follow_last=False)
+            location = self.files.resolve(path, follow_last=False)
         except SandboxPathError as exc:
-            self._discard_and_fail(f"couldn't create file: {_write_error(exc.errno)}")
+            self._discard_and_fail(f"couldn't create file: {_write_error(exc)}")
             return
-        if resolved.host_path is None:
+        if location.root is None or location.is_root:
             self._discard_and_fail("couldn't create file: Is a directory")
             return
         if stat.S_ISLNK(mode):
-            self._receive_symlink(resolved)
+            self._receive_symlink(location)
         else:
-            self._receive_file(resolved, mode)
+            self._receive_file(location, mode)
 
-    def _prepare_target(self, resolved: ResolvedPath) -> Path:
-        host = resolved.host_path
-        assert host is not None
-        parent_device = resolved.device_path.rsplit("/", 1)[0] or "/"
-        parent = self.sandbox.resolve(parent_device, follow_last=True)
-        if parent.host_path is None or not self.sandbox.contains(parent.host_path):
-            raise SandboxPathError(errno.EACCES, resolved.device_path)
-        target = parent.host_path / host.name
-        if target in self.sandbox.roots():
-            raise SandboxPathError(errno.EISDIR, resolved.device_path)
-        # secure_mkdirs: the missing parents, created inside the sandbox only (resolve checked the path).
-        os.makedirs(parent.host_path, mode=0o775, exist_ok=True)
-        try:
-            info = os.lstat(target)
-        except FileNotFoundError:
-            return target
-        if stat.S_ISDIR(info.st_mode):
-            raise SandboxPathError(errno.EISDIR, resolved.device_path)
-        os.unlink(target)  # adbd replaces an existing file or symlink
-        return target
+    @contextlib.contextmanager
+    def _target_folder(self, location: Location) -> Iterator[int]:
+        """The fd of the folder to hold ``location`` (mkdir -p'ed), an old entry of that name removed."""
+        assert location.root is not None
+        with self.files.directory(location.root, location.parts[:-1], create=True) as parent:
+            name = location.parts[-1]
+            try:
+                info: os.stat_result | None = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None and stat.S_ISDIR(info.st_mode):
+                raise SandboxPathError(errno.EISDIR, location.device_path)
+            if info is not None:
+                os.unlink(name, dir_fd=parent)  # adbd replaces an existing file or symlink
+            yield parent
 
-    def _receive_file(self, resolved: ResolvedPath, mode: int) -> None:
-        try:
-            target = self._prepare_target(resolved)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except SandboxPathError as exc:
-            self._discard_and_fail(f"couldn't create file: {_write_error(exc.errno)}")
-            return
-        except OSError as exc:
-            self._discard_and_fail(f"couldn't create file: {os.strerror(exc.errno or errno.EIO)}")
-            return
-        completed = False
+    def _receive_file(self, location: Location, mode: int) -> None:
+        name = location.parts[-1]
+        with contextlib.ExitStack() as stack:
+            try:
+                parent = stack.enter_context(self._target_folder(location))
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                fd = os.open(name, flags, 0o600, dir_fd=parent)
+            except (SandboxPathError, OSError) as exc:
+                self._discard_and_fail(f"couldn't create file: {_write_error(exc)}")
+                return
+            try:
+                self._write_file(fd, mode)
+            except BaseException:
+                _unlink_quietly(parent, name)  # a partial file is removed, like adbd does
+                raise
+            finally:
+                os.close(fd)
+        self.stream.write(b"OKAY" + bytes(4))
+
+    def _write_file(self, fd: int, mode: int) -> None:
         try:
             mtime = self._receive_data(fd)
-            # adbd copies the user bits to group and other: 0644 arrives as 0666, 0755 as 0777.
-            permissions = mode & 0o777
-            permissions |= ((permissions >> 6) & 0o7) * 0o011
-            os.fchmod(fd, permissions)
-            os.close(fd)
-            fd = -1
-            os.utime(target, (mtime, mtime), follow_symlinks=False)
-            completed = True
         except SyncProtocolError as exc:
             self.fail(str(exc.strerror))
-        except OSError as exc:
-            if fd >= 0:
-                os.close(fd)
-                fd = -1
-            _unlink_quietly(target)
+        except OSError as exc:  # the disk is full: drain to DONE, then FAIL, like adbd
             self._discard_and_fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
-            return
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if not completed:
-                _unlink_quietly(target)
-        self.stream.write(b"OKAY" + bytes(4))
+        try:
+            self._finish_file(fd, mode, mtime)
+        except OSError as exc:  # DONE has been read: FAIL at once (draining would wait for nothing)
+            self.fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
+
+    def _finish_file(self, fd: int, mode: int, mtime: int) -> None:
+        # adbd copies the user bits to group and other: 0644 arrives as 0666, 0755 as 0777.
+        permissions = mode & 0o777
+        permissions |= ((permissions >> 6) & 0o7) * 0o011
+        os.fchmod(fd, permissions)
+        os.utime(fd, (mtime, mtime))
+        if self.device.sandbox.memory is not None and os.fstat(fd).st_size >= DROP_CACHE_MIN_BYTES:
+            # Pages written here are charged to the daemon's cgroup: write them out and drop them, so the
+            # device's own reads fault them in and charge its RAM, as on a phone. (Small files stay: a disk
+            # flush per pushed script would cost more than their pages weigh.)
+            drop_page_cache(fd)
 
     def _receive_data(self, fd: int | None) -> int:
         """Copy DATA blocks to ``fd`` until DONE; returns DONE's mtime."""
@@ -260,24 +277,25 @@ class SyncSession:
             else:
                 raise SyncProtocolError(f"invalid data message {request_id!r}")
 
-    def _receive_symlink(self, resolved: ResolvedPath) -> None:
+    def _receive_symlink(self, location: Location) -> None:
         target_bytes = bytearray()
         while True:
             request_id, length = REQUEST.unpack(self.stream.read_exact(REQUEST.size))
             if request_id == b"DATA" and length <= SYNC_DATA_MAX:
+                if len(target_bytes) + length > PATH_MAX:
+                    # A link target is a path: never collect more than PATH_MAX of it (adbd takes one block).
+                    self.fail(f"couldn't create symlink: target longer than {PATH_MAX} bytes")
                 target_bytes += self.stream.read_exact(length)
             elif request_id == b"DONE":
                 break
             else:
                 self.fail("invalid data message")
         try:
-            link = self._prepare_target(resolved)
-            # A link may point anywhere: every later use goes through the resolver (and bwrap).
-            os.symlink(bytes(target_bytes).rstrip(b"\0"), link)
-        except SandboxPathError as exc:
-            self.fail(f"couldn't create symlink: {_write_error(exc.errno)}")
-        except OSError as exc:
-            self.fail(f"couldn't create symlink: {os.strerror(exc.errno or errno.EIO)}")
+            with self._target_folder(location) as parent:
+                # A link may point anywhere: every later use goes through the resolver (and bwrap).
+                os.symlink(bytes(target_bytes).rstrip(b"\0"), location.parts[-1], dir_fd=parent)
+        except (SandboxPathError, OSError) as exc:
+            self.fail(f"couldn't create symlink: {_write_error(exc)}")
         self.stream.write(b"OKAY" + bytes(4))
 
     def _discard_and_fail(self, message: str) -> None:
@@ -289,14 +307,11 @@ class SyncSession:
     # ---- recv (pull) --------------------------------------------------------------------------------
     def do_recv(self, path: str) -> None:
         try:
-            resolved = self.sandbox.resolve(path, follow_last=True)
-            if resolved.host_path is None:
+            location = self.files.resolve(path, follow_last=True)
+            if location.root is None:
                 raise SandboxPathError(errno.EISDIR, path)
-            fd = os.open(resolved.host_path, os.O_RDONLY | os.O_CLOEXEC)
-        except SandboxPathError as exc:
-            self.fail(f"open failed: {os.strerror(exc.errno)}")
-            return
-        except OSError as exc:
+            fd = self.files.open(location, os.O_RDONLY)
+        except (SandboxPathError, OSError) as exc:
             self.fail(f"open failed: {os.strerror(exc.errno or errno.EIO)}")
             return
         try:
@@ -351,9 +366,12 @@ def _parse_mode(text: str) -> int:
         return stat.S_IFREG | 0o644
 
 
-def _write_error(error: int) -> str:
-    # Outside the sandbox the device answers like a phone's read-only system: permission denied.
-    return os.strerror(errno.EACCES if error == errno.ENOENT else error)
+def _write_error(exc: SandboxPathError | OSError) -> str:
+    error = exc.errno or errno.EIO
+    if isinstance(exc, SandboxPathError) and error == errno.ENOENT:
+        # Outside the sandbox the device answers like a phone's read-only system: permission denied.
+        error = errno.EACCES
+    return os.strerror(error)
 
 
 def _stat_v2_fields(info: os.stat_result) -> tuple[int, ...]:
@@ -371,6 +389,6 @@ def _stat_v2_fields(info: os.stat_result) -> tuple[int, ...]:
     )
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(folder_fd: int, name: str) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        os.unlink(name, dir_fd=folder_fd)

@@ -47,7 +47,7 @@ def test_push_pull_read_exists(device: Device, tmp_path: Path) -> None:
         device.push_bytes(b"x", "/system/forbidden.txt")
 
 
-def test_facts_come_from_the_device(device: Device) -> None:
+def test_facts_come_from_the_device(device: Device, vdevice: Any) -> None:
     profile = load_profile("vflagship")
     facts = device_facts(device)
     assert (facts.model, facts.manufacturer, facts.soc, facts.abi) == (
@@ -57,13 +57,13 @@ def test_facts_come_from_the_device(device: Device) -> None:
         profile.abi,
     )
     assert (facts.sdk, facts.release) == (profile.sdk, profile.release)
-    # The virtual device's shell reads the host's /proc/meminfo, so the host is the reference.
+    # A virtual device with a memory cgroup has the profile's RAM (at most the host's), else the host's.
     host_total = next(
         int(line.split()[1]) * 1024
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal:")
     )
-    assert facts.ram_total == host_total
+    assert facts.ram_total == (min(profile.ram_bytes, host_total) if vdevice.memory else host_total)
     assert (
         facts.free_bytes is not None
         and 0 < facts.free_bytes <= os.statvfs("/").f_blocks * os.statvfs("/").f_frsize

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -165,7 +166,12 @@ def test_a_short_run_measures_every_section_it_mapped(
 
 def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
     """Runs 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs;
-    run 5 takes the probe down with it (as the OOM killer may), so no result.json is written."""
+    run 5 takes the probe down with it (as the OOM killer may), so no result.json is written.
+
+    The real runner is the host runner's launcher (a Python script): its text runs inline, since the host's
+    copy of the launcher is outside what the virtual device sees."""
+    launcher = real_runner.read_text().split("\n", 1)
+    python, body = launcher[0].removeprefix("#!"), launcher[1]
     script = tmp_path / "flaky_runner"
     script.write_text(
         "#!/bin/sh\n"
@@ -173,7 +179,7 @@ def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) ->
         'if [ "$n" = 2 ]; then echo "about to die" >&2; sleep 1; kill -9 $$; fi\n'
         'if [ "$n" = 3 ]; then sleep 300; fi\n'
         'if [ "$n" = 5 ]; then sleep 1; kill -9 $PPID; kill -9 $$; fi\n'
-        f'exec {real_runner} "$@"\n'
+        f'exec {shlex.quote(python)} -c {shlex.quote(body)} "$@"\n'
     )
     script.chmod(0o755)
     return script

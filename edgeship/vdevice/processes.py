@@ -1,0 +1,109 @@
+"""Every command a device started, so each can be killed with its whole process group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+log = logging.getLogger("edgeship.vdevice")
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the fcntl module only from Python 3.10 on Linux builds
+PIPE_SIZE = 1024 * 1024
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe lets a command write a whole WRTE's worth while the host acknowledges the last one."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_SIZE)
+
+
+class ProcessTracker:
+    """Starts a device's commands (inside ``launching()``: its network namespace) and kills them by group."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        launching: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
+        self.log = logger or log
+        self._launching = launching
+        self._lock = threading.Lock()
+        self._processes: set[subprocess.Popen[bytes]] = set()
+
+    def start(
+        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool, terminal: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``."""
+        with self._launching():  # a forked child keeps the namespaces of the thread that forked it
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if terminal is None else terminal,
+                stdout=subprocess.PIPE if terminal is None else terminal,
+                stderr=terminal
+                if terminal is not None
+                else subprocess.STDOUT
+                if merge_stderr
+                else subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # its own session and process group, killed as a whole
+                close_fds=True,
+            )
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                _grow_pipe(pipe.fileno())
+        with self._lock:
+            self._processes.add(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes], grace: float = 0.5) -> None:
+        """SIGHUP the group like adbd does, then SIGKILL what is left after ``grace`` seconds."""
+        if process.returncode is not None:
+            # Reaped (and its group killed) earlier: its id may belong to someone else by now.
+            self.forget(process)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGHUP)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.log.error("process %d did not die after SIGKILL", process.pid)
+        self.forget(process)
+
+    def kill_in_background(self, process: subprocess.Popen[bytes]) -> None:
+        """kill() without blocking the caller (a connection's reader thread must keep reading)."""
+        threading.Thread(target=self.kill, args=(process,), name=f"kill-{process.pid}", daemon=True).start()
+
+    def reap(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for a command that ended by itself and kill anything left in its group."""
+        code = process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self.forget(process)
+        return code
+
+    def forget(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            processes = list(self._processes)
+        for process in processes:
+            self.kill(process, grace=0.2)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._processes)
