@@ -34,6 +34,25 @@ from edgeship.units import format_bytes, format_percent
     "--cache-length", default=1024, show_default=True, type=click.IntRange(min=16), help="KV cache length."
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty BUILD_DIR.")
+@click.option(
+    "--no-sliding-cache",
+    "no_sliding_cache",
+    is_flag=True,
+    help="Give sliding-window layers the full cache length (default: a ring buffer of their window).",
+)
+@click.option(
+    "--memory-path",
+    type=click.Choice(["frugal", "in-process"]),
+    default="frugal",
+    show_default=True,
+    help="frugal: the largest graph in its own process, lightweight conversion; in-process: one process.",
+)
+@click.option(
+    "--ignore-memory-check",
+    "ignore_memory",
+    is_flag=True,
+    help="Export even when the predicted peak memory exceeds what this machine has available.",
+)
 @output_options
 def export_command(
     checkpoint_dir: Path,
@@ -42,6 +61,9 @@ def export_command(
     prefill: str,
     cache_length: int,
     force: bool,
+    no_sliding_cache: bool,
+    memory_path: str,
+    ignore_memory: bool,
     out: Output,
 ) -> None:
     """Export a Hugging Face checkpoint folder to BUILD_DIR/model.litertlm + manifest.json.
@@ -53,7 +75,13 @@ def export_command(
     from edgeship.exporter.pipeline import ExportOptions, export_build, parse_prefill
 
     options = ExportOptions(
-        recipe=recipe, prefill_lengths=parse_prefill(prefill), cache_length=cache_length, force=force
+        recipe=recipe,
+        prefill_lengths=parse_prefill(prefill),
+        cache_length=cache_length,
+        force=force,
+        memory_path=memory_path,
+        sliding_cache=not no_sliding_cache,
+        ignore_memory=ignore_memory,
     )
     export_build(checkpoint_dir, build_dir, options, out.reporter)
     summary = summarize(read_build(build_dir))

@@ -30,7 +30,9 @@ def make_checkpoint_command(arch: str, size: str, folder: Path, force: bool, out
     """Write a deterministic HF checkpoint (random weights, a real BPE tokenizer) for tests and demos.
 
     `ple-heavy` has a 65 536 x 8 x 256 PLE table, so the side-table dominates the bundle; `ple-full` has the
-    real Gemma PLE vocabulary (262 144 x 8 x 256), the largest bundle a 2-core box exports in a few minutes.
+    real Gemma PLE vocabulary (262 144 x 8 x 256), the largest bundle a 2-core box exports in a few minutes;
+    `e2b` has Gemma 4 E2B's real geometry (35 layers, PLE 262 144 x 35 x 256, ~9.3 GB bf16), written as a
+    stream with little RAM (check the disk first).
     """
     from edgeship.exporter.synthetic import make_checkpoint
     from edgeship.exporter.toolchain_output import toolchain_output_to

@@ -11,6 +11,10 @@ load — in the order its ``export()`` uses for text generation, with three chan
 2. Quantization runs per section kind (a recipe can give the PLE table int4 and the transformer int8),
    instead of one recipe for every graph.
 3. Each task reports to our Reporter, and litert-torch's own console tree is silenced.
+
+On the frugal memory path (worker.py) the graphs are split over two processes: ``export_sections`` converts
+and quantizes all but the largest graph, then ``run_export`` converts the largest in a fresh process and packs
+the bundle, so what the earlier conversions leave allocated never stacks under the largest one.
 """
 
 from __future__ import annotations
@@ -42,6 +46,19 @@ class LitertSettings:
     prefill_lengths: tuple[int, ...]
     cache_length: int
     externalize_embedder: bool
+    # litert-torch's experimental_lightweight_conversion: constants kept as resources while lowering (no
+    # copy per pass), folded by the LiteRT runtime afterwards. Measured: same sections to 0.05%, lower peak.
+    lightweight: bool = False
+    # Ring-buffer length of the sliding layers' KV cache (litert-torch's sliding_window_ring_buffer_size);
+    # None gives sliding layers the full cache_length like the global ones.
+    sliding_cache: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "prefill_lengths": list(self.prefill_lengths)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LitertSettings:
+        return cls(**{**data, "prefill_lengths": tuple(data["prefill_lengths"])})
 
 
 @dataclass
@@ -54,6 +71,15 @@ class LitertResult:
 def default_externalize_embedder(ckpt: Checkpoint) -> bool:
     # Required for the PLE models (litert-torch asserts it); the generic path keeps the embedder inside.
     return ckpt.arch.has_ple
+
+
+def graph_kinds(ckpt: Checkpoint, settings: LitertSettings) -> list[str]:
+    """The TFLite sections an export of ``ckpt`` writes, in litert-torch's task order."""
+    kinds = [EMBEDDER_KIND] if settings.externalize_embedder else []
+    kinds.append(PREFILL_DECODE_KIND)
+    if ckpt.arch.has_ple and ckpt.text_config.get("hidden_size_per_layer_input"):
+        kinds.append(PLE_SECTION_KIND)
+    return kinds
 
 
 def _multimodal_config(ckpt: Checkpoint, text_config: Any) -> Any:
@@ -101,7 +127,7 @@ def _towerless_model_class(load_as: str) -> Any:
     return Gemma3nTextOnlyForConditionalGeneration
 
 
-def _load_towerless(ckpt: Checkpoint, export_config: Any) -> Any:
+def _load_towerless(ckpt: Checkpoint) -> Any:
     """litert-torch's ``load_model`` for a PLE checkpoint, as the multimodal model without towers."""
     import torch
     import transformers
@@ -132,6 +158,15 @@ def _load_towerless(ckpt: Checkpoint, export_config: Any) -> Any:
     )
 
 
+def _load_source(ckpt: Checkpoint, export_config: Any, reporter: Reporter) -> Any:
+    from litert_torch.generative.export_hf.core import export_lib
+
+    with reporter.step(f"Load checkpoint ({ckpt.model_type})"):
+        if ckpt.arch.adapted:
+            return _load_towerless(ckpt)
+        return export_lib.load_model(str(ckpt.path), export_config)
+
+
 def _quantize_file(path: Path, recipe: Any, kind: str, scheme_name: str) -> Path:
     from ai_edge_quantizer import quantizer as quantizer_lib
 
@@ -152,34 +187,36 @@ def _quantize_file(path: Path, recipe: Any, kind: str, scheme_name: str) -> Path
     return out
 
 
-def _quantize_sections(recipe: Recipe, artifacts: Any, reporter: Reporter) -> Any:
-    """Quantize each exported graph with the scheme its section kind gets in the recipe."""
-    replacements: dict[str, Any] = {}
-    graphs = [(PREFILL_DECODE_KIND, "prefill_decode_model_path"), (EMBEDDER_KIND, "embedder_model_path")]
-    for kind, attribute in graphs:
-        path = getattr(artifacts, attribute)
-        scheme = recipe.scheme_for(kind)
-        if path and scheme.aeq:
-            with reporter.step(f"Quantize {kind} ({scheme.name})"):
-                replacements[attribute] = str(
-                    _quantize_file(Path(path), aeq_recipe(scheme), kind, scheme.name)
-                )
-            gc.collect()
-    additional = dict(artifacts.additional_model_paths or {})
-    if "per_layer_embedder" in additional:
-        scheme = recipe.scheme_for(PLE_SECTION_KIND)
-        if scheme.aeq:
-            with reporter.step(f"Quantize {PLE_SECTION_KIND} ({scheme.name})"):
-                additional["per_layer_embedder"] = str(
-                    _quantize_file(
-                        Path(additional["per_layer_embedder"]),
-                        aeq_recipe(scheme),
-                        PLE_SECTION_KIND,
-                        scheme.name,
-                    )
-                )
-            replacements["additional_model_paths"] = additional
-    return dataclasses.replace(artifacts, **replacements)
+# Where each section's graph lives in litert-torch's ExportedModelArtifacts.
+_PER_LAYER_NAME = "per_layer_embedder"
+
+
+def _section_path(artifacts: Any, kind: str) -> str | None:
+    if kind == PREFILL_DECODE_KIND:
+        return artifacts.prefill_decode_model_path
+    if kind == EMBEDDER_KIND:
+        return artifacts.embedder_model_path
+    return (artifacts.additional_model_paths or {}).get(_PER_LAYER_NAME)
+
+
+def _with_section(artifacts: Any, kind: str, path: str) -> Any:
+    if kind == PREFILL_DECODE_KIND:
+        return dataclasses.replace(artifacts, prefill_decode_model_path=path)
+    if kind == EMBEDDER_KIND:
+        return dataclasses.replace(artifacts, embedder_model_path=path)
+    additional = {**(artifacts.additional_model_paths or {}), _PER_LAYER_NAME: path}
+    return dataclasses.replace(artifacts, additional_model_paths=additional)
+
+
+def quantize_section(path: Path, recipe: Recipe, kind: str, reporter: Reporter) -> Path:
+    """Quantize one section's float graph with the scheme its kind gets in ``recipe`` (float: unchanged)."""
+    scheme = recipe.scheme_for(kind)
+    if not scheme.aeq:
+        return path
+    with reporter.step(f"Quantize {kind} ({scheme.name})"):
+        out = _quantize_file(path, aeq_recipe(scheme), kind, scheme.name)
+    gc.collect()
+    return out
 
 
 @contextlib.contextmanager
@@ -237,32 +274,22 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: Reporter) -> Any:
-    """litert-torch's text-generation task list, one model load, per-section quantization before packaging."""
+def _task(kind: str) -> tuple[str, Callable[..., Any]]:
     from litert_torch.generative.export_hf.core import export_lib
-    from litert_torch.generative.export_hf.core import litert_lm_builder as packer
 
+    return {
+        EMBEDDER_KIND: ("Export embedder", export_lib.export_embedder_model),
+        PREFILL_DECODE_KIND: ("Export prefill/decode graphs", export_lib.export_text_prefill_decode_model),
+        PLE_SECTION_KIND: ("Export per-layer embedder", export_lib.export_additional_models),
+    }[kind]
+
+
+@contextlib.contextmanager
+def _toolchain_errors(ckpt: Checkpoint) -> Iterator[None]:
+    """litert-torch's own exceptions become one ExportError line; ours, disk full and OOM pass through."""
     try:
-        with reporter.step(f"Load checkpoint ({ckpt.model_type})"):
-            if ckpt.arch.adapted:
-                source = _load_towerless(ckpt, export_config)
-            else:
-                source = export_lib.load_model(str(ckpt.path), export_config)
-            export_config = export_lib.update_export_config(export_config, source)
-        artifacts = export_lib.ExportedModelArtifacts()
-        tasks: list[tuple[str, Callable[..., Any]]] = []
-        if export_config.externalize_embedder:
-            tasks.append(("Export embedder", export_lib.export_embedder_model))
-        tasks.append(("Export prefill/decode graphs", export_lib.export_text_prefill_decode_model))
-        tasks.append(("Export per-layer embedder", export_lib.export_additional_models))
-        for description, task in tasks:
-            with reporter.step(description):
-                artifacts = task(source, export_config, artifacts)
-            gc.collect()
-        artifacts = _quantize_sections(recipe, artifacts, reporter)
-        with reporter.step("Package model.litertlm"), _canonical_llm_metadata(packer):
-            artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
-            return packer.package_model(source, export_config, artifacts)
+        with _quiet_toolchain():
+            yield
     except (OSError, MemoryError, EdgeshipError):
         raise  # disk full / out of memory are reported by the pipeline with the path involved
     except Exception as exc:
@@ -274,30 +301,122 @@ def _run_tasks(ckpt: Checkpoint, export_config: Any, recipe: Recipe, reporter: R
         ) from exc
 
 
-def run_export(
-    ckpt: Checkpoint, work_dir: Path, settings: LitertSettings, recipe: Recipe, reporter: Reporter
-) -> LitertResult:
-    """Export ``ckpt`` into ``work_dir`` (model.litertlm + the section .tflite files)."""
-    with reporter.step("Import litert-torch"):
-        from litert_torch.generative.export_hf.core import exportable_module
+# litert-torch 0.10.0 traces a ring-buffer cache only on its composite path (cache.py: the sliding layers'
+# update returns (past, new) only when apply_gpu_composites is set; the plain CPU path's mask then misses the
+# new token). That master switch also turns on every GPU fusion and a "magic number" cache length unless each
+# is set, so they are all set off: the graph keeps our cache length and the plain ops.
+_RING_BUFFER_SWITCHES = {
+    "apply_gpu_composites": True,
+    "fuse_gate_up": False,
+    "fuse_qkv": False,
+    "use_rope_composite": False,
+    "use_swiglu_composite": False,
+    "use_qkv_norm_rope_composite": False,
+    "use_short_conv_composite": False,
+    "use_sdpa_composite": False,
+    "use_bool_mask": False,
+    "enable_gpu_dynamic_cache": False,
+}
 
-    export_config = exportable_module.ExportableModuleConfig(
+
+def _export_config(ckpt: Checkpoint, work_dir: Path, settings: LitertSettings) -> Any:
+    from litert_torch.generative.export_hf.core import exportable_module
+
+    ring = _RING_BUFFER_SWITCHES if settings.sliding_cache else {}
+    return exportable_module.ExportableModuleConfig(
         model=str(ckpt.path),
         output_dir=str(work_dir),
         work_dir=str(work_dir),
         keep_temporary_files=True,
         prefill_lengths=list(settings.prefill_lengths),
         cache_length=settings.cache_length,
-        quantization_recipe=None,  # applied per section below
+        quantization_recipe=None,  # applied per section by quantize_section
         externalize_embedder=settings.externalize_embedder,
         bundle_litert_lm=True,
+        experimental_lightweight_conversion=settings.lightweight,
+        sliding_window_ring_buffer_size=settings.sliding_cache,
+        **ring,
     )
-    with _quiet_toolchain():
-        artifacts = _run_tasks(ckpt, export_config, recipe, reporter)
-    sections = {PREFILL_DECODE_KIND: Path(artifacts.prefill_decode_model_path)}
-    if artifacts.embedder_model_path:
-        sections[EMBEDDER_KIND] = Path(artifacts.embedder_model_path)
-    if artifacts.additional_model_paths and "per_layer_embedder" in artifacts.additional_model_paths:
-        sections[PLE_SECTION_KIND] = Path(artifacts.additional_model_paths["per_layer_embedder"])
+
+
+def _convert_and_quantize(
+    ckpt: Checkpoint,
+    work_dir: Path,
+    settings: LitertSettings,
+    recipe: Recipe,
+    kinds: list[str],
+    reporter: Reporter,
+) -> tuple[Any, Any, Any]:
+    """One model load; convert the graphs of ``kinds``, quantize each: (source, config, artifacts)."""
+    from litert_torch.generative.export_hf.core import export_lib
+
+    export_config = _export_config(ckpt, work_dir, settings)
+    source = _load_source(ckpt, export_config, reporter)
+    export_config = export_lib.update_export_config(export_config, source)
+    artifacts = export_lib.ExportedModelArtifacts()
+    for kind in kinds:
+        description, task = _task(kind)
+        with reporter.step(description):
+            artifacts = task(source, export_config, artifacts)
+        gc.collect()
+    for kind in kinds:
+        path = _section_path(artifacts, kind)
+        if path:
+            artifacts = _with_section(
+                artifacts, kind, str(quantize_section(Path(path), recipe, kind, reporter))
+            )
+    return source, export_config, artifacts
+
+
+def _package(source: Any, export_config: Any, artifacts: Any, reporter: Reporter) -> LitertResult:
+    from litert_torch.generative.export_hf.core import export_lib
+    from litert_torch.generative.export_hf.core import litert_lm_builder as packer
+
+    with reporter.step("Package model.litertlm"), _canonical_llm_metadata(packer):
+        artifacts = export_lib.export_tokenizer(source, export_config, artifacts)
+        artifacts = packer.package_model(source, export_config, artifacts)
+    kinds = (EMBEDDER_KIND, PREFILL_DECODE_KIND, PLE_SECTION_KIND)
+    sections = {kind: Path(p) for kind in kinds if (p := _section_path(artifacts, kind))}
     tokenizer = Path(artifacts.tokenizer_model_path) if artifacts.tokenizer_model_path else None
     return LitertResult(Path(artifacts.litert_lm_model_path), sections, tokenizer)
+
+
+def export_sections(
+    ckpt: Checkpoint,
+    work_dir: Path,
+    settings: LitertSettings,
+    recipe: Recipe,
+    kinds: list[str],
+    reporter: Reporter,
+) -> dict[str, Path]:
+    """Convert and quantize the sections of ``kinds`` (no bundle); the frugal path's first process."""
+    with _toolchain_errors(ckpt):
+        _, _, artifacts = _convert_and_quantize(ckpt, work_dir, settings, recipe, kinds, reporter)
+    missing = [kind for kind in kinds if not _section_path(artifacts, kind)]
+    if missing:
+        raise ExportError(f"litert-torch wrote no {missing[0]} graph for this {ckpt.model_type} checkpoint")
+    return {kind: Path(_section_path(artifacts, kind) or "") for kind in kinds}
+
+
+def run_export(
+    ckpt: Checkpoint,
+    work_dir: Path,
+    settings: LitertSettings,
+    recipe: Recipe,
+    reporter: Reporter,
+    kinds: list[str] | None = None,
+    earlier: dict[str, Path] | None = None,
+) -> LitertResult:
+    """Export ``ckpt`` into ``work_dir``: one model load, the graphs of ``kinds`` (default: all) converted and
+    quantized, then bundled together with the ``earlier`` sections another process made."""
+    with reporter.step("Import litert-torch"):
+        from litert_torch.generative.export_hf.core import exportable_module  # noqa: F401
+
+    kinds = graph_kinds(ckpt, settings) if kinds is None else kinds
+    with _toolchain_errors(ckpt):
+        source, export_config, artifacts = _convert_and_quantize(
+            ckpt, work_dir, settings, recipe, kinds, reporter
+        )
+        for kind, path in (earlier or {}).items():
+            artifacts = _with_section(artifacts, kind, str(path))
+        return _package(source, export_config, artifacts, reporter)

@@ -164,6 +164,29 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class CacheLayer:
+    """One entry of ``export.kv_cache``: a cache-owning layer's K and V as the exported graph has them."""
+
+    layer: int
+    layer_type: str | None
+    k_shape: tuple[int, ...]
+    v_shape: tuple[int, ...]
+    dtype: str
+    positions: int  # K's sequence axis: the ring length of a capped sliding layer, else the cache length
+    bytes: int  # K + V
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """``export.kv_layout``: ``full`` or ``sliding-ring-buffer``; ``note``: why a ring was not possible."""
+
+    layout: str
+    sliding_ring_buffer: int | None
+    note: str | None
+    bytes: int
+
+
+@dataclass(frozen=True)
 class ExportInfo:
     """``export``: the settings and toolchain versions the bundle was made with."""
 
@@ -172,6 +195,8 @@ class ExportInfo:
     recipe: str | None = None
     recipe_sections: Mapping[str, Any] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
+    kv_cache: tuple[CacheLayer, ...] = ()  # empty for builds made before the field existed
+    kv_layout: KvLayout | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +382,32 @@ def _export(entry: Mapping[str, Any]) -> ExportInfo:
         recipe=entry.get("recipe"),
         recipe_sections=dict(entry.get("recipe_sections") or {}),
         versions=dict(entry.get("versions") or {}),
+        kv_cache=tuple(_cache_layer(layer) for layer in entry.get("kv_cache") or ()),
+        kv_layout=_kv_layout(entry.get("kv_layout")),
+    )
+
+
+def _cache_layer(entry: Mapping[str, Any]) -> CacheLayer:
+    k_shape = tuple(int(d) for d in entry["k_shape"])
+    return CacheLayer(
+        layer=int(entry["layer"]),
+        layer_type=entry.get("layer_type"),
+        k_shape=k_shape,
+        v_shape=tuple(int(d) for d in entry["v_shape"]),
+        dtype=str(entry.get("dtype", "float32")),
+        positions=int(entry.get("positions", k_shape[2] if len(k_shape) > 2 else 0)),
+        bytes=int(entry.get("bytes", 0)),
+    )
+
+
+def _kv_layout(entry: Mapping[str, Any] | None) -> KvLayout | None:
+    if not entry:
+        return None
+    return KvLayout(
+        layout=str(entry["layout"]),
+        sliding_ring_buffer=_int_or_none(entry.get("sliding_ring_buffer")),
+        note=entry.get("note"),
+        bytes=int(entry.get("bytes", 0)),
     )
 
 
@@ -465,6 +516,9 @@ def build_manifest(
     versions: dict[str, str],
     tokenizer_file: str | None,
     stamps: dict[str, str],
+    kv_cache: list[dict[str, Any]] | None = None,
+    kv_layout: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     first = min((s.offset for s in header.sections), default=bundle.stat().st_size)
     return {
@@ -494,6 +548,9 @@ def build_manifest(
             "cache_length": cache_length,
             "recipe": recipe.name,
             "recipe_sections": recipe.to_dict(),
+            "kv_cache": kv_cache,
+            "kv_layout": kv_layout,
+            "memory": memory,
             "versions": versions,
         },
         "checkpoint": {

@@ -22,13 +22,14 @@ from typing import Any
 
 from edgeship.console import Reporter
 from edgeship.errors import EdgeshipError, ExportError, UsageError
-from edgeship.exporter import litert, litertlm, worker
+from edgeship.exporter import kv_cache, litert, litertlm, memory, worker
 from edgeship.exporter.checkpoint import model_facts, read_checkpoint
 from edgeship.exporter.manifest import (
     BUNDLE_FILE,
     LOG_FILE,
     MANIFEST_FILE,
     PLE_SECTION_KIND,
+    PREFILL_DECODE_KIND,
     TOKENIZER_FILE,
     build_manifest,
     write_manifest,
@@ -47,7 +48,16 @@ class ExportOptions:
     recipe: str = "int8"
     prefill_lengths: tuple[int, ...] = DEFAULT_PREFILL
     cache_length: int = DEFAULT_CACHE_LENGTH
-    force: bool = False
+    force: bool = False  # replace a non-empty BUILD_DIR
+    # frugal: each graph and each quantization in its own process, lightweight conversion (memory.py)
+    memory_path: str = memory.FRUGAL
+    # Sliding layers get a ring-buffer cache of their window (when the model has them and it is shorter).
+    sliding_cache: bool = True
+    # Export even when the predicted peak exceeds the memory available (--ignore-memory-check).
+    ignore_memory: bool = False
+
+
+IGNORE_MEMORY_FLAG = "--ignore-memory-check"
 
 
 def parse_prefill(text: str) -> tuple[int, ...]:
@@ -84,6 +94,8 @@ def _reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOp
         "recipe": recipe.to_dict(),
         "prefill": list(options.prefill_lengths),
         "cache": options.cache_length,
+        "sliding_cache": options.sliding_cache,
+        "memory_path": options.memory_path,
         "versions": versions,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -121,8 +133,18 @@ def export_build(
             f"--cache-length {options.cache_length} must be larger than the longest prefill"
             f" {max(options.prefill_lengths)}"
         )
+    if options.memory_path not in memory.PATHS:
+        raise UsageError(f"unknown memory path '{options.memory_path}'; use one of {', '.join(memory.PATHS)}")
     ckpt = read_checkpoint(checkpoint_dir)
     _check_output(out, options.force)
+    settings = _settings(ckpt, options)
+    unsupported = _ring_plan(ckpt, options).unsupported
+    if unsupported:
+        reporter.note(f"note: {unsupported}")
+    prediction = memory.predict_peak(ckpt, recipe, options.memory_path, settings.externalize_embedder)
+    if not options.ignore_memory:
+        memory.check_fits(prediction, IGNORE_MEMORY_FLAG)
+    reporter.note(f"Predicted peak memory: {prediction.summary()}")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     # The toolchain log lives outside the staging folder: it must survive a failure, and a full disk there.
@@ -134,14 +156,17 @@ def export_build(
         hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-sha256")
         weights_future = hasher.submit(sha256_files, [ckpt.path / f for f in ckpt.weight_files])
         hasher.shutdown(wait=False)
-        settings = litert.LitertSettings(
-            prefill_lengths=options.prefill_lengths,
-            cache_length=options.cache_length,
-            externalize_embedder=litert.default_externalize_embedder(ckpt),
-        )
         work = staging / "work"
         work.mkdir()
-        result = worker.run_toolchain(ckpt, work, settings, options.recipe, recipe, reporter, log_path)
+        result = worker.run_toolchain(
+            ckpt, work, settings, options.recipe, recipe, reporter, log_path, options.memory_path
+        )
+        facts = model_facts(ckpt, recipe.scheme_for(PLE_SECTION_KIND).bits)
+        cache_layers = kv_cache.read_cache_layers(
+            result.section_files[PREFILL_DECODE_KIND], facts.attention.get("layer_types")
+        )
+        kv_layout = kv_cache.layout_entry(cache_layers, options.cache_length, _ring_plan(ckpt, options))
+        _note_cache_layout(reporter, kv_layout, settings)
         versions = litert.versions()
         bundle = staging / BUNDLE_FILE
         result.bundle.rename(bundle)
@@ -163,14 +188,16 @@ def export_build(
             shutil.copyfile(tokenizer_src, staging / TOKENIZER_FILE)
             tokenizer_file = TOKENIZER_FILE
         shutil.rmtree(work)
-        ple_scheme = recipe.scheme_for(PLE_SECTION_KIND)
         manifest = build_manifest(
             bundle=bundle,
             header=header,
             digests=digests,
             ckpt=ckpt,
             weights_sha256=weights_sha256,
-            facts=model_facts(ckpt, ple_scheme.bits),
+            facts=facts,
+            kv_cache=kv_cache.manifest_entries(cache_layers),
+            kv_layout=kv_layout,
+            memory={"path": options.memory_path, "predicted_peak_bytes": prediction.peak_bytes},
             recipe=recipe,
             prefill_lengths=list(options.prefill_lengths),
             cache_length=options.cache_length,
@@ -205,6 +232,33 @@ def export_build(
         if isinstance(exc, OSError):
             raise ExportError(f"export failed: {exc.strerror or exc}: {exc.filename or out}{where}") from exc
         raise
+
+
+def _ring_plan(ckpt: Any, options: ExportOptions) -> kv_cache.RingPlan:
+    if not options.sliding_cache:
+        return kv_cache.RingPlan(None, None)
+    return kv_cache.ring_buffer_plan(
+        ckpt.arch.family, model_facts(ckpt, None).attention, options.cache_length
+    )
+
+
+def _settings(ckpt: Any, options: ExportOptions) -> litert.LitertSettings:
+    return litert.LitertSettings(
+        prefill_lengths=options.prefill_lengths,
+        cache_length=options.cache_length,
+        externalize_embedder=litert.default_externalize_embedder(ckpt),
+        lightweight=options.memory_path == memory.FRUGAL,
+        sliding_cache=_ring_plan(ckpt, options).size,
+    )
+
+
+def _note_cache_layout(reporter: Reporter, kv: dict[str, Any], settings: litert.LitertSettings) -> None:
+    """Say in one line when the graph did not get the sliding-window cache that was asked for."""
+    if settings.sliding_cache and kv["layout"] != kv_cache.SLIDING_RING:
+        reporter.note(
+            f"note: litert-torch did not cap the sliding layers' KV cache for this model (asked for"
+            f" {settings.sliding_cache} positions); the bundle has the {kv['layout']} layout"
+        )
 
 
 def _fsync(*paths: Path) -> None:

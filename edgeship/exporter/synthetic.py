@@ -12,6 +12,15 @@ Sizes:
 - ``ple-full``: the ple-heavy shape with a real Gemma PLE vocabulary, 262 144 x 8 layers x 256 (~537 M PLE
   parameters; ~0.55 GB int8 bundle): the largest bundle this 2-core machine kind exports in a few minutes, for
   push and residency benchmarks. Not used by the test suite.
+- ``e2b``: the real Gemma 4 E2B text geometry (reference/gemma-ple-kv.md §3): 35 layers (4 sliding : 1 full,
+  the last 20 sharing KV), hidden 1536, 8 heads / 1 KV head, head dim 256 (512 global), MLP 6144 (12 288 on
+  the shared layers), PLE 262 144 x 35 x 256 — ~4.6 B text parameters, ~9.3 GB in bf16, the dtype Gemma ships.
+  Written as a stream (a tensor at a time, the 4.7 GB PLE table in row blocks), so making it needs ~100 MB of
+  RAM, not the checkpoint's size; for memory-scale measurements (`edgeship export` refuses it here: it
+  predicts its own need first).
+
+Weights are written by a small streaming safetensors writer (header first, then each tensor's bytes as they
+are generated), so no size is ever held in memory whole.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +38,12 @@ import numpy as np
 from edgeship.errors import UsageError
 from edgeship.exporter.arch import SYNTHETIC_ARCHS
 
-SIZES = ("tiny", "ple-heavy", "ple-full")
+SIZES = ("tiny", "ple-heavy", "ple-full", "e2b")
 # Rows of the PLE table (= token vocabulary) per size; the larger sizes share one layer shape.
-VOCAB_BY_SIZE = {"tiny": 512, "ple-heavy": 65536, "ple-full": 262144}
+VOCAB_BY_SIZE = {"tiny": 512, "ple-heavy": 65536, "ple-full": 262144, "e2b": 262144}
+# Weight dtype per size: float32 for the test sizes; bf16 for e2b, as Gemma checkpoints are published.
+DTYPE_BY_SIZE = {"e2b": "BF16"}
+ROW_BLOCK_BYTES = 64 * 1024 * 1024  # a large tensor is generated and written this many bytes at a time
 SHARD_BYTES = 256 * 1024 * 1024  # larger checkpoints are written sharded, with an index, like HF does
 SEED = 20260
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
@@ -89,7 +102,39 @@ def _ple_model_shape(size: str) -> dict[str, Any]:
 
 
 def _gemma4_text_config(size: str) -> dict[str, Any]:
+    if size == "e2b":
+        return _gemma4_e2b_config()
     return {"model_type": "gemma4_text", **_ple_model_shape(size), "global_head_dim": 64}
+
+
+E2B_LAYERS = 35
+
+
+def _gemma4_e2b_config() -> dict[str, Any]:
+    """Gemma 4 E2B's text model (transformers' convert_gemma4_weights `_VARIANTS`, gemma-ple-kv.md §3)."""
+    return {
+        "model_type": "gemma4_text",
+        "vocab_size": 262144,
+        "vocab_size_per_layer_input": 262144,
+        "hidden_size": 1536,
+        "hidden_size_per_layer_input": 256,
+        "intermediate_size": 6144,
+        "use_double_wide_mlp": True,
+        "num_hidden_layers": E2B_LAYERS,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "global_head_dim": 512,
+        "layer_types": (["sliding_attention"] * 4 + ["full_attention"]) * (E2B_LAYERS // 5),
+        "num_kv_shared_layers": 20,
+        "sliding_window": 512,
+        "max_position_embeddings": 131072,
+        "final_logit_softcapping": 30.0,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
 
 
 def _gemma3n_text_config(size: str) -> dict[str, Any]:
@@ -133,6 +178,8 @@ def synthetic_spec(arch: str, size: str) -> SyntheticSpec:
     if size not in SIZES:
         raise UsageError(f"unknown --size '{size}'; choose one of {', '.join(SIZES)}")
     model_type = SYNTHETIC_ARCHS[arch]
+    if size == "e2b" and not model_type.startswith("gemma4"):
+        raise UsageError("--size e2b is Gemma 4 E2B's geometry; use it with --arch gemma4 or gemma4-text")
     if model_type.startswith("gemma4"):
         config = _gemma4_text_config(size)
     elif model_type.startswith("gemma3n"):
@@ -172,29 +219,66 @@ def _tensor_shapes(config: Any) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _tensor_values(name: str, shape: tuple[int, ...]) -> np.ndarray:
+_DTYPE_BYTES = {"F32": 4, "BF16": 2}
+
+
+def _tensor_blocks(name: str, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """A tensor's float32 values in row blocks; one seeded stream per name, so the blocks join to the same
+    values a single draw gives (numpy's Generator fills sequentially)."""
     seed = int.from_bytes(hashlib.sha256(f"{SEED}:{name}".encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
     if len(shape) <= 1:
         # Norm scales and layer scalars: near one keeps activations in range through the layers.
-        return (1.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
-    return (0.02 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+        yield (1.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+        return
+    row = int(np.prod(shape[1:]))
+    rows_per_block = max(1, ROW_BLOCK_BYTES // (4 * row))
+    for start in range(0, shape[0], rows_per_block):
+        rows = min(rows_per_block, shape[0] - start)
+        yield 0.02 * rng.standard_normal((rows, *shape[1:]), dtype=np.float32)
 
 
-def _write_weights(shapes: dict[str, tuple[int, ...]], out: Path) -> list[str]:
-    from safetensors.numpy import save_file
+def _encode(values: np.ndarray, dtype: str) -> bytes:
+    if dtype == "F32":
+        return values.astype("<f4").tobytes()
+    # bfloat16 = the top half of a float32, rounded to nearest even.
+    bits = values.astype("<f4").view("<u4").astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype("<u2").tobytes()
 
+
+def _write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], names: list[str], dtype: str) -> None:
+    """One safetensors file: its JSON header first, then each tensor streamed block by block."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name in names:
+        nbytes = int(np.prod(shapes[name])) * _DTYPE_BYTES[dtype]
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shapes[name]),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    with open(path, "wb") as handle:
+        handle.write(len(raw).to_bytes(8, "little") + raw)
+        for name in names:
+            for block in _tensor_blocks(name, shapes[name]):
+                handle.write(_encode(block, dtype))
+
+
+def _write_weights(shapes: dict[str, tuple[int, ...]], out: Path, dtype: str = "F32") -> list[str]:
     names = sorted(shapes)
-    total = sum(int(np.prod(shapes[n])) * 4 for n in names)
+    width = _DTYPE_BYTES[dtype]
+    total = sum(int(np.prod(shapes[n])) * width for n in names)
     if total <= SHARD_BYTES:
-        save_file(
-            {n: _tensor_values(n, shapes[n]) for n in names}, str(out / "model.safetensors"), {"format": "pt"}
-        )
+        _write_safetensors(out / "model.safetensors", shapes, names, dtype)
         return ["model.safetensors"]
     shards: list[list[str]] = [[]]
     size = 0
     for name in names:
-        nbytes = int(np.prod(shapes[name])) * 4
+        nbytes = int(np.prod(shapes[name])) * width
         if shards[-1] and size + nbytes > SHARD_BYTES:
             shards.append([])
             size = 0
@@ -203,7 +287,7 @@ def _write_weights(shapes: dict[str, tuple[int, ...]], out: Path) -> list[str]:
     files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     weight_map = {}
     for file, shard in zip(files, shards, strict=True):
-        save_file({n: _tensor_values(n, shapes[n]) for n in shard}, str(out / file), {"format": "pt"})
+        _write_safetensors(out / file, shapes, shard, dtype)
         weight_map.update(dict.fromkeys(shard, file))
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -267,7 +351,7 @@ def make_checkpoint(arch: str, size: str, out: str | Path, force: bool = False) 
     staging.mkdir(parents=True)
     config = _build_config(spec)
     config.save_pretrained(str(staging))
-    _write_weights(_tensor_shapes(config), staging)
+    _write_weights(_tensor_shapes(config), staging, DTYPE_BY_SIZE.get(size, "F32"))
     _write_tokenizer(spec.config["vocab_size"], staging)
     if out.exists():
         out.rmdir()

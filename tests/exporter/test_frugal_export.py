@@ -1,0 +1,45 @@
+"""The frugal memory path (the default) against the in-process one: the same bundle layout, and it runs.
+
+The default cached build (tests/fixtures/builds.py) is exported along the frugal path; here the same
+checkpoint goes through the in-process path once, and the two bundles are compared section by section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgeship.exporter.manifest import read_build
+from edgeship.exporter.memory import FRUGAL, IN_PROCESS
+from edgeship.exporter.pipeline import ExportOptions, export_build
+from tests.exporter.test_export_e2e import run_in_engine
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def in_process_build(tiny_gemma4_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("in-process") / "build"
+    export_build(tiny_gemma4_checkpoint, out, ExportOptions(recipe="int8", memory_path=IN_PROCESS))
+    return out
+
+
+def test_frugal_build_has_the_in_process_section_layout(
+    tiny_gemma4_build: Path, in_process_build: Path
+) -> None:
+    frugal = read_build(tiny_gemma4_build).manifest
+    whole = read_build(in_process_build).manifest
+    assert frugal["export"]["memory"]["path"] == FRUGAL
+    assert whole["export"]["memory"]["path"] == IN_PROCESS
+    assert [s["kind"] for s in frugal["sections"]] == [s["kind"] for s in whole["sections"]]
+    for ours, theirs in zip(frugal["sections"], whole["sections"], strict=True):
+        # Lightweight conversion leaves constant folding to the runtime: sizes may move a little, never 1%.
+        assert abs(ours["bytes"] - theirs["bytes"]) <= 0.01 * theirs["bytes"], ours["kind"]
+        assert ours["quant"] == theirs["quant"]
+    assert frugal["export"]["kv_cache"] == whole["export"]["kv_cache"]
+
+
+def test_frugal_build_runs_in_litert_lm(tiny_gemma4_build: Path, in_process_build: Path) -> None:
+    run_in_engine(tiny_gemma4_build / "model.litertlm")
+    run_in_engine(in_process_build / "model.litertlm")
