@@ -9,17 +9,18 @@ captured output). Shell fragments more than one script needs live here too.
 from __future__ import annotations
 
 import re
-import shlex
+
+from edgeship.android_harness.adb.quoting import Line, script, sh
 
 END = "end"
 _TAG_LINE = re.compile(r"@[a-z_]+")
 
 
-def tag(name: str) -> str:
+def tag(name: str) -> Line:
     """The shell line that opens section ``name``."""
     if not _TAG_LINE.fullmatch(f"@{name}"):
         raise ValueError(f"section tag {name!r} must be lowercase letters and _")
-    return f"echo '@{name}'"
+    return sh("echo {tag}", tag=f"@{name}")
 
 
 def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -35,13 +36,15 @@ def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
     return head, sections
 
 
-def df_section(root: str) -> str:
+def df_section(root: str) -> Line:
     """Shell: section ``@df``, `df -k` of ``root``'s nearest existing folder (the root itself may not exist
     before the first push); read it with ``parse_df_available(sections["df"])``."""
-    return (
-        f'd={shlex.quote(root)}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${{d%/*}}"; done; '
-        '[ -n "$d" ] || d=/\n'
-        f'{tag("df")}; df -k -P "$d" 2>/dev/null || df -k "$d" 2>/dev/null\n'
+    return script(
+        sh(
+            'd={root}; while [ -n "$d" ] && [ ! -d "$d" ]; do d="${d%/*}"; done; [ -n "$d" ] || d=/',
+            root=root,
+        ),
+        sh('{tag}; df -k -P "$d" 2>/dev/null || df -k "$d" 2>/dev/null', tag=tag("df")),
     )
 
 

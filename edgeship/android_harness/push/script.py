@@ -14,12 +14,12 @@ Layout under the store root, for a bundle with sha256 <sha>:
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edgeship.android_harness.adb import END, df_section, parse_df_available, split_sections, tag
+from edgeship.android_harness.adb.quoting import Line, script, sh
 from edgeship.android_harness.store import (
     BLOCK,
     INDEX_NAME,
@@ -29,6 +29,7 @@ from edgeship.android_harness.store import (
     DeviceStore,
     TransferPlan,
     check_name,
+    check_sha,
     parse_index_line,
 )
 from edgeship.exporter.manifest import BUNDLE_FILE, Build
@@ -46,15 +47,25 @@ SENT_MARKER = "sent"  # pushed last in the data session: every SEND before it ha
 # -- survey ----------------------------------------------------------------------------------------------
 
 
-def survey_script(root: str, bundle_sha: str) -> str:
-    staging = f"staging/{bundle_sha}"
-    return (
-        df_section(root) + f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
-        f"{tag('bundles')}; stat -c '%s %n' bundles/*/{BUNDLE_FILE} 2>/dev/null\n"
-        f'{tag("index")}; for f in bundles/*/{INDEX_NAME}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done\n'
-        f"{tag('pieces')}; stat -c '%s %n' {staging}/pieces/* 2>/dev/null\n"
-        f"{tag('attempts')}; date +%s; stat -c '%Y %n' {staging}/*/{BUNDLE_FILE} 2>/dev/null\n"
-        f"{tag(END)}\n"
+def survey_script(root: str, bundle_sha: str) -> Line:
+    staging = f"staging/{check_sha(bundle_sha)}"
+    return script(
+        df_section(root),
+        sh("cd {root} 2>/dev/null || exit 0", root=root),
+        sh("{tag}; stat -c '%s %n' bundles/*/{bundle} 2>/dev/null", tag=tag("bundles"), bundle=BUNDLE_FILE),
+        sh(
+            '{tag}; for f in bundles/*/{index}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done',
+            tag=tag("index"),
+            index=INDEX_NAME,
+        ),
+        sh("{tag}; stat -c '%s %n' {staging}/pieces/* 2>/dev/null", tag=tag("pieces"), staging=staging),
+        sh(
+            "{tag}; date +%s; stat -c '%Y %n' {staging}/*/{bundle} 2>/dev/null",
+            tag=tag("attempts"),
+            staging=staging,
+            bundle=BUNDLE_FILE,
+        ),
+        tag(END),
     )
 
 
@@ -96,21 +107,25 @@ def new_attempt_name() -> str:
     return f"attempt-{uuid.uuid4().hex[:12]}"
 
 
-def _set_aside(final: str, aside: str) -> str:
+def _set_aside(final: Line | str, aside: Line | str) -> Line:
     """Shell: take a bundle folder off its final path; true when nothing is left there.
 
     A rename, never `rm -rf` in place: a runner that has it mapped keeps its pages, and a push that
     renames a fresh folder into place meanwhile is not the one removed.
     """
-    return f"{{ mv {final} {aside} 2>/dev/null || [ ! -e {final} ]; }}"
+    return sh("{ mv {final} {aside} 2>/dev/null || [ ! -e {final} ]; }", final=final, aside=aside)
 
 
-def set_aside_script(store: DeviceStore, bundle_sha: str) -> str:
+def set_aside_script(store: DeviceStore, bundle_sha: str) -> Line:
     """Take a bundle folder that no longer verifies off its final path, then remove it."""
-    q = shlex.quote
     staging = store.staging_for(bundle_sha)
-    aside = q(f"{staging}/replaced-{uuid.uuid4().hex[:12]}")
-    return f"mkdir -p {q(staging)} && {_set_aside(q(store.bundle_dir(bundle_sha)), aside)} && rm -rf {aside}"
+    aside = f"{staging}/replaced-{uuid.uuid4().hex[:12]}"
+    return sh(
+        "mkdir -p {staging} && {set_aside} && rm -rf {aside}",
+        staging=staging,
+        set_aside=_set_aside(store.bundle_dir(bundle_sha), aside),
+        aside=aside,
+    )
 
 
 # -- where the data goes -----------------------------------------------------------------------------------
@@ -143,112 +158,157 @@ FOLLOW_POLL_S = 0.05
 # Shell functions shared by every assembly script.
 _FUNCTIONS = [
     # w FILE SIZE: wait until FILE has SIZE bytes (sync writes a file front to back, so it is then whole).
-    f'w() {{ n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep {POLL_S}; n=$((n+1)); '
-    f'[ $n -lt {_POLLS} ] || {{ echo "$1 never arrived" >&2; exit {EXIT_STALLED}; }}; done; }}',
+    sh(
+        'w() { n=0; while [ "$(stat -c %s "$1" 2>/dev/null)" != "$2" ]; do sleep {poll}; n=$((n+1)); '
+        '[ $n -lt {polls} ] || { echo "$1 never arrived" >&2; exit {stalled}; }; done; }',
+        poll=POLL_S,
+        polls=_POLLS,
+        stalled=EXIT_STALLED,
+    ),
     # arriving: the host has not finished sending (its end marker comes after every SEND completed);
     # writing: the background writer has not finished (it leaves its exit status in $A/wrote).
-    f'arriving() {{ [ ! -e "$A/{SENT_MARKER}" ]; }}',
-    'writing() { [ ! -e "$A/wrote" ]; }',
+    sh('arriving() { [ ! -e "$A"/{sent} ]; }', sent=SENT_MARKER),
+    sh('writing() { [ ! -e "$A/wrote" ]; }'),
     # follow FILE TOTAL LIVE: print FILE front to back while it grows to TOTAL bytes: whole 64 KiB units
     # below its size (writers append only, so those are final) once at least FOLLOW_MIN_BYTES are there —
     # one dd per few MiB, not per poll — the rest when TOTAL is reached. LIVE says whether more may come;
     # once it says no, whatever is there is read, one more look is taken (the writer may have finished
     # right after the size was read), then it stops: the size check reports a short file.
-    "follow() {",
-    "  f_o=0; f_idle=0; f_last=",
-    '  while [ $f_o -lt "$2" ]; do',
-    '    f_s=$(stat -c %s "$1" 2>/dev/null || echo 0)',
-    f'    if [ "$f_s" -ge "$2" ]; then f_n=$(( ($2 - f_o + {FOLLOW_UNIT - 1}) / {FOLLOW_UNIT} )); f_min=1',
-    f"    else f_n=$(( (f_s - f_o) / {FOLLOW_UNIT} )); f_min={FOLLOW_MIN_BYTES // FOLLOW_UNIT}; fi",
-    "    f_go=",
-    "    if [ $f_n -ge $f_min ]; then f_go=1",
-    "    elif ! $3; then",
-    "      if [ $f_n -gt 0 ]; then f_go=1",
-    '      elif [ -z "$f_last" ]; then f_last=1; continue',
-    "      else return 0; fi",
-    "    fi",
-    '    if [ -n "$f_go" ]; then',
-    f'      dd if="$1" bs={FOLLOW_UNIT} skip=$((f_o / {FOLLOW_UNIT})) count=$f_n 2>/dev/null',
-    f"      f_o=$((f_o + f_n * {FOLLOW_UNIT})); f_idle=0",
-    "    else",
-    f"      sleep {FOLLOW_POLL_S}; f_idle=$((f_idle + 1))",
-    f"      [ $f_idle -lt {int(PIECE_WAIT_S / FOLLOW_POLL_S)} ] || "
-    f'{{ echo "no data for {int(PIECE_WAIT_S)} s" >&2; exit {EXIT_STALLED}; }}',
-    "    fi",
-    "  done",
-    "}",
+    sh(
+        """follow() {
+  f_o=0; f_idle=0; f_last=
+  while [ $f_o -lt "$2" ]; do
+    f_s=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    if [ "$f_s" -ge "$2" ]; then f_n=$(( ($2 - f_o + {unit_round}) / {unit} )); f_min=1
+    else f_n=$(( (f_s - f_o) / {unit} )); f_min={min_units}; fi
+    f_go=
+    if [ $f_n -ge $f_min ]; then f_go=1
+    elif ! $3; then
+      if [ $f_n -gt 0 ]; then f_go=1
+      elif [ -z "$f_last" ]; then f_last=1; continue
+      else return 0; fi
+    fi
+    if [ -n "$f_go" ]; then
+      dd if="$1" bs={unit} skip=$((f_o / {unit})) count=$f_n 2>/dev/null
+      f_o=$((f_o + f_n * {unit})); f_idle=0
+    else
+      sleep {poll}; f_idle=$((f_idle + 1))
+      [ $f_idle -lt {idle_polls} ] || { echo "no data for {wait_s} s" >&2; exit {stalled}; }
+    fi
+  done
+}""",
+        unit=FOLLOW_UNIT,
+        unit_round=FOLLOW_UNIT - 1,
+        min_units=FOLLOW_MIN_BYTES // FOLLOW_UNIT,
+        poll=FOLLOW_POLL_S,
+        idle_polls=int(PIECE_WAIT_S / FOLLOW_POLL_S),
+        wait_s=int(PIECE_WAIT_S),
+        stalled=EXIT_STALLED,
+    ),
 ]
 
 
-def _size_check(build: Build) -> list[str]:
+def _size_check(build: Build) -> list[Line]:
     return [
-        'size=$(stat -c %s "$out")',
-        f'[ "$size" = {build.bytes} ] || {{ echo "assembled $size bytes, expected {build.bytes}" >&2; '
-        f"exit {EXIT_SIZE_MISMATCH}; }}",
+        sh('size=$(stat -c %s "$out")'),
+        sh(
+            '[ "$size" = {bytes} ] || { echo "assembled $size bytes, expected {bytes}" >&2; exit {code}; }',
+            bytes=build.bytes,
+            code=EXIT_SIZE_MISMATCH,
+        ),
     ]
 
 
-def _sha_check(build: Build) -> list[str]:
+def _sha_check(build: Build) -> list[Line]:
     return [
-        'sum="${sum%% *}"',
-        f'[ "$sum" = {build.sha256} ] || {{ echo "sha256 $sum, expected {build.sha256}" >&2; '
-        f"exit {EXIT_SHA_MISMATCH}; }}",
+        sh('sum="${sum%% *}"'),
+        sh(
+            '[ "$sum" = {sha} ] || { echo "sha256 $sum, expected "{sha} >&2; exit {code}; }',
+            sha=check_sha(build.sha256),
+            code=EXIT_SHA_MISMATCH,
+        ),
     ]
 
 
-def _reuse_lines(store: DeviceStore, plan: TransferPlan) -> list[str]:
+def _reuse_lines(store: DeviceStore, plan: TransferPlan) -> list[Line]:
     """A rebuild: a background writer assembles the file from older bundles (dd) and grid pieces."""
-    q = shlex.quote
-    regions: list[tuple[int, str]] = []
+    regions: list[tuple[int, Line]] = []
     for copy in plan.copies:
-        source = store.bundle_path(copy.source_bundle)
         regions.append(
             (
                 copy.offset,
-                f"dd if={q(source)} bs={BLOCK} skip={copy.source_offset // BLOCK} "
-                f"count={copy.length // BLOCK} 2>/dev/null",
+                sh(
+                    "dd if={source} bs={block} skip={skip} count={count} 2>/dev/null",
+                    source=store.bundle_path(copy.source_bundle),
+                    block=BLOCK,
+                    skip=copy.source_offset // BLOCK,
+                    count=copy.length // BLOCK,
+                ),
             )
         )
     for piece in plan.pieces:
-        path = f'"$P/{piece.name}"'
-        regions.append((piece.offset, f"w {path} {piece.length}; dd if={path} bs=1048576 2>/dev/null"))
-    regions.sort()
+        regions.append(
+            (
+                piece.offset,
+                sh(
+                    'w "$P"/{name} {length}; dd if="$P"/{name} bs=1048576 2>/dev/null',
+                    name=piece.name,
+                    length=piece.length,
+                ),
+            )
+        )
+    regions.sort(key=lambda region: region[0])
     return [
-        "stream() {",
-        *[f"  {command} || exit 5" for _, command in regions],
-        "}",
-        *_background_writer("stream", '> "$out"'),
+        sh("stream() {"),
+        *[sh("  {command} || exit 5", command=command) for _, command in regions],
+        sh("}"),
+        *_background_writer(sh("stream"), sh('> "$out"')),
     ]
 
 
-def _background_writer(command: str, redirect: str) -> list[str]:
+def _background_writer(command: Line, redirect: Line) -> list[Line]:
     # `exit` inside the command ends only its ( ) subshell; the status is left in $A/wrote for `writing`
     # and returned to `wait`.
     return [
-        f'{{ rc=0; ( {command} ) {redirect} || rc=$?; echo $rc > "$A/wrote"; exit $rc; }} &',
-        "writer=$!",
+        sh(
+            '{ rc=0; ( {command} ) {redirect} || rc=$?; echo $rc > "$A/wrote"; exit $rc; } &',
+            command=command,
+            redirect=redirect,
+        ),
+        sh("writer=$!"),
     ]
 
 
-def _direct_lines(build: Build, plan: TransferPlan) -> list[str]:
+def _direct_lines(build: Build, plan: TransferPlan) -> list[Line]:
     """A first push: the file arrives whole from the host; keep a hard link to it for resuming."""
     start = plan.direct_from or 0
     if start == 0:
         # adbd deletes a half-received file; the link keeps what arrived. Linked as soon as it appears.
         return [
-            'mkdir -p "$P"',
-            f'( n=0; while [ ! -e "$out" ]; do arriving || exit 0; sleep {POLL_S}; n=$((n+1)); '
-            f'[ $n -lt {_POLLS} ] || exit 0; done; ln -f "$out" "$P/{PARTIAL_NAME}" ) &',
-            "linker=$!",
+            sh('mkdir -p "$P"'),
+            sh(
+                '( n=0; while [ ! -e "$out" ]; do arriving || exit 0; sleep {poll}; n=$((n+1)); '
+                '[ $n -lt {polls} ] || exit 0; done; ln -f "$out" "$P"/{partial} ) &',
+                poll=POLL_S,
+                polls=_POLLS,
+                partial=PARTIAL_NAME,
+            ),
+            sh("linker=$!"),
         ]
     # Resume: take the prefix (mv: one push only), link it back at once, cut it to the last whole block
     # and append the tail while it arrives.
     return [
-        f'mv "$P/{PARTIAL_NAME}" "$out" 2>/dev/null || '
-        f'{{ echo "the partial bundle was taken by another push" >&2; exit {EXIT_PARTIAL_GONE}; }}',
-        f'ln -f "$out" "$P/{PARTIAL_NAME}"',
-        f'truncate -s {start} "$out"',
-        *_background_writer(f'follow "$A/tail" {build.bytes - start} arriving', '>> "$out"'),
+        sh(
+            'mv "$P"/{partial} "$out" 2>/dev/null || '
+            '{ echo "the partial bundle was taken by another push" >&2; exit {gone}; }',
+            partial=PARTIAL_NAME,
+            gone=EXIT_PARTIAL_GONE,
+        ),
+        sh('ln -f "$out" "$P"/{partial}', partial=PARTIAL_NAME),
+        sh('truncate -s {start} "$out"', start=start),
+        *_background_writer(
+            sh('follow "$A/tail" {rest} arriving', rest=build.bytes - start), sh('>> "$out"')
+        ),
     ]
 
 
@@ -260,7 +320,7 @@ def assemble_script(
     verify: bool,
     attempt: str,
     stale_attempts: Sequence[str] = (),
-) -> str:
+) -> Line:
     """The device side of a push, started BEFORE the data is sent.
 
     The bundle's file is written once, front to back: by adbd itself (a first push), by a background
@@ -270,59 +330,68 @@ def assemble_script(
     only then is the attempt folder (staging/<sha>/<attempt>/, one per push, so two pushes of one bundle
     never write one file) renamed to bundles/<sha>/ — atomic, so a final path holds nothing unverified.
     """
-    q = shlex.quote
     final = store.bundle_dir(build.sha256)
     # What says more data may come: the background writer (rebuild, resumed tail) or else adbd itself.
     live = "writing" if not plan.direct or plan.direct_from else "arriving"
     lines = [
-        "set -e",
-        f"S={q(store.staging_for(build.sha256))}",
-        f'A="$S/{check_name(attempt)}"',
-        f'out="$A/{BUNDLE_FILE}"',
-        'P="$S/pieces"',
-        *[f'rm -rf "$S/{check_name(name)}"' for name in stale_attempts],
+        sh("set -e"),
+        sh("S={staging}", staging=store.staging_for(build.sha256)),
+        sh('A="$S"/{attempt}', attempt=check_name(attempt)),
+        sh('out="$A"/{bundle}', bundle=BUNDLE_FILE),
+        sh('P="$S/pieces"'),
+        *[sh('rm -rf "$S"/{name}', name=check_name(name)) for name in stale_attempts],
         *_FUNCTIONS,
-        "writer=; linker=",
+        sh("writer=; linker="),
         # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
-        "trap 'kill $writer $linker 2>/dev/null || true; rm -rf \"$A\"' EXIT HUP INT TERM",
+        sh("""trap 'kill $writer $linker 2>/dev/null || true; rm -rf "$A"' EXIT HUP INT TERM"""),
         *(_direct_lines(build, plan) if plan.direct else _reuse_lines(store, plan)),
     ]
     if verify:
-        lines.append(f'sum=$(follow "$out" {build.bytes} {live} | sha256sum)')
+        lines.append(sh('sum=$(follow "$out" {bytes} {live} | sha256sum)', bytes=build.bytes, live=live))
     if live == "writing":
-        lines.append("wait $writer")
+        lines.append(sh("wait $writer"))
     lines += [
-        f'w "$A/{SENT_MARKER}" 0',
-        f'rm -f "$A/{SENT_MARKER}" "$A/tail" "$A/wrote"',
+        sh('w "$A"/{sent} 0', sent=SENT_MARKER),
+        sh('rm -f "$A"/{sent} "$A/tail" "$A/wrote"', sent=SENT_MARKER),
         *_size_check(build),
     ]
     if verify:
         lines += _sha_check(build)
     for name, source_bundle in side_copies.items():
-        lines.append(f'cp {q(store.bundle_dir(source_bundle) + "/" + name)} "$A/{name}"')
+        lines.append(
+            sh(
+                'cp {source} "$A"/{name}',
+                source=f"{store.bundle_dir(source_bundle)}/{check_name(name)}",
+                name=name,
+            )
+        )
     lines += [
-        "trap - EXIT HUP INT TERM",
-        'rm -f "$A/assemble.sh"',
-        f"mkdir -p {q(store.bundles_dir)}",
-        f"final={q(final)}",
-        f"name={check_name(attempt)}",
+        sh("trap - EXIT HUP INT TERM"),
+        sh('rm -f "$A/assemble.sh"'),
+        sh("mkdir -p {bundles}", bundles=store.bundles_dir),
+        sh("final={final}", final=final),
+        sh("name={attempt}", attempt=attempt),
         # Another push of the same bundle may have finished first: its folder is as good as ours.
-        f'if [ "$(stat -c %s "$final/{BUNDLE_FILE}" 2>/dev/null)" = {build.bytes} ]; then rm -rf "$A"; else',
+        sh(
+            'if [ "$(stat -c %s "$final"/{bundle} 2>/dev/null)" = {bytes} ]; then rm -rf "$A"; else',
+            bundle=BUNDLE_FILE,
+            bytes=build.bytes,
+        ),
         # A folder there without the verified file (tampered with) goes aside; a concurrent push may
         # have just renamed its verified folder there.
-        "  " + _set_aside('"$final"', '"$S/replaced-$name"'),
-        '  mv "$A" "$final"',
+        sh("  {set_aside}", set_aside=_set_aside(sh('"$final"'), sh('"$S/replaced-$name"'))),
+        sh('  mv "$A" "$final"'),
         # Such a push renamed its folder into place between our check and our rename: `mv` then put
         # ours inside it. Theirs is verified and identical; ours goes.
-        '  rm -rf "$final/$name"',
-        "fi",
+        sh('  rm -rf "$final/$name"'),
+        sh("fi"),
         # The bundle is in place: tidying up must never fail the push. The pieces and the partial link
         # stay while another push of this bundle still has an attempt folder here (it may be sending or
         # reading them); the last attempt to finish removes them, `edgeship gc` any a dead push left.
-        "set +e",
-        'rm -rf "$S/replaced-$name"',
-        'for a in "$S"/attempt-*; do [ -e "$a" ] && exit 0; done',
-        'rm -rf "$P" 2>/dev/null; rmdir "$S" 2>/dev/null',
-        "exit 0",
+        sh("set +e"),
+        sh('rm -rf "$S/replaced-$name"'),
+        sh('for a in "$S"/attempt-*; do [ -e "$a" ] && exit 0; done'),
+        sh('rm -rf "$P" 2>/dev/null; rmdir "$S" 2>/dev/null'),
+        sh("exit 0"),
     ]
-    return "\n".join(lines) + "\n"
+    return script(lines)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgeship.android_harness.adb import END, Device, split_sections, tag
-from edgeship.android_harness.store.layout import SHA256_HEX, STAGING_IDLE_LIMIT_S, DeviceStore
+from edgeship.android_harness.adb.quoting import Line, script, sh
+from edgeship.android_harness.store.layout import STAGING_IDLE_LIMIT_S, DeviceStore
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.errors import EdgeshipError, UsageError
+from edgeship.exporter.manifest import is_sha256
 
 
 @dataclass
@@ -37,19 +38,24 @@ class GcResult:
 IN_USE_MINUTES = math.ceil(STAGING_IDLE_LIMIT_S / 60)  # older than a push waits for data: abandoned
 
 
-def gc_survey_script(root: str) -> str:
-    return (
-        f"cd {shlex.quote(root)} 2>/dev/null || exit 0\n"
-        f"{tag('bundles')}; for d in bundles/*; do\n"
-        '  [ -d "$d" ] || continue\n'
-        '  echo "$(stat -c %Y "$d") $(du -sk "$d" | sed "s/[[:space:]].*//") $d '
-        '$(grep -m1 "^pushed " "$d/sections.txt" 2>/dev/null)"; done\n'
+def gc_survey_script(root: str) -> Line:
+    return script(
+        sh("cd {root} 2>/dev/null || exit 0", root=root),
+        sh("{tag}; for d in bundles/*; do", tag=tag("bundles")),
+        sh('  [ -d "$d" ] || continue'),
+        sh(
+            '  echo "$(stat -c %Y "$d") $(du -sk "$d" | sed "s/[[:space:]].*//") $d '
+            '$(grep -m1 "^pushed " "$d/sections.txt" 2>/dev/null)"; done'
+        ),
         # A leftover with anything written in the last minutes belongs to a push or profile still running
         # (possibly from another host): listed as in use, not removed.
-        f'{tag("leftovers")}; for d in staging/* runs/* bin/*/*.part; do [ -e "$d" ] || continue\n'
-        f'  if [ -n "$(find "$d" -mmin -{IN_USE_MINUTES} 2>/dev/null | head -n 1)" ]; then echo "in-use $d"; '
-        'else du -sk "$d"; fi; done\n'
-        f"{tag(END)}\n"
+        sh('{tag}; for d in staging/* runs/* bin/*/*.part; do [ -e "$d" ] || continue', tag=tag("leftovers")),
+        sh(
+            '  if [ -n "$(find "$d" -mmin -{minutes} 2>/dev/null | head -n 1)" ]; then echo "in-use $d"; '
+            'else du -sk "$d"; fi; done',
+            minutes=IN_USE_MINUTES,
+        ),
+        tag(END),
     )
 
 
@@ -71,7 +77,7 @@ def parse_gc_survey(
             if len(parts) >= 5 and parts[3] == "pushed":
                 with contextlib.suppress(ValueError):
                     when = float(parts[4])
-            if SHA256_HEX.match(sha):
+            if is_sha256(sha):
                 bundles.append((when, sha, int(parts[1]) * 1024))
     bundles.sort(reverse=True)
     leftovers: list[tuple[str, int]] = []
@@ -108,7 +114,7 @@ def collect_garbage(
         targets = doomed + result.removed_leftovers
         if targets and not dry_run:
             device.shell(
-                f"cd {shlex.quote(store.root)} && rm -rf -- " + " ".join(shlex.quote(t) for t in targets),
+                sh("cd {root} && rm -rf -- {targets}", root=store.root, targets=targets),
                 check=True,
                 timeout=600,
             )

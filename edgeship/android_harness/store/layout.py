@@ -12,33 +12,31 @@ was verified before it was renamed there.
 from __future__ import annotations
 
 import posixpath
-import re
-import shlex
 from pathlib import Path
 
 from edgeship.android_harness.adb import Device, df_section, parse_df_available, split_sections
+from edgeship.android_harness.adb.quoting import sh
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.errors import DeviceError, UsageError
-from edgeship.exporter.manifest import BUNDLE_FILE
+from edgeship.exporter.manifest import BUNDLE_FILE, is_sha256
+from edgeship.files import SAFE_NAME_RULE, is_safe_name
 from edgeship.hashing import cached_sha256
 from edgeship.units import format_bytes
 
 # A push's device script gives up on data that has not arrived for this long (the host died silently), so
 # staging untouched for longer belongs to a dead push: gc removes it, the next push clears its attempt.
 STAGING_IDLE_LIMIT_S = 600.0
-SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_name(name: str, what: str = "file name") -> str:
     """A single path component made of safe characters; anything else could climb out of the store."""
-    if not SAFE_NAME.match(name) or name in {".", ".."}:
-        raise UsageError(f"{what} {name!r} must be one path component of letters, digits, . _ + -")
+    if not is_safe_name(name):
+        raise UsageError(f"{what} {name!r} must be {SAFE_NAME_RULE}")
     return name
 
 
 def check_sha(sha: str) -> str:
-    if not SHA256_HEX.match(sha):
+    if not is_sha256(sha):
         raise UsageError(f"{sha!r} is not a lowercase hex sha256")
     return sha
 
@@ -121,11 +119,14 @@ class DeviceStore:
         self.require_free(size, f"{name}")
         partial = f"{remote}.part"
         self.device.push_file(local, partial, mode=mode)
-        q_partial, q_remote = shlex.quote(partial), shlex.quote(remote)
-        verify = (
-            f"set -e; sum=$(sha256sum {q_partial}); sum=${{sum%% *}}; "
-            f'if [ "$sum" != {sha} ]; then rm -f {q_partial}; echo "sha256 $sum" >&2; exit 9; fi; '
-            f"chmod {mode:o} {q_partial}; mv -f {q_partial} {q_remote}"
+        verify = sh(
+            "set -e; sum=$(sha256sum {partial}); sum=${sum%% *}; "
+            'if [ "$sum" != {sha} ]; then rm -f {partial}; echo "sha256 $sum" >&2; exit 9; fi; '
+            "chmod {mode} {partial}; mv -f {partial} {remote}",
+            partial=partial,
+            sha=sha,
+            mode=f"{mode:o}",
+            remote=remote,
         )
         result = self.device.shell(verify, timeout=120)
         if result.exit_code == 9:
