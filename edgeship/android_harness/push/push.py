@@ -22,6 +22,7 @@ push is retried once sending everything.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,13 @@ class _Attempt:
                 to_send.append(side)
         return copies, to_send
 
+    def drop_attempt(self, folder: str) -> None:
+        """Remove the attempt folder of a push that failed on the host's side, at once: its partial prefix
+        (outside it) becomes free for the next push's resume without waiting for its heartbeat to age
+        (a device whose shell is killed with SIGKILL never runs the script's own clean-up)."""
+        with contextlib.suppress(EdgeshipError):
+            self.device.shell(["rm", "-rf", folder], timeout=30)
+
     def send_and_assemble(self, plan: TransferPlan, survey: Survey) -> int:
         staging = self.store.staging_for(self.build.sha256)
         attempt = new_attempt_name()
@@ -157,6 +165,7 @@ class _Attempt:
             sent += self.device.push_ranges(self.build.bundle_path, targets, progress=self.progress.advance)
         except BaseException:
             assembler.close()  # the device kills the waiting script; what arrived stays for a resume
+            self.drop_attempt(folder)
             raise
         self.progress.phase("verifying on the device")
         result = assembler.wait(timeout=ASSEMBLE_TIMEOUT_S)
@@ -276,10 +285,10 @@ def _push_one(
     except _StartAfresh:
         if not (plan.copies or plan.bytes_resumed):
             raise
-        # Something reused was not what its index said: start clean and send every byte.
-        reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")
-        # Only the pieces: another push's attempt folder may be live beside ours.
-        device.shell(["rm", "-rf", f"{store.staging_for(build.sha256)}/pieces"], timeout=120)
+        # Something reused was not what its index said, or another push took the partial first: start
+        # clean and send every byte. Nothing shared is removed: the failed attempt dropped its own
+        # prefix, and another push's pieces and prefix may be live beside ours.
+        reporter.note(f"{device.serial}: reused data did not verify or was taken; sending the whole bundle")
         clean = DeviceIndex(free_bytes=survey.index.free_bytes)
         plan = plan_transfer(build, clean, reuse=False)
         result.bytes_reused = result.bytes_resumed = 0

@@ -6,14 +6,23 @@ flags; the same script also runs under the host's `sh` in unit tests.
 Layout under the store root, for a bundle with sha256 <sha>:
 
     staging/<sha>/pieces/<offset>-<length>   grid pieces of a rebuild (resume by name and size)
-    staging/<sha>/pieces/partial             hard link to what a direct push received so far
+    staging/<sha>/pieces/partial.<attempt>   hard link to what direct push <attempt> received so far: only
+                                             that push writes it; a later push may take it (one `mv`) once
+                                             <attempt> is dead, and it is unlinked before any rename
     staging/<sha>/attempt-<id>/              one push attempt: side files, assemble.sh, model.litertlm,
-                                             `tail` (a resumed direct push), `sent` (the host's end marker)
+                                             `tail` (a resumed direct push), `sent` (the host's end marker),
+                                             `alive` (the script's heartbeat, touched by the device)
     bundles/<sha>/                           the verified bundle, renamed from its attempt folder
+
+Whether a push is alive is read on the device's own clock: its script touches `alive` every
+``HEARTBEAT_S``; an attempt whose stamp is older than ``ATTEMPT_LIVE_S`` (or, before its script started,
+whose folder is older than ``ATTEMPT_STALE_S``) is dead. Files that came over sync carry the host's clock
+(DONE's mtime), so they never decide it.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +32,7 @@ from edgeship.android_harness.adb.quoting import Line, script, sh
 from edgeship.android_harness.store import (
     BLOCK,
     INDEX_NAME,
-    PARTIAL_NAME,
+    PARTIAL_PREFIX,
     STAGING_IDLE_LIMIT_S,
     DeviceIndex,
     DeviceStore,
@@ -31,8 +40,10 @@ from edgeship.android_harness.store import (
     check_name,
     check_sha,
     parse_index_line,
+    partial_name,
 )
-from edgeship.exporter.manifest import BUNDLE_FILE, Build
+from edgeship.exporter.manifest import BUNDLE_FILE, Build, is_sha256
+from edgeship.files import is_safe_name
 
 PIECE_WAIT_S = STAGING_IDLE_LIMIT_S  # the device script gives up on data that does not arrive
 POLL_S = 0.02
@@ -40,11 +51,22 @@ EXIT_STALLED = 7
 EXIT_SIZE_MISMATCH = 8
 EXIT_SHA_MISMATCH = 9
 EXIT_PARTIAL_GONE = 10  # another push took the partial prefix first: start again from scratch
-ATTEMPT_STALE_S = int(STAGING_IDLE_LIMIT_S)  # an attempt folder not grown for this long: a dead push
+ATTEMPT_STALE_S = int(STAGING_IDLE_LIMIT_S)  # a folder whose script never started, this old: a dead push
+HEARTBEAT_S = 2  # a push's script touches its `alive` stamp this often
+ATTEMPT_LIVE_S = 30  # ... and is dead once the stamp is this old (device clock)
+PARTIAL_SETTLE_S = 2  # a taken partial not written for this long: whatever wrote it has stopped
 SENT_MARKER = "sent"  # pushed last in the data session: every SEND before it has completed
+ALIVE_STAMP = "alive"
+ATTEMPT_PREFIX = "attempt-"
 
 
 # -- survey ----------------------------------------------------------------------------------------------
+
+
+# Names a device listing prints go through the host's parser one per line: a name with a newline or a
+# space (made by something else on the device) is skipped on the device, never misread.
+_GRID_PIECE = re.compile(r"[0-9]+-[0-9]+")  # pieces/<offset>-<length>
+_SAFE_PATHS = sh("safe() { case $1 in *[!A-Za-z0-9._/+-]*) return 1;; esac; }")
 
 
 def survey_script(root: str, bundle_sha: str) -> Line:
@@ -52,18 +74,31 @@ def survey_script(root: str, bundle_sha: str) -> Line:
     return script(
         df_section(root),
         sh("cd {root} 2>/dev/null || exit 0", root=root),
-        sh("{tag}; stat -c '%s %n' bundles/*/{bundle} 2>/dev/null", tag=tag("bundles"), bundle=BUNDLE_FILE),
+        _SAFE_PATHS,
         sh(
-            '{tag}; for f in bundles/*/{index}; do [ -f "$f" ] && sed "s|^|$f |" "$f"; done',
+            '{tag}; for f in bundles/*/{bundle}; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
+            tag=tag("bundles"),
+            bundle=BUNDLE_FILE,
+        ),
+        sh(
+            '{tag}; for f in bundles/*/{index}; do safe "$f" && [ -f "$f" ] && sed "s|^|$f |" "$f"; done',
             tag=tag("index"),
             index=INDEX_NAME,
         ),
-        sh("{tag}; stat -c '%s %n' {staging}/pieces/* 2>/dev/null", tag=tag("pieces"), staging=staging),
         sh(
-            "{tag}; date +%s; stat -c '%Y %n' {staging}/*/{bundle} 2>/dev/null",
+            '{tag}; for f in {staging}/pieces/*; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
+            tag=tag("pieces"),
+            staging=staging,
+        ),
+        # Device clock, then per attempt folder: its heartbeat's mtime (- before its script started), the
+        # folder's own mtime (adbd made it: device clock too), its path.
+        sh(
+            '{tag}; date +%s; for a in {staging}/{attempts}*; do safe "$a" && [ -d "$a" ] || continue; '
+            'echo "$(stat -c %Y "$a"/{alive} 2>/dev/null || echo -) $(stat -c %Y "$a") $a"; done',
             tag=tag("attempts"),
             staging=staging,
-            bundle=BUNDLE_FILE,
+            attempts=ATTEMPT_PREFIX,
+            alive=ALIVE_STAMP,
         ),
         tag(END),
     )
@@ -81,30 +116,54 @@ def parse_survey(text: str) -> Survey:
     for line in sections.get("bundles", []):
         size, _, path = line.strip().partition(" ")
         parts = path.split("/")
-        if size.isdigit() and len(parts) == 3 and len(parts[1]) == 64:
+        if size.isdigit() and len(parts) == 3 and is_sha256(parts[1]) and parts[2] == BUNDLE_FILE:
             index.bundles[parts[1]] = int(size)
     for line in sections.get("index", []):
         path, _, rest = line.strip().partition(" ")
         parts = path.split("/")
         if len(parts) == 3 and parts[1] in index.bundles:
             parse_index_line(parts[1], rest, index)
+    live, stale = _attempt_liveness(sections.get("attempts", []))
     for line in sections.get("pieces", []):
         size, _, path = line.strip().partition(" ")
-        if size.isdigit() and path:
-            index.pieces[path.rsplit("/", 1)[-1]] = int(size)
-    stale: list[str] = []
-    attempts = [line.split() for line in sections.get("attempts", []) if line.strip()]
-    if attempts and len(attempts[0]) == 1 and attempts[0][0].isdigit():
-        now = int(attempts[0][0])
-        for row in attempts[1:]:
-            parts = row[1].split("/") if len(row) == 2 else []
-            if row[0].isdigit() and len(parts) == 4 and now - int(row[0]) > ATTEMPT_STALE_S:
-                stale.append(parts[2])
+        name = path.rsplit("/", 1)[-1]
+        if not size.isdigit() or not is_safe_name(name):
+            continue
+        if name.startswith(PARTIAL_PREFIX):
+            # Only a dead push's prefix may be taken; a bare `partial` (an older edgeship's, possibly a
+            # link into a verified bundle) never is.
+            owner = name[len(PARTIAL_PREFIX) :]
+            if owner.startswith(ATTEMPT_PREFIX) and owner not in live:
+                index.partials[name] = int(size)
+        elif _GRID_PIECE.fullmatch(name):
+            index.pieces[name] = int(size)
     return Survey(index=index, stale_attempts=stale)
 
 
+def _attempt_liveness(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Attempt folders of live pushes and of dead ones, judged on the device's clock alone."""
+    rows = [line.split() for line in lines if line.strip()]
+    if not rows or len(rows[0]) != 1 or not rows[0][0].isdigit():
+        return [], []
+    now = int(rows[0][0])
+    live: list[str] = []
+    stale: list[str] = []
+    for row in rows[1:]:
+        if len(row) != 3 or not row[1].isdigit():
+            continue
+        name = row[2].rsplit("/", 1)[-1]
+        if not (is_safe_name(name) and name.startswith(ATTEMPT_PREFIX)):
+            continue
+        if row[0].isdigit():
+            alive = now - int(row[0]) < ATTEMPT_LIVE_S
+        else:  # no heartbeat yet: the host is still sending its side files, or died doing so
+            alive = now - int(row[1]) < ATTEMPT_STALE_S
+        (live if alive else stale).append(name)
+    return live, stale
+
+
 def new_attempt_name() -> str:
-    return f"attempt-{uuid.uuid4().hex[:12]}"
+    return f"{ATTEMPT_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
 def _set_aside(final: Line | str, aside: Line | str) -> Line:
@@ -212,7 +271,8 @@ def _size_check(build: Build) -> list[Line]:
     return [
         sh('size=$(stat -c %s "$out")'),
         sh(
-            '[ "$size" = {bytes} ] || { echo "assembled $size bytes, expected {bytes}" >&2; exit {code}; }',
+            '[ "$size" = {bytes} ] || '
+            '{ rm -f "$mine"; echo "assembled $size bytes, expected {bytes}" >&2; exit {code}; }',
             bytes=build.bytes,
             code=EXIT_SIZE_MISMATCH,
         ),
@@ -223,7 +283,7 @@ def _sha_check(build: Build) -> list[Line]:
     return [
         sh('sum="${sum%% *}"'),
         sh(
-            '[ "$sum" = {sha} ] || { echo "sha256 $sum, expected "{sha} >&2; exit {code}; }',
+            '[ "$sum" = {sha} ] || { rm -f "$mine"; echo "sha256 $sum, expected "{sha} >&2; exit {code}; }',
             sha=check_sha(build.sha256),
             code=EXIT_SHA_MISMATCH,
         ),
@@ -288,23 +348,32 @@ def _direct_lines(build: Build, plan: TransferPlan) -> list[Line]:
             sh('mkdir -p "$P"'),
             sh(
                 '( n=0; while [ ! -e "$out" ]; do arriving || exit 0; sleep {poll}; n=$((n+1)); '
-                '[ $n -lt {polls} ] || exit 0; done; ln -f "$out" "$P"/{partial} ) &',
+                '[ $n -lt {polls} ] || exit 0; done; ln -f "$out" "$mine" ) &',
                 poll=POLL_S,
                 polls=_POLLS,
-                partial=PARTIAL_NAME,
             ),
             sh("linker=$!"),
         ]
-    # Resume: take the prefix (mv: one push only), link it back at once, cut it to the last whole block
-    # and append the tail while it arrives.
+    if plan.partial is None:
+        raise ValueError("a resumed direct push needs the partial prefix it takes")
+    # Resume: take the dead push's prefix (mv: atomic, one taker), link it as ours at once, let whatever
+    # still wrote it settle (adbd may drain a last buffer after its push died), cut it to the last whole
+    # block and append the tail while it arrives.
     return [
         sh(
             'mv "$P"/{partial} "$out" 2>/dev/null || '
             '{ echo "the partial bundle was taken by another push" >&2; exit {gone}; }',
-            partial=PARTIAL_NAME,
+            partial=check_name(plan.partial),
             gone=EXIT_PARTIAL_GONE,
         ),
-        sh('ln -f "$out" "$P"/{partial}', partial=PARTIAL_NAME),
+        sh('ln -f "$out" "$mine"'),
+        sh(
+            'n=0; while [ $(( $(date +%s) - $(stat -c %Y "$out") )) -lt {settle} ] && [ $n -lt {polls} ]; '
+            "do sleep {poll}; n=$((n+1)); done",
+            settle=PARTIAL_SETTLE_S,
+            polls=int(PARTIAL_SETTLE_S / FOLLOW_POLL_S),
+            poll=FOLLOW_POLL_S,
+        ),
         sh('truncate -s {start} "$out"', start=start),
         *_background_writer(
             sh('follow "$A/tail" {rest} arriving', rest=build.bytes - start), sh('>> "$out"')
@@ -339,11 +408,22 @@ def assemble_script(
         sh('A="$S"/{attempt}', attempt=check_name(attempt)),
         sh('out="$A"/{bundle}', bundle=BUNDLE_FILE),
         sh('P="$S/pieces"'),
+        sh('mine="$P"/{partial}', partial=partial_name(attempt)),  # this push's partial prefix, if direct
         *[sh('rm -rf "$S"/{name}', name=check_name(name)) for name in stale_attempts],
         *_FUNCTIONS,
-        sh("writer=; linker="),
+        sh("writer=; linker=; beat="),
         # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
-        sh("""trap 'kill $writer $linker 2>/dev/null || true; rm -rf "$A"' EXIT HUP INT TERM"""),
+        sh("""trap 'kill $writer $linker $beat 2>/dev/null || true; rm -rf "$A"' EXIT"""),
+        sh("trap 'exit 129' HUP INT TERM"),  # adbd HUPs the script when the host goes: end, via EXIT
+        # The heartbeat says this push lives (on the device's clock): `touch -c` never recreates the
+        # stamp once it is removed, and the loop ends with the script.
+        sh(': > "$A"/{alive}', alive=ALIVE_STAMP),
+        sh(
+            '( while kill -0 $$ 2>/dev/null; do sleep {beat}; touch -c "$A"/{alive} 2>/dev/null; done ) &',
+            beat=HEARTBEAT_S,
+            alive=ALIVE_STAMP,
+        ),
+        sh("beat=$!"),
         *(_direct_lines(build, plan) if plan.direct else _reuse_lines(store, plan)),
     ]
     if verify:
@@ -367,19 +447,28 @@ def assemble_script(
         )
     lines += [
         sh("trap - EXIT HUP INT TERM"),
+        # Nothing of this push may stay linked to the file about to become a verified bundle: a later
+        # resume would rewrite it in place. The linker is done (the file appeared); our prefix goes.
+        sh('[ -z "$linker" ] || wait $linker || true'),
+        sh('kill $beat 2>/dev/null || true; rm -f "$mine" "$A"/{alive}', alive=ALIVE_STAMP),
         sh('rm -f "$A/assemble.sh"'),
         sh("mkdir -p {bundles}", bundles=store.bundles_dir),
         sh("final={final}", final=final),
         sh("name={attempt}", attempt=attempt),
-        # Another push of the same bundle may have finished first: its folder is as good as ours.
+        # complete DIR: DIR holds this bundle's file at its verified size (a push renamed it into place).
         sh(
-            'if [ "$(stat -c %s "$final"/{bundle} 2>/dev/null)" = {bytes} ]; then rm -rf "$A"; else',
+            'complete() { [ "$(stat -c %s "$1"/{bundle} 2>/dev/null)" = {bytes} ]; }',
             bundle=BUNDLE_FILE,
             bytes=build.bytes,
         ),
+        # Another push of the same bundle may have finished first: its folder is as good as ours.
+        sh('if complete "$final"; then rm -rf "$A"; else'),
         # A folder there without the verified file (tampered with) goes aside; a concurrent push may
-        # have just renamed its verified folder there.
-        sh("  {set_aside}", set_aside=_set_aside(sh('"$final"'), sh('"$S/replaced-$name"'))),
+        # rename its verified folder there at any moment, before or after our `mv` (then it stays).
+        sh(
+            '  {set_aside} || complete "$final"',
+            set_aside=_set_aside(sh('"$final"'), sh('"$S/replaced-$name"')),
+        ),
         sh('  mv "$A" "$final"'),
         # Such a push renamed its folder into place between our check and our rename: `mv` then put
         # ours inside it. Theirs is verified and identical; ours goes.

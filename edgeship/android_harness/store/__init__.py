@@ -15,19 +15,20 @@ from edgeship.android_harness.store.index import (
 from edgeship.android_harness.store.layout import STAGING_IDLE_LIMIT_S, DeviceStore, check_name, check_sha
 from edgeship.android_harness.store.transfer import (
     BLOCK,
-    PARTIAL_NAME,
+    PARTIAL_PREFIX,
     PIECE_GRID,
     BlockCopy,
     Piece,
     TransferPlan,
     cut_pieces,
+    partial_name,
     plan_transfer,
 )
 
 __all__ = [
     "BLOCK",
     "INDEX_NAME",
-    "PARTIAL_NAME",
+    "PARTIAL_PREFIX",
     "PIECE_GRID",
     "STAGING_IDLE_LIMIT_S",
     "BlockCopy",
@@ -44,6 +45,7 @@ __all__ = [
     "cut_pieces",
     "index_text",
     "parse_index_line",
+    "partial_name",
     "plan_transfer",
     "side_files",
 ]

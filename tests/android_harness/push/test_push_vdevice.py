@@ -18,7 +18,14 @@ from edgeship.android_harness.adb import parse_df_available
 from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.push.script import parse_survey, survey_script
-from edgeship.android_harness.store import BLOCK, PARTIAL_NAME, collect_garbage, plan_transfer, transfer
+from edgeship.android_harness.store import (
+    BLOCK,
+    PARTIAL_PREFIX,
+    collect_garbage,
+    partial_name,
+    plan_transfer,
+    transfer,
+)
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
@@ -145,7 +152,8 @@ def test_interrupted_first_push_resumes_from_what_arrived(
     with pytest.raises(_LinkCut):
         push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
     # adbd dropped its half-received file; the device script's hard link kept the bytes.
-    partial = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces" / PARTIAL_NAME
+    pieces = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces"
+    [partial] = [path for path in pieces.iterdir() if path.name.startswith(PARTIAL_PREFIX)]
     assert partial.stat().st_size >= local.bytes // 4
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
     resumed = push_bundle(device, builds["v1"])
@@ -183,7 +191,8 @@ def test_a_corrupt_partial_is_caught_and_the_push_redone(
     local = read_build(builds["v1"])
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
-    device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{PARTIAL_NAME}")  # a prefix with the wrong bytes
+    # A prefix with the wrong bytes, left by a push that is gone (no attempt folder).
+    device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{partial_name('attempt-gone')}")
     result = push_bundle(device, builds["v1"])
     assert result.ok, result.error
     assert result.bytes_sent >= local.bytes
@@ -337,18 +346,3 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
     ]
     # Whichever push finished last tidied up: no attempt folder, pieces or partial link is left.
     assert not (final.parent.parent.parent / "staging" / sha).exists()
-
-
-def test_survey_marks_only_old_attempts_stale() -> None:
-    from edgeship.android_harness.push.script import ATTEMPT_STALE_S, parse_survey
-
-    sha = "b" * 64
-    now = 1_800_000_000
-    text = (
-        "@attempts\n"
-        f"{now}\n"
-        f"{now - ATTEMPT_STALE_S - 5} staging/{sha}/attempt-dead/model.litertlm\n"
-        f"{now - 3} staging/{sha}/attempt-live/model.litertlm\n"
-        "@end\n"
-    )
-    assert parse_survey(text).stale_attempts == ["attempt-dead"]

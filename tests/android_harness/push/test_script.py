@@ -9,18 +9,28 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeship.android_harness.push.script import assemble_script, data_targets, parse_survey, survey_script
+from edgeship.android_harness.push.script import (
+    ALIVE_STAMP,
+    ATTEMPT_LIVE_S,
+    ATTEMPT_STALE_S,
+    Survey,
+    assemble_script,
+    data_targets,
+    parse_survey,
+    survey_script,
+)
 from edgeship.android_harness.store import (
     BLOCK,
-    PARTIAL_NAME,
     DeviceStore,
     index_text,
+    partial_name,
     plan_transfer,
     side_files,
 )
@@ -56,8 +66,8 @@ def _run_assembly(
         (folder / "sections.txt").write_text(index_text(old, side_files(old)))
     staging = root / "staging" / new.sha256
     (staging / "pieces").mkdir(parents=True)
-    if partial is not None:  # what an interrupted direct push kept
-        (staging / "pieces" / PARTIAL_NAME).write_bytes(partial)
+    if partial is not None:  # what an interrupted direct push kept (its attempt folder is gone: dead)
+        (staging / "pieces" / partial_name("attempt-dead")).write_bytes(partial)
     survey = parse_survey(
         subprocess.run(
             ["sh", "-c", survey_script(str(root), new.sha256)], capture_output=True, text=True
@@ -201,3 +211,84 @@ def test_a_tampered_folder_at_the_final_path_is_replaced(tmp_path: Path) -> None
     assert "broken" not in {p.name for p in final.parent.iterdir()}
     assert _sha(final) == new.sha256
     assert not (tmp_path / "root" / "staging" / new.sha256).exists()
+
+
+def _survey(root: Path, sha: str) -> Survey:
+    text = subprocess.run(["sh", "-c", survey_script(str(root), sha)], capture_output=True, text=True).stdout
+    return parse_survey(text)
+
+
+def _age(path: Path, seconds: float) -> None:
+    when = time.time() - seconds
+    os.utime(path, (when, when))
+
+
+def test_liveness_is_read_on_the_device_clock_never_from_sent_files(tmp_path: Path) -> None:
+    """Files that came over sync carry the host's clock (DONE's mtime): a host two hours behind must not
+    make a live push stale (main compared model.litertlm's mtime with the device clock), and an attempt
+    that died before any bundle byte arrived must be found stale (main only looked at model.litertlm)."""
+    sha = "c" * 64
+    staging = tmp_path / "staging" / sha
+    live_sent = staging / "attempt-livesent"  # its bundle arrived with a host mtime two hours old
+    (live_sent).mkdir(parents=True)
+    (live_sent / "model.litertlm").write_bytes(b"x")
+    _age(live_sent / "model.litertlm", 7200)
+    (live_sent / ALIVE_STAMP).write_text("")  # its script's heartbeat: just now
+    starting = staging / "attempt-starting"  # side files sent, script not started yet
+    starting.mkdir()
+    (starting / "manifest.json").write_text("{}")
+    _age(starting / "manifest.json", 7200)
+    dead_beat = staging / "attempt-deadbeat"  # its script stopped beating long ago
+    dead_beat.mkdir()
+    (dead_beat / ALIVE_STAMP).write_text("")
+    _age(dead_beat / ALIVE_STAMP, ATTEMPT_LIVE_S + 5)
+    never_sent = staging / "attempt-neversent"  # died before any bundle byte: no model.litertlm at all
+    never_sent.mkdir()
+    (never_sent / "manifest.json").write_text("{}")
+    _age(never_sent, ATTEMPT_STALE_S + 5)
+    assert sorted(_survey(tmp_path, sha).stale_attempts) == ["attempt-deadbeat", "attempt-neversent"]
+
+
+def test_only_a_dead_pushs_partial_may_be_taken(tmp_path: Path) -> None:
+    sha = "d" * 64
+    staging = tmp_path / "staging" / sha
+    (staging / "pieces").mkdir(parents=True)
+    (staging / "attempt-live").mkdir()
+    (staging / "attempt-live" / ALIVE_STAMP).write_text("")
+    for owner, size in (("attempt-live", 5 * BLOCK), ("attempt-gone", 3 * BLOCK)):
+        (staging / "pieces" / partial_name(owner)).write_bytes(b"p" * size)
+    (staging / "pieces" / "partial").write_bytes(b"p" * 9 * BLOCK)  # an older edgeship's: never taken
+    (staging / "pieces" / "0-16384").write_bytes(b"g" * BLOCK)
+    index = _survey(tmp_path, sha).index
+    assert index.partials == {partial_name("attempt-gone"): 3 * BLOCK}
+    assert index.pieces == {"0-16384": BLOCK}
+
+
+def test_names_with_newlines_in_the_store_are_skipped_not_misread(tmp_path: Path) -> None:
+    """A file named "x\\n16384 0-16384" in the pieces folder must not pass for a piece that arrived (main
+    read it as piece 0-16384 and its rebuild then waited 600 s for a file that was never there)."""
+    sha = "f" * 64
+    pieces = tmp_path / "staging" / sha / "pieces"
+    pieces.mkdir(parents=True)
+    (pieces / "x\n16384 0-16384").write_bytes(b"x")
+    assert _survey(tmp_path, sha).index.pieces == {}
+
+
+def test_a_finished_bundle_is_never_linked_from_staging(tmp_path: Path) -> None:
+    """The partial link is dropped before the rename (main left it while another attempt folder existed,
+    and a later resume's `truncate` then rewrote the verified bundle in place)."""
+    new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3]))
+    new = read_build(new_dir)
+    other = tmp_path / "root" / "staging" / new.sha256 / "attempt-other"  # another push of it, still going
+    other.mkdir(parents=True)
+    (other / ALIVE_STAMP).write_text("")
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    assert code == 0 and _sha(final) == new.sha256
+    assert final.stat().st_nlink == 1
+    # The other push's folder keeps the pieces folder (it may still use it); ours left nothing in it.
+    assert list((tmp_path / "root" / "staging" / new.sha256 / "pieces").iterdir()) == []
+    assert sorted(p.name for p in final.parent.iterdir()) == [
+        "manifest.json",
+        "model.litertlm",
+        "tokenizer.json",
+    ]
