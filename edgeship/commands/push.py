@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Show what would be sent and reused per device; send nothing.")
-@click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (host and device); sizes only.")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the sha256 checks (host and device); sizes only. The bundle is marked unverified on the "
+    "device until a verified push (or profile) checks it there.",
+)
 @click.option(
     "--verify-present",
     is_flag=True,

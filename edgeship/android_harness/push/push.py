@@ -34,6 +34,7 @@ from edgeship.android_harness.adb import Device, ShellResult
 from edgeship.android_harness.push.script import (
     EXIT_PARTIAL_GONE,
     EXIT_SHA_MISMATCH,
+    UNVERIFIED_MARK,
     Survey,
     assemble_script,
     data_targets,
@@ -114,6 +115,13 @@ class _Attempt:
         if result.exit_code != 0:
             raise _script_failure(self.device, result, "checking the bundle on the device failed")
         return result.text.split()[:1] == [self.build.sha256]
+
+    def mark_verified(self) -> None:
+        """The bundle in place just matched its sha256 on the device: drop its --no-verify mark."""
+        mark = f"{self.store.bundle_dir(self.build.sha256)}/{UNVERIFIED_MARK}"
+        result = self.device.shell(["rm", "-f", mark], timeout=60)
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "marking the bundle verified failed")
 
     def set_aside_present_bundle(self) -> None:
         result = self.device.shell(set_aside_script(self.store, self.build.sha256), timeout=120)
@@ -199,7 +207,10 @@ def push_bundle(
 
     A bad BUILD_DIR (no manifest, sha256 mismatch) raises InputError before anything is sent. A bundle
     already there counts as present by its size (it was verified when renamed into place); with
-    ``verify_present`` it is hashed on the device too and pushed again when it no longer matches.
+    ``verify_present`` it is hashed on the device too and pushed again when it no longer matches. Without
+    ``verify`` the bundle is renamed into place marked unverified (bundles/<sha>/unverified): a later
+    verified push (and so every profile) hashes it on the device once, then drops the mark or sends it
+    again; an unverified bundle is never a source of section reuse.
     """
     started = time.monotonic()
     if not isinstance(build, Build):
@@ -246,13 +257,21 @@ def _push_one(
     survey = attempt.survey()
     final_path = store.bundle_path(build.sha256)
     if survey.index.bundles.get(build.sha256) == build.bytes:
-        if not verify_present or attempt.present_bundle_intact():
+        # A bundle a --no-verify push put there was never hashed: a verified push checks it once.
+        unchecked = verify and build.sha256 in survey.index.unverified
+        if unchecked:
+            reporter.note(
+                f"{device.serial}: the bundle there was pushed with --no-verify; checking its sha256 once"
+            )
+        if not (verify_present or unchecked) or attempt.present_bundle_intact():
+            if unchecked and not dry_run:
+                attempt.mark_verified()
             result.status = "present"
             result.remote_path = final_path
             result.bytes_reused = build.bytes
             return
         reporter.note(
-            f"{device.serial}: the bundle on the device no longer matches its sha256; sending it again"
+            f"{device.serial}: the bundle on the device does not match its sha256; sending it again"
         )
         if dry_run:  # nothing is changed on the device: plan as if it held nothing of this bundle
             survey = Survey(DeviceIndex(free_bytes=survey.index.free_bytes))

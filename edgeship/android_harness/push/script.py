@@ -57,6 +57,7 @@ ATTEMPT_LIVE_S = 30  # ... and is dead once the stamp is this old (device clock)
 PARTIAL_SETTLE_S = 2  # a taken partial not written for this long: whatever wrote it has stopped
 SENT_MARKER = "sent"  # pushed last in the data session: every SEND before it has completed
 ALIVE_STAMP = "alive"
+UNVERIFIED_MARK = "unverified"  # bundles/<sha>/unverified: renamed into place by a --no-verify push
 ATTEMPT_PREFIX = "attempt-"
 
 
@@ -79,6 +80,11 @@ def survey_script(root: str, bundle_sha: str) -> Line:
             '{tag}; for f in bundles/*/{bundle}; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
             tag=tag("bundles"),
             bundle=BUNDLE_FILE,
+        ),
+        sh(
+            '{tag}; for f in bundles/*/{mark}; do safe "$f" && [ -e "$f" ] && echo "$f"; done',
+            tag=tag("unverified"),
+            mark=UNVERIFIED_MARK,
         ),
         sh(
             '{tag}; for f in bundles/*/{index}; do safe "$f" && [ -f "$f" ] && sed "s|^|$f |" "$f"; done',
@@ -118,10 +124,15 @@ def parse_survey(text: str) -> Survey:
         parts = path.split("/")
         if size.isdigit() and len(parts) == 3 and is_sha256(parts[1]) and parts[2] == BUNDLE_FILE:
             index.bundles[parts[1]] = int(size)
+    for line in sections.get("unverified", []):
+        parts = line.strip().split("/")
+        if len(parts) == 3 and parts[1] in index.bundles:
+            index.unverified.add(parts[1])
     for line in sections.get("index", []):
         path, _, rest = line.strip().partition(" ")
         parts = path.split("/")
-        if len(parts) == 3 and parts[1] in index.bundles:
+        # An unverified bundle's bytes may not be what its index says: never a source of reuse.
+        if len(parts) == 3 and parts[1] in index.bundles and parts[1] not in index.unverified:
             parse_index_line(parts[1], rest, index)
     live, stale = _attempt_liveness(sections.get("attempts", []))
     for line in sections.get("pieces", []):
@@ -452,14 +463,18 @@ def assemble_script(
         sh('[ -z "$linker" ] || wait $linker || true'),
         sh('kill $beat 2>/dev/null || true; rm -f "$mine" "$A"/{alive}', alive=ALIVE_STAMP),
         sh('rm -f "$A/assemble.sh"'),
+        # A bundle whose sha256 nobody checked says so: a later verified push or profile checks it.
+        *([] if verify else [sh(': > "$A"/{mark}', mark=UNVERIFIED_MARK)]),
         sh("mkdir -p {bundles}", bundles=store.bundles_dir),
         sh("final={final}", final=final),
         sh("name={attempt}", attempt=attempt),
-        # complete DIR: DIR holds this bundle's file at its verified size (a push renamed it into place).
+        # complete DIR: DIR holds this bundle's file at its size (a push renamed it into place) and, for a
+        # verified push, no unverified mark: a --no-verify push's folder is replaced by a verified one.
         sh(
-            'complete() { [ "$(stat -c %s "$1"/{bundle} 2>/dev/null)" = {bytes} ]; }',
+            'complete() { [ "$(stat -c %s "$1"/{bundle} 2>/dev/null)" = {bytes} ]{verified}; }',
             bundle=BUNDLE_FILE,
             bytes=build.bytes,
+            verified=sh(' && [ ! -e "$1"/{mark} ]', mark=UNVERIFIED_MARK) if verify else sh(""),
         ),
         # Another push of the same bundle may have finished first: its folder is as good as ours.
         sh('if complete "$final"; then rm -rf "$A"; else'),

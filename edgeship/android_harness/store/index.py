@@ -65,6 +65,7 @@ class DeviceIndex:
     side_names: dict[str, str] = field(default_factory=dict)  # file sha -> its name there
     pieces: dict[str, int] = field(default_factory=dict)  # staged grid piece name -> size
     partials: dict[str, int] = field(default_factory=dict)  # partial prefixes of dead pushes -> size
+    unverified: set[str] = field(default_factory=set)  # bundle shas a --no-verify push put in place
     free_bytes: int | None = None
 
 

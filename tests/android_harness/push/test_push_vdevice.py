@@ -346,3 +346,46 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
     ]
     # Whichever push finished last tidied up: no attempt folder, pieces or partial link is left.
     assert not (final.parent.parent.parent / "staging" / sha).exists()
+
+
+def _flip_a_byte(path: Path, offset: int) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_bundle_pushed_unverified_is_never_present_for_a_verified_push(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    """--no-verify lands its bundle at the content-addressed path; main then took it as "present" by its
+    size for every later push and profile, even when the bytes that arrived were wrong."""
+    local = read_build(builds["v1"])
+    unverified = push_bundle(device, builds["v1"], verify=False)
+    assert unverified.ok and unverified.status == "pushed", unverified.error
+    final = _host_path(vdevice, unverified.remote_path)
+    _flip_a_byte(final, local.sections[0].offset + 100)  # what an unchecked transfer may have delivered
+    assert push_bundle(device, builds["v1"], verify=False).status == "present"  # sizes only, as asked
+    marked = (final.parent / "unverified").exists()
+    checked = push_bundle(device, builds["v1"])
+    assert (checked.ok, checked.status, checked.error, _sha(final) == local.sha256) == (
+        True,
+        "pushed",
+        None,
+        True,
+    )
+    assert marked and not (final.parent / "unverified").exists()
+    assert push_bundle(device, builds["v1"]).status == "present"
+
+
+def test_an_intact_unverified_bundle_is_verified_once_on_the_device(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    assert push_bundle(device, builds["v1"], verify=False).ok
+    rebuild = push_bundle(device, builds["v2"])  # an unverified bundle is no source of reuse
+    assert rebuild.ok and rebuild.bytes_reused == 0, rebuild.error
+    checked = push_bundle(device, builds["v1"])
+    assert checked.ok and checked.status == "present" and checked.bytes_sent == 0, checked.error
+    final = _host_path(vdevice, checked.remote_path)
+    assert _sha(final) == read_build(builds["v1"]).sha256 and not (final.parent / "unverified").exists()

@@ -292,3 +292,17 @@ def test_a_finished_bundle_is_never_linked_from_staging(tmp_path: Path) -> None:
         "model.litertlm",
         "tokenizer.json",
     ]
+
+
+def test_a_verified_push_replaces_an_unverified_folder_of_the_right_size(tmp_path: Path) -> None:
+    """A --no-verify push's folder at the final path is not "as good as ours" for a verified push."""
+    new_dir = write_build(tmp_path / "new", random_sections([5 * BLOCK + 7]))
+    new = read_build(new_dir)
+    unchecked = _verified_folder(tmp_path / "root" / "bundles" / new.sha256, new_dir, "unverified")
+    with (unchecked / "model.litertlm").open("r+b") as handle:  # same size, wrong bytes
+        handle.seek(BLOCK)
+        handle.write(b"\0" * 64)
+    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    assert code == 0
+    assert _sha(final) == new.sha256
+    assert "unverified" not in {p.name for p in final.parent.iterdir()}
