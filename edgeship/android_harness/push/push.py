@@ -255,6 +255,8 @@ def _push_one(
     attempt = _Attempt(device, build, store, verify, progress)
     progress.phase("survey")
     survey = attempt.survey()
+    if not survey.marked and not dry_run:
+        store.mark()  # before anything of ours lands there: gc removes only inside a marked store
     final_path = store.bundle_path(build.sha256)
     if survey.index.bundles.get(build.sha256) == build.bytes:
         # A bundle a --no-verify push put there was never hashed: a verified push checks it once.

@@ -34,6 +34,7 @@ from edgeship.android_harness.store import (
     INDEX_NAME,
     PARTIAL_PREFIX,
     STAGING_IDLE_LIMIT_S,
+    STORE_MARKER,
     DeviceIndex,
     DeviceStore,
     TransferPlan,
@@ -75,6 +76,7 @@ def survey_script(root: str, bundle_sha: str) -> Line:
     return script(
         df_section(root),
         sh("cd {root} 2>/dev/null || exit 0", root=root),
+        sh("{tag}; [ -f {marker} ] && echo marked", tag=tag("store"), marker=STORE_MARKER),
         _SAFE_PATHS,
         sh(
             '{tag}; for f in bundles/*/{bundle}; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
@@ -114,6 +116,7 @@ def survey_script(root: str, bundle_sha: str) -> Line:
 class Survey:
     index: DeviceIndex
     stale_attempts: list[str] = field(default_factory=list)  # attempt folder names of dead pushes
+    marked: bool = False  # the root holds the store marker (gc works only where it does)
 
 
 def parse_survey(text: str) -> Survey:
@@ -148,7 +151,7 @@ def parse_survey(text: str) -> Survey:
                 index.partials[name] = int(size)
         elif _GRID_PIECE.fullmatch(name):
             index.pieces[name] = int(size)
-    return Survey(index=index, stale_attempts=stale)
+    return Survey(index=index, stale_attempts=stale, marked=sections.get("store") == ["marked"])
 
 
 def _attempt_liveness(lines: list[str]) -> tuple[list[str], list[str]]:

@@ -12,7 +12,14 @@ from edgeship.android_harness.store.index import (
     parse_index_line,
     side_files,
 )
-from edgeship.android_harness.store.layout import STAGING_IDLE_LIMIT_S, DeviceStore, check_name, check_sha
+from edgeship.android_harness.store.layout import (
+    STAGING_IDLE_LIMIT_S,
+    STORE_MARKER,
+    DeviceStore,
+    check_name,
+    check_sha,
+    is_run_id,
+)
 from edgeship.android_harness.store.transfer import (
     BLOCK,
     PARTIAL_PREFIX,
@@ -31,6 +38,7 @@ __all__ = [
     "PARTIAL_PREFIX",
     "PIECE_GRID",
     "STAGING_IDLE_LIMIT_S",
+    "STORE_MARKER",
     "BlockCopy",
     "DeviceIndex",
     "DeviceStore",
@@ -44,6 +52,7 @@ __all__ = [
     "collect_garbage",
     "cut_pieces",
     "index_text",
+    "is_run_id",
     "parse_index_line",
     "partial_name",
     "plan_transfer",

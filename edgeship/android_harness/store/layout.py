@@ -1,9 +1,10 @@
 """The on-device store under the device root (default /data/local/tmp/edgeship).
 
+    .edgeship-store                          the store marker: push writes it; gc refuses a root without
     bundles/<bundle-sha256>/model.litertlm   verified bundles, renamed into place only after sha256sum
     bin/<sha256>/<name>                      probe, runners, .so files: content-addressed, pushed once
-    staging/                                 partial uploads; never a final path
-    runs/<run-id>/                           raw output of profile runs
+    staging/<bundle-sha256>/                 partial uploads; never a final path
+    runs/<run-id>/                           raw output of profile runs (``is_run_id``)
 
 Content addressing makes "is it already there?" a single stat: a file at bin/<sha>/<name> of the right size
 was verified before it was renamed there.
@@ -12,6 +13,7 @@ was verified before it was renamed there.
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 
 from edgeship.android_harness.adb import Device, df_section, parse_df_available, split_sections
@@ -26,6 +28,18 @@ from edgeship.units import format_bytes
 # A push's device script gives up on data that has not arrived for this long (the host died silently), so
 # staging untouched for longer belongs to a dead push: gc removes it, the next push clears its attempt.
 STAGING_IDLE_LIMIT_S = 600.0
+STORE_MARKER = ".edgeship-store"
+MARKER_TEXT = (
+    "edgeship.store/1\n"
+    "This folder is an edgeship device store: `edgeship gc` removes old bundles, staging and runs here.\n"
+)
+# profile/run.py names a run folder <bundle sha12>-<UTC start %Y%m%dT%H%M%SZ>-<serial, sanitized>-<run>.
+_RUN_ID = re.compile(r"[0-9a-f]{12}-[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9._-]+")
+
+
+def is_run_id(name: str) -> bool:
+    """True for a runs/ folder name that edgeship's profile gives (gc removes only those)."""
+    return _RUN_ID.fullmatch(name) is not None
 
 
 def check_name(name: str, what: str = "file name") -> str:
@@ -71,6 +85,14 @@ class DeviceStore:
 
     def bundle_path(self, sha: str) -> str:
         return f"{self.bundle_dir(sha)}/{BUNDLE_FILE}"
+
+    @property
+    def marker_path(self) -> str:
+        return f"{self.root}/{STORE_MARKER}"
+
+    def mark(self) -> None:
+        """Write the store marker (push does, before anything else lands): gc works only where it is."""
+        self.device.push_bytes(MARKER_TEXT.encode(), self.marker_path)
 
     def run_dir(self, run_id: str) -> str:
         return f"{self.runs_dir}/{check_name(run_id, 'run id')}"
