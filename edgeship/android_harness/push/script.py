@@ -239,9 +239,15 @@ _FUNCTIONS = [
         stalled=EXIT_STALLED,
     ),
     # arriving: the host has not finished sending (its end marker comes after every SEND completed);
-    # writing: the background writer has not finished (it leaves its exit status in $A/wrote).
+    # writing: the background writer has not finished: it leaves its exit status in $A/wrote, and is
+    # still a live process — one killed, or whose status cannot be written on a full disk, is not:
+    # kill -0 (gone once the shell reaped it) and its /proc state (Z while it waits to be reaped).
     sh('arriving() { [ ! -e "$A"/{sent} ]; }', sent=SENT_MARKER),
-    sh('writing() { [ ! -e "$A/wrote" ]; }'),
+    sh(
+        'writing() { [ ! -e "$A/wrote" ] && kill -0 "$writer" 2>/dev/null || return 1; '
+        'w_s=; read -r w_s 2>/dev/null < "/proc/$writer/stat" || return 0; w_s=${w_s##*) }; '
+        '[ "${w_s%% *}" != Z ]; }'
+    ),
     # follow FILE TOTAL LIVE: print FILE front to back while it grows to TOTAL bytes: whole 64 KiB units
     # below its size (writers append only, so those are final) once at least FOLLOW_MIN_BYTES are there —
     # one dd per few MiB, not per poll — the rest when TOTAL is reached. LIVE says whether more may come;
@@ -443,7 +449,12 @@ def assemble_script(
     if verify:
         lines.append(sh('sum=$(follow "$out" {bytes} {live} | sha256sum)', bytes=build.bytes, live=live))
     if live == "writing":
-        lines.append(sh("wait $writer"))
+        lines.append(
+            sh(
+                'wait $writer || { rc=$?; echo "writing the bundle on the device failed (the writer '
+                'ended with $rc): is its disk full? $(df -k "$A" 2>/dev/null | tail -n 1)" >&2; exit $rc; }'
+            )
+        )
     lines += [
         sh('w "$A"/{sent} 0', sent=SENT_MARKER),
         sh('rm -f "$A"/{sent} "$A/tail" "$A/wrote"', sent=SENT_MARKER),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import uuid
 from pathlib import Path
 
 from edgeship.android_harness.adb import Device, df_section, parse_df_available, split_sections
@@ -139,7 +140,8 @@ class DeviceStore:
             return remote
         self.device.shell(["mkdir", "-p", folder], check=True, timeout=30)
         self.require_free(size, f"{name}")
-        partial = f"{remote}.part"
+        # One .part per pusher: two profiles setting up one phone must not write, hash and move one file.
+        partial = f"{remote}.{uuid.uuid4().hex[:12]}.part"
         self.device.push_file(local, partial, mode=mode)
         verify = sh(
             "set -e; sum=$(sha256sum {partial}); sum=${sum%% *}; "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -56,6 +57,21 @@ def _run_assembly(
 
     The data lands in uneven chunks (not block-aligned), the end marker last, as adbd writes a SEND.
     """
+    code, final, _ = _run_assembly_full(root, old_dir, new_dir, grid, partial, env)
+    return code, final
+
+
+def _run_assembly_full(
+    root: Path,
+    old_dir: Path | None,
+    new_dir: Path,
+    grid: int,
+    partial: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> tuple[int, Path, str]:
+    """``_run_assembly``, with the script's stderr; a script still running after ``timeout`` is killed
+    (code -9)."""
     store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
     new = read_build(new_dir)
     if old_dir is not None:  # an older verified bundle on the "device", with its section index
@@ -80,14 +96,20 @@ def _run_assembly(
         shutil.copy(side.path, attempt / side.name)
     script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
     data = new.bundle_path.read_bytes()
-    with subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True, env=env) as process:
+    with subprocess.Popen(
+        ["sh", "-c", script], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    ) as process:
         for offset, length, remote in data_targets(store, plan, attempt.name):
             with open(remote, "wb") as target:
                 for start in range(offset, offset + length, 7000):
                     target.write(data[start : min(start + 7000, offset + length)])
                     target.flush()
-        process.communicate(timeout=120)
-    return process.returncode, root / "bundles" / new.sha256 / "model.litertlm"
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
+    return process.returncode, root / "bundles" / new.sha256 / "model.litertlm", stderr
 
 
 def _sha(path: Path) -> str:
@@ -306,3 +328,30 @@ def test_a_verified_push_replaces_an_unverified_folder_of_the_right_size(tmp_pat
     assert code == 0
     assert _sha(final) == new.sha256
     assert "unverified" not in {p.name for p in final.parent.iterdir()}
+
+
+def test_a_rebuild_whose_writer_dies_ends_at_once(tmp_path: Path) -> None:
+    """The background writer dies without leaving its exit status — what a full disk does (the status file
+    cannot be written) or the low-memory killer. Main's reader then waited the full 600 s for data from a
+    writer that was gone; the script must end at once, naming the writer."""
+    sections = random_sections([5 * BLOCK, 3 * BLOCK])
+    old_dir = write_build(tmp_path / "old", sections)
+    new_dir = write_build(tmp_path / "new", sections, header=b"another header")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    # dd copying from the older bundle kills the writer (its grandparent), then fails.
+    (shim / "dd").write_text(
+        "#!/bin/sh\n"
+        'case "$1" in if=*/bundles/*)\n'
+        "  read -r _ _ _ writer _ < /proc/$PPID/stat; kill -9 $writer; exit 1;;\n"
+        "esac\n"
+        f'exec {shutil.which("dd")} "$@"\n'
+    )
+    (shim / "dd").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    started = time.monotonic()
+    code, final, stderr = _run_assembly_full(
+        tmp_path / "root", old_dir, new_dir, 4 * BLOCK, env=env, timeout=60
+    )
+    assert code not in (0, -9), f"exit {code} after {time.monotonic() - started:.0f} s: {stderr[-300:]}"
+    assert "writer" in stderr and not final.exists()
