@@ -67,8 +67,19 @@ ATTEMPT_PREFIX = "attempt-"
 
 # Names a device listing prints go through the host's parser one per line: a name with a newline or a
 # space (made by something else on the device) is skipped on the device, never misread.
+_STAT_SIZE = sh("""stat -c '%s %n' "$f" """)
 _GRID_PIECE = re.compile(r"[0-9]+-[0-9]+")  # pieces/<offset>-<length>
 _SAFE_PATHS = sh("safe() { case $1 in *[!A-Za-z0-9._/+-]*) return 1;; esac; }")
+
+
+def _each(section: str, paths: Line, command: Line) -> Line:
+    """Section ``section``: ``command`` on each existing "$f" of the glob ``paths`` whose name is safe."""
+    return sh(
+        '{tag}; for f in {paths}; do safe "$f" && [ -e "$f" ] && {command}; done',
+        tag=tag(section),
+        paths=paths,
+        command=command,
+    )
 
 
 def survey_script(root: str, bundle_sha: str) -> Line:
@@ -78,26 +89,10 @@ def survey_script(root: str, bundle_sha: str) -> Line:
         sh("cd {root} 2>/dev/null || exit 0", root=root),
         sh("{tag}; [ -f {marker} ] && echo marked", tag=tag("store"), marker=STORE_MARKER),
         _SAFE_PATHS,
-        sh(
-            '{tag}; for f in bundles/*/{bundle}; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
-            tag=tag("bundles"),
-            bundle=BUNDLE_FILE,
-        ),
-        sh(
-            '{tag}; for f in bundles/*/{mark}; do safe "$f" && [ -e "$f" ] && echo "$f"; done',
-            tag=tag("unverified"),
-            mark=UNVERIFIED_MARK,
-        ),
-        sh(
-            '{tag}; for f in bundles/*/{index}; do safe "$f" && [ -f "$f" ] && sed "s|^|$f |" "$f"; done',
-            tag=tag("index"),
-            index=INDEX_NAME,
-        ),
-        sh(
-            '{tag}; for f in {staging}/pieces/*; do safe "$f" && [ -f "$f" ] && stat -c \'%s %n\' "$f"; done',
-            tag=tag("pieces"),
-            staging=staging,
-        ),
+        _each("bundles", sh("bundles/*/{name}", name=BUNDLE_FILE), _STAT_SIZE),
+        _each("unverified", sh("bundles/*/{name}", name=UNVERIFIED_MARK), sh('echo "$f"')),
+        _each("index", sh("bundles/*/{name}", name=INDEX_NAME), sh('sed "s|^|$f |" "$f"')),
+        _each("pieces", sh("{staging}/pieces/*", staging=staging), _STAT_SIZE),
         # Device clock, then per attempt folder: its heartbeat's mtime (- before its script started), the
         # folder's own mtime (adbd made it: device clock too), its path.
         sh(

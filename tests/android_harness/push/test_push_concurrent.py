@@ -29,10 +29,17 @@ WAIT_S = 60.0
 
 
 class _Gate(TransferProgress):
-    """Holds the push once ``hold_at`` bytes went out, until ``release``; ``on_start`` runs before sending."""
+    """Holds the push once ``hold_at`` bytes went out, until ``released``; cuts the link (the push fails)
+    once ``cut_at`` went out; ``on_start`` runs before anything is sent."""
 
-    def __init__(self, hold_at: int | None = None, on_start: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        hold_at: int | None = None,
+        on_start: Callable[[], None] | None = None,
+        cut_at: int | None = None,
+    ) -> None:
         self.hold_at = hold_at
+        self.cut_at = cut_at
         self.on_start = on_start
         self.sent = 0
         self.held = threading.Event()
@@ -44,6 +51,8 @@ class _Gate(TransferProgress):
 
     def advance(self, sent: int) -> None:
         self.sent += sent
+        if self.cut_at is not None and self.sent >= self.cut_at:
+            raise ConnectionResetError("cable pulled")
         if self.hold_at is not None and self.sent >= self.hold_at and not self.released.is_set():
             self.held.set()
             assert self.released.wait(WAIT_S), "the test never released the push"
@@ -168,7 +177,7 @@ def test_a_resume_that_loses_its_partial_restarts_clean_and_leaves_other_pushes_
     with ThreadPoolExecutor(2) as pool:
         first, gate, live_partial = _held_first_push(pool, device, vdevice, big_build, verify=True)
         # A push that dies meanwhile leaves half the bundle as a partial prefix of its own.
-        dead = push_bundle(third, big_build, progress=_Cut(big_build.bytes // 2))
+        dead = push_bundle(third, big_build, progress=_Gate(cut_at=big_build.bytes // 2))
         assert not dead.ok
         _wait_for("the dead push's attempt folder to go", lambda: len(list(staging.glob("attempt-*"))) == 1)
         [dead_partial] = set(_partials(vdevice, big_build)) - {live_partial}
@@ -187,16 +196,3 @@ def test_a_resume_that_loses_its_partial_restarts_clean_and_leaves_other_pushes_
         result = first.result(timeout=WAIT_S)
     assert result.ok, result.error
     assert _sha(_final(vdevice, big_build)) == big_build.sha256
-
-
-class _Cut(TransferProgress):
-    """The link dies once ``limit`` bytes went out."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.sent = 0
-
-    def advance(self, sent: int) -> None:
-        self.sent += sent
-        if self.sent >= self.limit:
-            raise ConnectionResetError("cable pulled")

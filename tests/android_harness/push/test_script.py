@@ -52,26 +52,13 @@ def _run_assembly(
     grid: int,
     partial: bytes | None = None,
     env: dict[str, str] | None = None,
-) -> tuple[int, Path]:
+    timeout: float = 120,
+) -> tuple[int, Path, str]:
     """Lay out the store, start the script, then write what the host would send while it runs.
 
     The data lands in uneven chunks (not block-aligned), the end marker last, as adbd writes a SEND.
+    Returns the exit code (-9: still running after ``timeout``, killed), the final path and stderr.
     """
-    code, final, _ = _run_assembly_full(root, old_dir, new_dir, grid, partial, env)
-    return code, final
-
-
-def _run_assembly_full(
-    root: Path,
-    old_dir: Path | None,
-    new_dir: Path,
-    grid: int,
-    partial: bytes | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-) -> tuple[int, Path, str]:
-    """``_run_assembly``, with the script's stderr; a script still running after ``timeout`` is killed
-    (code -9)."""
     store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
     new = read_build(new_dir)
     if old_dir is not None:  # an older verified bundle on the "device", with its section index
@@ -118,7 +105,7 @@ def _sha(path: Path) -> str:
 
 def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
     new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3, 2 * BLOCK]))
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0
     assert _sha(final) == read_build(new_dir).sha256
     assert not (tmp_path / "root" / "staging").joinpath(read_build(new_dir).sha256).exists()
@@ -128,7 +115,7 @@ def test_direct_first_push_is_written_once_and_verified(tmp_path: Path) -> None:
 def test_direct_push_resumes_from_the_partial_prefix(tmp_path: Path, kept: int) -> None:
     new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3, 2 * BLOCK]))
     data = read_build(new_dir).bundle_path.read_bytes()
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=data[:kept])
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=data[:kept])
     assert code == 0
     assert _sha(final) == read_build(new_dir).sha256
 
@@ -139,7 +126,7 @@ def test_a_corrupt_partial_fails_the_check_and_nothing_is_renamed(tmp_path: Path
     new_dir = write_build(tmp_path / "new", random_sections([7 * BLOCK + 3]))
     corrupt = bytearray(read_build(new_dir).bundle_path.read_bytes()[: 4 * BLOCK])
     corrupt[100] ^= 0xFF
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=bytes(corrupt))
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, partial=bytes(corrupt))
     assert code == EXIT_SHA_MISMATCH
     assert not final.exists()
 
@@ -160,7 +147,7 @@ def test_assembly_script_rebuilds_the_new_bundle_exactly(
     new_sections[index] = (new_sections[index][0], os.urandom(sizes[index] + 3))
     old_dir = write_build(tmp / "old", old_sections, header=b"H1" * 100)
     new_dir = write_build(tmp / "new", new_sections, header=b"H2" * 120)
-    code, final = _run_assembly(tmp / "root", old_dir, new_dir, grid_blocks * BLOCK)
+    code, final, _ = _run_assembly(tmp / "root", old_dir, new_dir, grid_blocks * BLOCK)
     assert code == 0
     assert _sha(final) == read_build(new_dir).sha256
     assert not (tmp / "root" / "staging" / read_build(new_dir).sha256).exists()
@@ -181,14 +168,14 @@ def test_assembly_refuses_to_rename_a_wrong_file(tmp_path: Path) -> None:
     (folder / "sections.txt").write_text(index_text(old, side_files(old)))
     from edgeship.android_harness.push.script import EXIT_SHA_MISMATCH
 
-    code, final = _run_assembly_existing(root, new_dir)
+    code, final, _ = _run_assembly_existing(root, new_dir)
     assert code == EXIT_SHA_MISMATCH
     assert not final.exists()
     # The failed attempt removed its own partial file; only the resumable pieces stay.
     assert [p.name for p in (root / "staging" / read_build(new_dir).sha256).iterdir()] == ["pieces"]
 
 
-def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path]:
+def _run_assembly_existing(root: Path, new_dir: Path) -> tuple[int, Path, str]:
     return _run_assembly(root, None, new_dir, 4 * BLOCK)
 
 
@@ -215,7 +202,7 @@ def test_a_push_losing_the_rename_race_leaves_the_winner_in_place(tmp_path: Path
     )
     (shim / "mv").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, env=env)
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK, env=env)
     assert code == 0
     assert sorted(p.name for p in final.parent.iterdir()) == ["model.litertlm", "theirs"]
     assert _sha(final) == new.sha256
@@ -228,7 +215,7 @@ def test_a_tampered_folder_at_the_final_path_is_replaced(tmp_path: Path) -> None
     broken = _verified_folder(tmp_path / "root" / "bundles" / new.sha256, new_dir, "broken")
     with (broken / "model.litertlm").open("ab") as handle:
         handle.write(b"tail")  # no longer the verified size
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0
     assert "broken" not in {p.name for p in final.parent.iterdir()}
     assert _sha(final) == new.sha256
@@ -304,7 +291,7 @@ def test_a_finished_bundle_is_never_linked_from_staging(tmp_path: Path) -> None:
     other = tmp_path / "root" / "staging" / new.sha256 / "attempt-other"  # another push of it, still going
     other.mkdir(parents=True)
     (other / ALIVE_STAMP).write_text("")
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0 and _sha(final) == new.sha256
     assert final.stat().st_nlink == 1
     # The other push's folder keeps the pieces folder (it may still use it); ours left nothing in it.
@@ -324,7 +311,7 @@ def test_a_verified_push_replaces_an_unverified_folder_of_the_right_size(tmp_pat
     with (unchecked / "model.litertlm").open("r+b") as handle:  # same size, wrong bytes
         handle.seek(BLOCK)
         handle.write(b"\0" * 64)
-    code, final = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
+    code, final, _ = _run_assembly(tmp_path / "root", None, new_dir, 4 * BLOCK)
     assert code == 0
     assert _sha(final) == new.sha256
     assert "unverified" not in {p.name for p in final.parent.iterdir()}
@@ -350,8 +337,6 @@ def test_a_rebuild_whose_writer_dies_ends_at_once(tmp_path: Path) -> None:
     (shim / "dd").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
     started = time.monotonic()
-    code, final, stderr = _run_assembly_full(
-        tmp_path / "root", old_dir, new_dir, 4 * BLOCK, env=env, timeout=60
-    )
+    code, final, stderr = _run_assembly(tmp_path / "root", old_dir, new_dir, 4 * BLOCK, env=env, timeout=60)
     assert code not in (0, -9), f"exit {code} after {time.monotonic() - started:.0f} s: {stderr[-300:]}"
     assert "writer" in stderr and not final.exists()
