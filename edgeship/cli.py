@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("edgeship.commands.probe:probe_group", "Build the native memory probe."),
     "runner": ("edgeship.commands.runner:runner_group", "Runner helpers: parse saved runner logs."),
     "profile": ("edgeship.commands.profile:profile_command", "Profile a bundle on devices."),
+    "verify": (
+        "edgeship.commands.verify:verify_command",
+        "Check a bundle's accuracy against its checkpoint.",
+    ),
+    "quantize": ("edgeship.commands.quantize:quantize_command", "Re-quantize a float build per section."),
 }
 
 
