@@ -33,13 +33,18 @@ def sha256_file(path: str | Path, offset: int = 0, length: int | None = None) ->
     return digest.hexdigest()
 
 
-def sha256_files(paths: Iterable[str | Path]) -> str:
-    """One digest over several files in the given order (name and content), e.g. sharded weights."""
+def sha256_files(paths: Iterable[str | Path], reuse_known: bool = False) -> str:
+    """One digest over several files in the given order (name and content), e.g. sharded weights.
+
+    ``reuse_known``: each file's digest through ``cached_sha256`` (below), so checking a GB checkpoint a
+    second time costs no read.
+    """
     digest = hashlib.sha256()
     for path in paths:
         path = Path(path)
+        file_digest = cached_sha256(path) if reuse_known else sha256_file(path)
         digest.update(path.name.encode() + b"\0")
-        digest.update(bytes.fromhex(sha256_file(path)))
+        digest.update(bytes.fromhex(file_digest))
     return digest.hexdigest()
 
 
@@ -51,12 +56,17 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
 # check that counts; this only spares the host a repeat of a check it already made.
 
 
-def _known_digests_dir() -> Path:
+def edgeship_cache_dir(name: str) -> Path:
+    """``$EDGESHIP_HOME/<name>``, else ``$XDG_CACHE_HOME/edgeship/<name>`` (``~/.cache`` by default)."""
     home = os.environ.get("EDGESHIP_HOME")
     if home:
-        return Path(home) / "known-sha256"
+        return Path(home) / name
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "edgeship" / "known-sha256"
+    return Path(cache) / "edgeship" / name
+
+
+def _known_digests_dir() -> Path:
+    return edgeship_cache_dir("known-sha256")
 
 
 def file_identity(path: str | Path) -> str:

@@ -62,6 +62,7 @@ MANIFEST_KEYS = (
     "checkpoint",
     "tokenizer",
     "accuracy",
+    "quantized_from",  # only in builds `edgeship quantize` made
 )
 FIXED_AT_EXPORT = ("schema", "bundle", "sections", "header")
 REQUIRED_KEYS = ("bundle", "sections", "model", "export")

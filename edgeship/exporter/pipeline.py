@@ -60,7 +60,7 @@ def parse_prefill(text: str) -> tuple[int, ...]:
     return values
 
 
-def _check_output(out: Path, force: bool) -> None:
+def check_output_dir(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder; choose another -o")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -78,7 +78,7 @@ def _is_disk_full(exc: BaseException, where: Path) -> bool:
     return False
 
 
-def _reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOptions, versions: dict) -> str:
+def reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOptions, versions: dict) -> str:
     settings = {
         "weights": weights_sha256,
         "recipe": recipe.to_dict(),
@@ -89,7 +89,7 @@ def _reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOp
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def _replace_dir(staging: Path, out: Path) -> None:
+def replace_dir(staging: Path, out: Path) -> None:
     """Atomically put ``staging`` at ``out`` (the old build is removed only after the rename)."""
     if out.exists():
         trash = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -122,7 +122,7 @@ def export_build(
             f" {max(options.prefill_lengths)}"
         )
     ckpt = read_checkpoint(checkpoint_dir)
-    _check_output(out, options.force)
+    check_output_dir(out, options.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     # The toolchain log lives outside the staging folder: it must survive a failure, and a full disk there.
@@ -148,7 +148,7 @@ def export_build(
         weights_sha256 = weights_future.result()
         with reporter.step("Normalise and hash the bundle"):
             stamps = litertlm.normalise_stamps(
-                bundle, _reproducibility_seed(weights_sha256, recipe, options, versions)
+                bundle, reproducibility_seed(weights_sha256, recipe, options, versions)
             )
             header = litertlm.read_header(bundle)
             digests = litertlm.digest_bundle(bundle, header)
@@ -179,8 +179,8 @@ def export_build(
             stamps=stamps,
         )
         write_manifest(staging, manifest)
-        _fsync(bundle, staging / MANIFEST_FILE)
-        _replace_dir(staging, out)
+        fsync_files(bundle, staging / MANIFEST_FILE)
+        replace_dir(staging, out)
         # The next push's check against the manifest need not hash the bundle again (same file identity).
         remember_sha256(out / BUNDLE_FILE, manifest["bundle"]["sha256"])
         with contextlib.suppress(OSError):
@@ -207,7 +207,7 @@ def export_build(
         raise
 
 
-def _fsync(*paths: Path) -> None:
+def fsync_files(*paths: Path) -> None:
     """Data on disk before the rename makes the build visible (a crash must not leave a hollow bundle)."""
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
