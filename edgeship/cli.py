@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "gate": ("edgeship.commands.gate:gate_command", "Fail CI on a latency or memory regression."),
     "plan": ("edgeship.commands.plan:plan_command", "Predict a bundle's resident memory and fit per device."),
+    "verify": (
+        "edgeship.commands.verify:verify_command",
+        "Check a bundle's accuracy against its checkpoint.",
+    ),
+    "quantize": ("edgeship.commands.quantize:quantize_command", "Re-quantize a float build per section."),
 }
 
 

@@ -7,12 +7,15 @@ Looked up as: the path in $EDGESHIP_CONFIG, else ./edgeship.yaml, else defaults.
       flagship: ["R5CT1234", "127.0.0.1:40001"]
     runners:
       arm64-v8a: /opt/litert-lm/android_arm64/litert_lm_main
+    recipes:
+      mine: recipes/mine.yaml                      # a YAML recipe file (edgeship/quantize/recipes.py)
+      ple4: {default: int8, sections: {tf_lite_per_layer_embedder: int4}}   # or the recipe inline
     device_root: /data/local/tmp/edgeship
     gate:                      # `edgeship gate` thresholds (edgeship/profiles/gate/thresholds.py)
       latency: {decode_tok_s: 5%}
 
-The ``recipes`` key (recipe name → YAML recipe file) is parsed and typed, but no command reads it yet
-(docs/architecture.md); ``gate`` holds the thresholds of `edgeship gate` (unknown keys are refused there).
+``recipes`` names recipes for `export --recipe NAME` and `quantize --recipe NAME` (edgeship/quantize/
+recipes.py reads them); ``gate`` holds the thresholds of `edgeship gate` (unknown keys are refused there).
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ class Config:
     adb_servers: list[AdbServer] = field(default_factory=list)
     labels: dict[str, list[str]] = field(default_factory=dict)
     runners: dict[str, str] = field(default_factory=dict)
-    recipes: dict[str, str] = field(default_factory=dict)  # name → YAML recipe file (not read yet)
+    # name -> YAML recipe file (relative to this file's folder) or an inline recipe mapping
+    recipes: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     device_root: str = DEFAULT_DEVICE_ROOT
     gate: dict[str, Any] = field(
         default_factory=dict
@@ -108,8 +112,23 @@ def load_config(path: str | Path | None = None) -> Config:
         adb_servers=[AdbServer.parse(str(s)) for s in raw.get("adb_servers", [])],
         labels={str(k): [str(s) for s in v] for k, v in (raw.get("labels") or {}).items()},
         runners={str(k): str(v) for k, v in (raw.get("runners") or {}).items()},
-        recipes={str(k): str(v) for k, v in (raw.get("recipes") or {}).items()},
+        recipes=_recipes(raw.get("recipes"), path),
         device_root=str(raw.get("device_root", DEFAULT_DEVICE_ROOT)),
         gate=dict(raw.get("gate") or {}),
         source=path,
     )
+
+
+def _recipes(raw: Any, path: Path) -> dict[str, str | dict[str, Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"config file {path}: 'recipes' must map names to recipe files or recipe mappings")
+    recipes: dict[str, str | dict[str, Any]] = {}
+    for name, value in raw.items():
+        if not isinstance(value, str | dict):
+            raise UsageError(
+                f"config file {path}: recipes.{name} must be a recipe file path or a mapping, got {value!r}"
+            )
+        recipes[str(name)] = value
+    return recipes

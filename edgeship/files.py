@@ -1,10 +1,22 @@
-"""Files that only ever appear whole: written to a temporary name in the same folder, then renamed."""
+"""Files that only ever appear whole (written to a temporary name in the same folder, then renamed), and
+the one rule for a file name that crosses a trust boundary (a manifest's, a device's)."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+# One path component that no shell, option parser or path join can misread: no separator, no `..`, no
+# leading `.` (hidden, temporary) or `-` (an option), no whitespace or shell metacharacter.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}")
+SAFE_NAME_RULE = "one path component of letters, digits, . _ + - (not starting with . or -)"
+
+
+def is_safe_name(name: object) -> bool:
+    """True for a file name that is ``SAFE_NAME_RULE``."""
+    return isinstance(name, str) and _SAFE_NAME.fullmatch(name) is not None
 
 
 def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> Path:

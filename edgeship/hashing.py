@@ -33,13 +33,18 @@ def sha256_file(path: str | Path, offset: int = 0, length: int | None = None) ->
     return digest.hexdigest()
 
 
-def sha256_files(paths: Iterable[str | Path]) -> str:
-    """One digest over several files in the given order (name and content), e.g. sharded weights."""
+def sha256_files(paths: Iterable[str | Path], reuse_known: bool = False) -> str:
+    """One digest over several files in the given order (name and content), e.g. sharded weights.
+
+    ``reuse_known``: each file's digest through ``cached_sha256`` (below), so checking a GB checkpoint a
+    second time costs no read.
+    """
     digest = hashlib.sha256()
     for path in paths:
         path = Path(path)
+        file_digest = cached_sha256(path) if reuse_known else sha256_file(path)
         digest.update(path.name.encode() + b"\0")
-        digest.update(bytes.fromhex(sha256_file(path)))
+        digest.update(bytes.fromhex(file_digest))
     return digest.hexdigest()
 
 
@@ -51,12 +56,17 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
 # check that counts; this only spares the host a repeat of a check it already made.
 
 
-def _known_digests_dir() -> Path:
+def edgeship_cache_dir(name: str) -> Path:
+    """``$EDGESHIP_HOME/<name>``, else ``$XDG_CACHE_HOME/edgeship/<name>`` (``~/.cache`` by default)."""
     home = os.environ.get("EDGESHIP_HOME")
     if home:
-        return Path(home) / "known-sha256"
+        return Path(home) / name
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "edgeship" / "known-sha256"
+    return Path(cache) / "edgeship" / name
+
+
+def _known_digests_dir() -> Path:
+    return edgeship_cache_dir("known-sha256")
 
 
 def file_identity(path: str | Path) -> str:
@@ -67,8 +77,9 @@ def file_identity(path: str | Path) -> str:
     return "\0".join(str(part) for part in parts)
 
 
-def _identity_entry(path: Path) -> Path:
-    return _known_digests_dir() / hashlib.sha256(file_identity(path).encode()).hexdigest()
+def _identity_entry(path: Path, identity: str | None = None) -> Path:
+    identity = file_identity(path) if identity is None else identity
+    return _known_digests_dir() / hashlib.sha256(identity.encode()).hexdigest()
 
 
 def known_sha256(path: str | Path) -> str | None:
@@ -81,19 +92,26 @@ def known_sha256(path: str | Path) -> str | None:
 
 
 def cached_sha256(path: str | Path) -> str:
-    """The file's sha256: the one recorded for its identity, else computed now and recorded."""
+    """The file's sha256: the one recorded for its identity, else computed now and recorded.
+
+    Recorded only when the identity after hashing is the one before: a file written to meanwhile (a build
+    still being copied in) gave a digest of bytes that are no longer all there.
+    """
     known = known_sha256(path)
     if known is not None:
         return known
+    before = file_identity(path)
     digest = sha256_file(path)
-    remember_sha256(path, digest)
+    if file_identity(path) == before:
+        remember_sha256(path, digest, identity=before)
     return digest
 
 
-def remember_sha256(path: str | Path, sha256: str) -> None:
-    """Record the file's sha256 under its identity; best effort (a read-only home just means rehashing)."""
+def remember_sha256(path: str | Path, sha256: str, *, identity: str | None = None) -> None:
+    """Record the file's sha256 under its identity (``identity``: as taken before hashing it); best effort
+    (a read-only home just means rehashing)."""
     with contextlib.suppress(OSError):
-        entry = _identity_entry(Path(path))
+        entry = _identity_entry(Path(path), identity)
         entry.parent.mkdir(parents=True, exist_ok=True)
         temporary = entry.with_name(f".{entry.name}.{os.getpid()}")
         temporary.write_text(sha256 + "\n")

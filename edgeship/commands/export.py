@@ -26,7 +26,9 @@ from edgeship.units import format_bytes, format_percent
 @click.option(
     "-o", "--output", "build_dir", required=True, type=click.Path(path_type=Path), help="BUILD_DIR to write."
 )
-@click.option("--recipe", default="int8", show_default=True, help="Preset name or YAML recipe file.")
+@click.option(
+    "--recipe", default="int8", show_default=True, help="Preset, edgeship.yaml recipe name, or YAML file."
+)
 @click.option(
     "--prefill", default="32,128", show_default=True, help="Prefill signature lengths, comma-separated."
 )
@@ -53,6 +55,12 @@ from edgeship.units import format_bytes, format_percent
     is_flag=True,
     help="Export even when the predicted peak memory exceeds what this machine has available.",
 )
+@click.option(
+    "--verify",
+    "then_verify",
+    is_flag=True,
+    help="Then run `edgeship verify` on the new build against CHECKPOINT_DIR (exit 1 below threshold).",
+)
 @output_options
 def export_command(
     checkpoint_dir: Path,
@@ -64,12 +72,14 @@ def export_command(
     no_sliding_cache: bool,
     memory_path: str,
     ignore_memory: bool,
+    then_verify: bool,
     out: Output,
 ) -> None:
     """Export a Hugging Face checkpoint folder to BUILD_DIR/model.litertlm + manifest.json.
 
     The PLE table becomes its own tf_lite_per_layer_embedder section; the bundle is byte-reproducible.
-    Prints what `inspect` prints (--json: its JSON view); with --quiet only BUILD_DIR's path.
+    Prints what `inspect` prints (--json: its JSON view); with --quiet only BUILD_DIR's path. --verify adds
+    `verify`'s result (--json: as "accuracy").
     """
     from edgeship.exporter.manifest import read_build, summarize
     from edgeship.exporter.pipeline import ExportOptions, export_build, parse_prefill
@@ -84,8 +94,25 @@ def export_command(
         ignore_memory=ignore_memory,
     )
     export_build(checkpoint_dir, build_dir, options, out.reporter)
+    if not then_verify:
+        summary = summarize(read_build(build_dir))
+        out.result(summary, lambda: out.line(str(build_dir)) if out.quiet else _print_summary(out, summary))
+        return
+    from edgeship.commands.verify import print_accuracy, raise_on_failure
+    from edgeship.quantize.verify import VerifyOptions, verify_build
+
+    accuracy = verify_build(build_dir, VerifyOptions(checkpoint=checkpoint_dir), out.reporter).accuracy
     summary = summarize(read_build(build_dir))
-    out.result(summary, lambda: out.line(str(build_dir)) if out.quiet else _print_summary(out, summary))
+
+    def human() -> None:
+        if out.quiet:
+            out.line(str(build_dir))
+            return
+        _print_summary(out, summary)
+        print_accuracy(out, build_dir, accuracy)
+
+    out.result({**summary, "accuracy": accuracy}, human)
+    raise_on_failure(accuracy)
 
 
 @click.command("inspect")

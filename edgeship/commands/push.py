@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 @click.argument("build_dir", type=click.Path(path_type=Path))
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Show what would be sent and reused per device; send nothing.")
-@click.option("--no-verify", is_flag=True, help="Skip the sha256 checks (host and device); sizes only.")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the sha256 checks (host and device); sizes only. The bundle is marked unverified on the "
+    "device until a verified push (or profile) checks it there.",
+)
 @click.option(
     "--verify-present",
     is_flag=True,
@@ -113,6 +118,8 @@ def gc_command(
     """Remove old bundles (all but the --keep newest) and leftovers (staging, runs) from devices.
 
     Leftovers written to in the last 10 minutes belong to a push or profile still running and are kept.
+    Only what edgeship named is removed, and only under a device root holding the .edgeship-store marker
+    that push writes; other entries are listed as foreign (--json) and left alone.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -138,6 +145,8 @@ def gc_command(
                 removed = len(result.removed_bundles)
                 leftovers = len(result.removed_leftovers)
                 busy = f"; {len(result.in_use)} in use by a running push or profile" if result.in_use else ""
+                if result.foreign:
+                    busy += f"; {len(result.foreign)} not edgeship's, left alone"
                 out.print(
                     f"{result.serial}: kept {len(result.kept)} bundle(s), removed {removed} and "
                     f"{leftovers} leftover(s){busy}; {verb} {format_bytes(result.freed_bytes)}"

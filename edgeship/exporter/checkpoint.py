@@ -249,6 +249,16 @@ class ModelFacts:
     text_model_type: str
 
 
+def ple_facts(vocab: int, layers: int, dim: int, bits: int | None) -> dict[str, int]:
+    """The manifest's ``model.ple``: ``vocab`` rows of ``layers`` x ``dim`` values at ``bits`` (None: 32)."""
+    bits = bits or 32
+    row_bytes = layers * dim * bits // 8
+    return {
+        "vocab": vocab, "layers": layers, "dim": dim, "bits": bits,
+        "row_bytes": row_bytes, "table_bytes": row_bytes * vocab,
+    }  # fmt: skip
+
+
 def model_facts(ckpt: Checkpoint, ple_bits: int | None) -> ModelFacts:
     text = ckpt.text_config
     tensors = ckpt.text_tensors()
@@ -258,14 +268,9 @@ def model_facts(ckpt: Checkpoint, ple_bits: int | None) -> ModelFacts:
     core = total - (embed.numel if embed else 0) - (ple_tensor.numel if ple_tensor else 0)
     ple = None
     if ple_tensor is not None:
-        layers = text["num_hidden_layers"]
-        dim = text["hidden_size_per_layer_input"]
-        bits = ple_bits or 32
-        row_bytes = layers * dim * bits // 8
-        ple = {
-            "vocab": ple_tensor.shape[0], "layers": layers, "dim": dim, "bits": bits,
-            "row_bytes": row_bytes, "table_bytes": row_bytes * ple_tensor.shape[0],
-        }  # fmt: skip
+        ple = ple_facts(
+            ple_tensor.shape[0], text["num_hidden_layers"], text["hidden_size_per_layer_input"], ple_bits
+        )
     per_layer = text.get("per_layer_config") or {}
     global_dims = {v.get("head_dim") for v in per_layer.values() if isinstance(v, dict) and v.get("head_dim")}
     attention = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeship.errors import InputError
-from edgeship.files import write_text_atomic
+from edgeship.files import SAFE_NAME_RULE, is_safe_name, write_text_atomic
 from edgeship.hashing import cached_sha256, file_identity
 
 if TYPE_CHECKING:
@@ -61,9 +62,46 @@ MANIFEST_KEYS = (
     "checkpoint",
     "tokenizer",
     "accuracy",
+    "quantized_from",  # only in builds `edgeship quantize` made
 )
 FIXED_AT_EXPORT = ("schema", "bundle", "sections", "header")
 REQUIRED_KEYS = ("bundle", "sections", "model", "export")
+
+# A build dir is data that travels to phones: its names become device paths and device shell words, its
+# digests device paths and index lines. read_build holds every such field to these rules.
+SHA256_RULE = "64 lowercase hex digits (a sha256)"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+KIND_RULE = "letters, digits and _ . - ([A-Za-z0-9_.-]+)"
+_KIND = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Names a bundle's folder uses for itself, in BUILD_DIR and on the device (bundles/<sha>/ and a push's
+# attempt folder: push/script.py); a file the manifest names beside the bundle cannot take one.
+RESERVED_NAMES = frozenset(
+    {
+        MANIFEST_FILE,
+        BUNDLE_FILE,
+        LOG_FILE,
+        "sections.txt",  # push's section index (store/index.py)
+        "assemble.sh",  # the device script
+        "sent",  # the host's end marker
+        "tail",  # a resumed push's rest
+        "wrote",  # the background writer's exit status
+        "alive",  # the push's heartbeat
+        "unverified",  # a bundle pushed with --no-verify
+    }
+)
+
+
+def is_sha256(value: object) -> bool:
+    """True for a digest as the contract writes them: ``SHA256_RULE``."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+class _FieldError(ValueError):
+    """A manifest field breaking a rule: read_build names the file and the field in one line."""
+
+    def __init__(self, field_name: str, value: object, rule: str) -> None:
+        shown = repr(value)
+        super().__init__(f"{field_name} {shown if len(shown) <= 80 else shown[:79] + '…'} {rule}")
 
 
 # -- the typed view ------------------------------------------------------------------------------------------
@@ -267,6 +305,11 @@ def read_build(build_dir: str | Path, *, verify: bool = False) -> Build:
     Always checked: the manifest's schema and fields, that the bundle exists with the manifest's size, that
     sections stay inside it without overlapping, that the tokenizer it names exists. With ``verify`` the
     bundle's sha256 is checked too (seconds per GB, once per file: see ``verify_bundle``).
+
+    A build dir is data, never code, and what it names stays on the host unless it is inside the build
+    dir: every digest is ``SHA256_RULE``, every section kind ``KIND_RULE``, the bundle and tokenizer files
+    are names beside manifest.json (``SAFE_NAME_RULE``, not one of ``RESERVED_NAMES``) that resolve inside
+    BUILD_DIR (a symlink out is refused). All of it is checked here, before any device is touched.
     """
     build_dir = Path(build_dir)
     manifest_path = build_dir / MANIFEST_FILE
@@ -303,6 +346,8 @@ def read_build(build_dir: str | Path, *, verify: bool = False) -> Build:
             manifest_sha256=hashlib.sha256(data).hexdigest(),
             manifest=manifest,
         )
+    except _FieldError as exc:
+        raise InputError(f"{manifest_path}: {exc}; re-export the build with `edgeship export`") from None
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"field {exc}" if isinstance(exc, KeyError) else f"a malformed field ({exc})"
         raise InputError(
@@ -314,11 +359,26 @@ def read_build(build_dir: str | Path, *, verify: bool = False) -> Build:
     return build
 
 
+def _sha(value: object, field_name: str) -> str:
+    if not is_sha256(value):
+        raise _FieldError(field_name, value, f"must be {SHA256_RULE}")
+    return str(value)
+
+
+def _file_name(value: object, field_name: str, own: str | None = None) -> str:
+    """A file beside manifest.json: one safe path component, not a name the bundle folder reserves."""
+    if not is_safe_name(value):
+        raise _FieldError(field_name, value, f"must be {SAFE_NAME_RULE}: a file beside manifest.json")
+    if value in RESERVED_NAMES and value != own:
+        raise _FieldError(field_name, value, "is a reserved name (one of the bundle folder's own files)")
+    return str(value)
+
+
 def _bundle(entry: Mapping[str, Any]) -> BundleRef:
     return BundleRef(
-        file=str(entry["file"]),
+        file=_file_name(entry["file"], "bundle.file", own=BUNDLE_FILE),
         bytes=int(entry["bytes"]),
-        sha256=str(entry["sha256"]).lower(),
+        sha256=_sha(entry["sha256"], "bundle.sha256"),
         alignment=_int_or_none(entry.get("alignment")),
         version=entry.get("version"),
         stamps=dict(entry.get("stamps") or {}),
@@ -327,13 +387,16 @@ def _bundle(entry: Mapping[str, Any]) -> BundleRef:
 
 def _section(entry: Mapping[str, Any], position: int) -> Section:
     quant = entry.get("quant")
+    kind = entry.get("kind", "section")
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise _FieldError(f"sections[{position}].kind", kind, f"must be {KIND_RULE}")
     return Section(
-        kind=str(entry.get("kind", "section")),
+        kind=kind,
         offset=int(entry["offset"]),
         end=int(entry["end"]),
         index=int(entry.get("index", position)),
         data_type=entry.get("data_type"),
-        sha256=str(entry["sha256"]).lower(),
+        sha256=_sha(entry["sha256"], f"sections[{position}].sha256"),
         quant=Quant(
             recipe=quant.get("recipe"),
             scheme=quant.get("scheme"),
@@ -348,7 +411,7 @@ def _section(entry: Mapping[str, Any], position: int) -> Section:
 def _header(entry: Mapping[str, Any] | None) -> HeaderRef | None:
     if not entry:
         return None
-    return HeaderRef(int(entry["offset"]), int(entry["end"]), str(entry["sha256"]))
+    return HeaderRef(int(entry["offset"]), int(entry["end"]), _sha(entry["sha256"], "header.sha256"))
 
 
 def _model(entry: Mapping[str, Any]) -> ModelInfo:
@@ -414,19 +477,44 @@ def _kv_layout(entry: Mapping[str, Any] | None) -> KvLayout | None:
 def _checkpoint(entry: Mapping[str, Any] | None) -> CheckpointRef | None:
     if not entry:
         return None
-    return CheckpointRef(str(entry["path"]), str(entry["weights_sha256"]), tuple(entry.get("files") or ()))
+    return CheckpointRef(
+        str(entry["path"]),
+        _sha(entry["weights_sha256"], "checkpoint.weights_sha256"),
+        tuple(entry.get("files") or ()),
+    )
 
 
 def _tokenizer(entry: Any) -> str | None:
-    return str(entry["file"]) if isinstance(entry, dict) and entry.get("file") else None
+    if not isinstance(entry, dict) or not entry.get("file"):
+        return None
+    return _file_name(entry["file"], "tokenizer.file")
 
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _inside_build_dir(build: Build, path: Path, field_name: str) -> None:
+    """A file the manifest names must be in BUILD_DIR itself: a symlink out of it would send a host file."""
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    if target.parent != build.build_dir.resolve():
+        raise InputError(
+            f"{path} ({field_name} of {build.manifest_path}) is a symlink to {target}, outside the "
+            "build dir; copy the file into the build dir"
+        )
+
+
 def _check_files(build: Build) -> None:
     where = f"(named by {build.manifest_path})"
+    _inside_build_dir(build, build.bundle_path, "bundle.file")
+    if build.tokenizer_path is not None:
+        if build.tokenizer_file == build.bundle.file:
+            raise InputError(
+                f"{build.manifest_path}: tokenizer.file is the bundle itself; re-export the build"
+            )
+        _inside_build_dir(build, build.tokenizer_path, "tokenizer.file")
     if not build.bundle_path.is_file():
         raise InputError(f"{build.bundle_path} is missing {where}; the build dir is incomplete")
     actual = build.bundle_path.stat().st_size

@@ -153,7 +153,7 @@ def predict_peak(
             stages[f"convert {kind}"] = int(base + carried + per_byte * graph)
             carried += c.carry_per_byte * graph
         for kind in group:
-            if recipe.scheme_for(kind).aeq is not None:
+            if not recipe.scheme_for(kind).is_float:
                 stages[f"quantize {kind}"] = int(base + carried + c.quantize_per_byte * weights.by_kind[kind])
     return MemoryPrediction(path, max(stages.values()), stages)
 

@@ -49,7 +49,7 @@ class ExportOptions:
     prefill_lengths: tuple[int, ...] = DEFAULT_PREFILL
     cache_length: int = DEFAULT_CACHE_LENGTH
     force: bool = False  # replace a non-empty BUILD_DIR
-    # frugal: each graph and each quantization in its own process, lightweight conversion (memory.py)
+    # frugal: the largest graph in a process of its own, lightweight conversion (memory.py, worker.py)
     memory_path: str = memory.FRUGAL
     # Sliding layers get a ring-buffer cache of their window (when the model has them and it is shorter).
     sliding_cache: bool = True
@@ -70,7 +70,7 @@ def parse_prefill(text: str) -> tuple[int, ...]:
     return values
 
 
-def _check_output(out: Path, force: bool) -> None:
+def check_output_dir(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder; choose another -o")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -88,20 +88,25 @@ def _is_disk_full(exc: BaseException, where: Path) -> bool:
     return False
 
 
-def _reproducibility_seed(weights_sha256: str, recipe: Recipe, options: ExportOptions, versions: dict) -> str:
+def reproducibility_seed(
+    weights_sha256: str, recipe: Recipe, options: ExportOptions, versions: dict, sliding_ring: int | None
+) -> str:
+    """The seed of the bundle's normalised stamps: everything the bytes depend on. ``sliding_ring`` is the
+    ring length the export asked for (None: full caches), not the flag, so `quantize` can rebuild it from
+    the float build's manifest (``export.kv_layout.sliding_ring_buffer``)."""
     settings = {
         "weights": weights_sha256,
         "recipe": recipe.to_dict(),
         "prefill": list(options.prefill_lengths),
         "cache": options.cache_length,
-        "sliding_cache": options.sliding_cache,
+        "sliding_ring": sliding_ring,
         "memory_path": options.memory_path,
         "versions": versions,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def _replace_dir(staging: Path, out: Path) -> None:
+def replace_dir(staging: Path, out: Path) -> None:
     """Atomically put ``staging`` at ``out`` (the old build is removed only after the rename)."""
     if out.exists():
         trash = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -136,7 +141,7 @@ def export_build(
     if options.memory_path not in memory.PATHS:
         raise UsageError(f"unknown memory path '{options.memory_path}'; use one of {', '.join(memory.PATHS)}")
     ckpt = read_checkpoint(checkpoint_dir)
-    _check_output(out, options.force)
+    check_output_dir(out, options.force)
     settings = _settings(ckpt, options)
     unsupported = _ring_plan(ckpt, options).unsupported
     if unsupported:
@@ -173,7 +178,8 @@ def export_build(
         weights_sha256 = weights_future.result()
         with reporter.step("Normalise and hash the bundle"):
             stamps = litertlm.normalise_stamps(
-                bundle, _reproducibility_seed(weights_sha256, recipe, options, versions)
+                bundle,
+                reproducibility_seed(weights_sha256, recipe, options, versions, settings.sliding_cache),
             )
             header = litertlm.read_header(bundle)
             digests = litertlm.digest_bundle(bundle, header)
@@ -206,8 +212,8 @@ def export_build(
             stamps=stamps,
         )
         write_manifest(staging, manifest)
-        _fsync(bundle, staging / MANIFEST_FILE)
-        _replace_dir(staging, out)
+        fsync_files(bundle, staging / MANIFEST_FILE)
+        replace_dir(staging, out)
         # The next push's check against the manifest need not hash the bundle again (same file identity).
         remember_sha256(out / BUNDLE_FILE, manifest["bundle"]["sha256"])
         with contextlib.suppress(OSError):
@@ -261,7 +267,7 @@ def _note_cache_layout(reporter: Reporter, kv: dict[str, Any], settings: litert.
         )
 
 
-def _fsync(*paths: Path) -> None:
+def fsync_files(*paths: Path) -> None:
     """Data on disk before the rename makes the build visible (a crash must not leave a hollow bundle)."""
     for path in paths:
         fd = os.open(path, os.O_RDONLY)

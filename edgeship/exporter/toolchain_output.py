@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,27 @@ def toolchain_output_to(log_path: Path) -> Iterator[None]:
             os.close(saved_out)
             os.close(saved_err)
             our_stderr.close()
+
+
+@contextlib.contextmanager
+def toolchain_log(prefix: str) -> Iterator[Path]:
+    """``toolchain_output_to`` a temporary log, removed on success, kept and named in the error on failure."""
+    from edgeship.errors import EdgeshipError
+
+    fd, name = tempfile.mkstemp(prefix=f"edgeship-{prefix}-", suffix=".log")
+    os.close(fd)
+    log_path = Path(name)
+    try:
+        with toolchain_output_to(log_path):
+            yield log_path
+    except EdgeshipError as exc:
+        if log_path.stat().st_size:
+            exc.message = f"{exc.message} (toolchain log: {log_path})"
+        else:
+            log_path.unlink(missing_ok=True)
+        raise
+    except BaseException:
+        if not log_path.stat().st_size:
+            log_path.unlink(missing_ok=True)
+        raise
+    log_path.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from edgeship.exporter.arch import ARCHITECTURES, SYNTHETIC_ARCHS
 from edgeship.exporter.litertlm import read_header
 from edgeship.exporter.manifest import read_build
 from edgeship.hashing import known_sha256, sha256_file
+from tests.fixtures.engine import run_in_engine
 
 pytestmark = pytest.mark.e2e
 
@@ -82,23 +83,6 @@ def test_quant_recorded_per_tflite_section(int8_build: tuple[str, Path]) -> None
             }  # fmt: skip
         else:
             assert section["quant"] is None
-
-
-def run_in_engine(bundle: Path, prefill: int = 32, decode: int = 8) -> None:
-    """Load a bundle in the real LiteRT-LM engine (litert-lm-api) and run a short benchmark."""
-    litert_lm = pytest.importorskip("litert_lm")
-    bench = litert_lm.Benchmark(
-        str(bundle),
-        backend=litert_lm.interfaces.CPU(),
-        prefill_tokens=prefill,
-        decode_tokens=decode,
-        max_num_tokens=256,
-    )
-    info = bench.run()
-    assert info.last_prefill_token_count == prefill
-    assert info.last_decode_token_count == decode
-    assert info.last_decode_tokens_per_second > 0
-    del bench
 
 
 def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:

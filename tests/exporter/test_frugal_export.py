@@ -13,7 +13,7 @@ import pytest
 from edgeship.exporter.manifest import read_build
 from edgeship.exporter.memory import FRUGAL, IN_PROCESS
 from edgeship.exporter.pipeline import ExportOptions, export_build
-from tests.exporter.test_export_e2e import run_in_engine
+from tests.fixtures.engine import run_in_engine
 
 pytestmark = pytest.mark.e2e
 

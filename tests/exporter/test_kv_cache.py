@@ -10,7 +10,7 @@ import pytest
 from edgeship.exporter import kv_cache
 from edgeship.exporter.manifest import read_build
 from edgeship.exporter.pipeline import ExportOptions, export_build
-from tests.exporter.test_export_e2e import run_in_engine
+from tests.fixtures.engine import run_in_engine
 
 SLIDING = "sliding_attention"
 FULL = "full_attention"

@@ -112,6 +112,67 @@ def test_each_bad_manifest_is_one_line_naming_what_is_wrong(tmp_path: Path, chan
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
+HEX = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda m: m["bundle"].update(sha256="x; touch pwned; echo "), "bundle.sha256 'x; touch pwned"),
+        (lambda m: m["bundle"].update(sha256=HEX.upper()), "bundle.sha256"),
+        (lambda m: m["bundle"].update(sha256=HEX[:63]), "64 lowercase hex"),
+        (lambda m: m["sections"][0].update(sha256=HEX + "\nfile x " + HEX + " 1"), "sections[0].sha256"),
+        (lambda m: m["header"].update(sha256="-"), "header.sha256"),
+        (
+            lambda m: m.update(checkpoint={"path": "/c", "weights_sha256": "$(id)"}),
+            "checkpoint.weights_sha256",
+        ),
+        (lambda m: m["sections"][0].update(kind="embedder\n" + HEX + " 0 16384 x"), "sections[0].kind"),
+        (lambda m: m["sections"][0].update(kind="a b"), "[A-Za-z0-9_.-]+"),
+        (lambda m: m["sections"][0].update(kind=7), "sections[0].kind 7"),
+        (
+            lambda m: m.update(tokenizer={"file": "tok$(id).json"}),
+            "tokenizer.file 'tok$(id).json' must be one",
+        ),
+        (lambda m: m.update(tokenizer={"file": "../../etc/hostname"}), "tokenizer.file '../../etc/hostname'"),
+        (lambda m: m.update(tokenizer={"file": "/etc/hostname"}), "one path component"),
+        (lambda m: m.update(tokenizer={"file": ".hidden"}), "not starting with . or -"),
+        (lambda m: m.update(tokenizer={"file": "sent"}), "tokenizer.file 'sent' is a reserved name"),
+        (lambda m: m.update(tokenizer={"file": "model.litertlm"}), "reserved"),
+        (lambda m: m["bundle"].update(file="../other/model.litertlm"), "bundle.file '../other"),
+        (lambda m: m["bundle"].update(file="manifest.json"), "bundle.file 'manifest.json' is a reserved"),
+    ],
+)
+def test_what_reaches_a_device_is_held_to_its_rule(tmp_path: Path, change, words: str) -> None:  # type: ignore[no-untyped-def]
+    build = write_build(tmp_path / "b", random_sections([1000]))
+    _rewrite(build, change)
+    with pytest.raises(InputError) as info:
+        read_build(build)
+    message = str(info.value)
+    assert words in message and "\n" not in message and "manifest.json" in message, message
+
+
+def test_a_manifest_file_symlinked_out_of_the_build_dir_is_refused(tmp_path: Path) -> None:
+    build = write_build(tmp_path / "b", random_sections([1000]))
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (build / "tokenizer.json").unlink()
+    (build / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(InputError, match=r"is a symlink to .*outside the build dir"):
+        read_build(build)
+    # A symlink to a file beside it in the build dir is fine: nothing leaves the build dir.
+    (build / "tokenizer.json").unlink()
+    (build / "tok-real.json").write_text("{}")
+    (build / "tokenizer.json").symlink_to("tok-real.json")
+    assert read_build(build).tokenizer_path == build / "tokenizer.json"
+    bundle = build / "model.litertlm"
+    moved = tmp_path / "model.litertlm"
+    bundle.rename(moved)
+    bundle.symlink_to(moved)
+    with pytest.raises(InputError, match=r"bundle\.file .*outside the build dir"):
+        read_build(build)
+
+
 def test_the_typed_view_holds_what_the_manifest_says(tmp_path: Path) -> None:
     build_dir = write_build(
         tmp_path / "b", [(PLE_SECTION_KIND, b"p" * 5000), ("tf_lite_prefill_decode", b"t" * 10)]

@@ -71,3 +71,27 @@ def test_a_tampered_bundle_is_refused_even_after_a_successful_check(
     manifest._VERIFIED.clear()
     with pytest.raises(InputError, match="does not match its manifest"):
         manifest.read_build(build, verify=True)
+
+
+def test_a_file_changed_while_it_is_hashed_is_not_remembered_with_the_old_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity is taken before and after hashing; main recorded the digest of the old bytes under the
+    changed file's identity, so the changed file then passed for the old one without being read."""
+    monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
+    bundle = tmp_path / "model.litertlm"
+    bundle.write_bytes(b"a" * 1000)
+    real_sha256_file = hashing.sha256_file
+
+    def hashed_while_a_writer_appends(path: str | Path, *args: object) -> str:
+        digest = real_sha256_file(path, *args)  # type: ignore[arg-type]
+        with open(path, "ab") as handle:  # a build still being written, a copy still arriving
+            handle.write(b"more")
+        return digest
+
+    monkeypatch.setattr(hashing, "sha256_file", hashed_while_a_writer_appends)
+    hashing.cached_sha256(bundle)
+    assert known_sha256(bundle) is None
+    monkeypatch.setattr(hashing, "sha256_file", real_sha256_file)
+    assert hashing.cached_sha256(bundle) == hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert known_sha256(bundle) == hashlib.sha256(bundle.read_bytes()).hexdigest()  # unchanged: recorded

@@ -22,6 +22,7 @@ push is retried once sending everything.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from edgeship.android_harness.adb import Device, ShellResult
 from edgeship.android_harness.push.script import (
     EXIT_PARTIAL_GONE,
     EXIT_SHA_MISMATCH,
+    UNVERIFIED_MARK,
     Survey,
     assemble_script,
     data_targets,
@@ -114,6 +116,13 @@ class _Attempt:
             raise _script_failure(self.device, result, "checking the bundle on the device failed")
         return result.text.split()[:1] == [self.build.sha256]
 
+    def mark_verified(self) -> None:
+        """The bundle in place just matched its sha256 on the device: drop its --no-verify mark."""
+        mark = f"{self.store.bundle_dir(self.build.sha256)}/{UNVERIFIED_MARK}"
+        result = self.device.shell(["rm", "-f", mark], timeout=60)
+        if result.exit_code != 0:
+            raise _script_failure(self.device, result, "marking the bundle verified failed")
+
     def set_aside_present_bundle(self) -> None:
         result = self.device.shell(set_aside_script(self.store, self.build.sha256), timeout=120)
         if result.exit_code != 0:
@@ -130,6 +139,13 @@ class _Attempt:
             else:
                 to_send.append(side)
         return copies, to_send
+
+    def drop_attempt(self, folder: str) -> None:
+        """Remove the attempt folder of a push that failed on the host's side, at once: its partial prefix
+        (outside it) becomes free for the next push's resume without waiting for its heartbeat to age
+        (a device whose shell is killed with SIGKILL never runs the script's own clean-up)."""
+        with contextlib.suppress(EdgeshipError):
+            self.device.shell(["rm", "-rf", folder], timeout=30)
 
     def send_and_assemble(self, plan: TransferPlan, survey: Survey) -> int:
         staging = self.store.staging_for(self.build.sha256)
@@ -157,6 +173,7 @@ class _Attempt:
             sent += self.device.push_ranges(self.build.bundle_path, targets, progress=self.progress.advance)
         except BaseException:
             assembler.close()  # the device kills the waiting script; what arrived stays for a resume
+            self.drop_attempt(folder)
             raise
         self.progress.phase("verifying on the device")
         result = assembler.wait(timeout=ASSEMBLE_TIMEOUT_S)
@@ -190,7 +207,10 @@ def push_bundle(
 
     A bad BUILD_DIR (no manifest, sha256 mismatch) raises InputError before anything is sent. A bundle
     already there counts as present by its size (it was verified when renamed into place); with
-    ``verify_present`` it is hashed on the device too and pushed again when it no longer matches.
+    ``verify_present`` it is hashed on the device too and pushed again when it no longer matches. Without
+    ``verify`` the bundle is renamed into place marked unverified (bundles/<sha>/unverified): a later
+    verified push (and so every profile) hashes it on the device once, then drops the mark or sends it
+    again; an unverified bundle is never a source of section reuse.
     """
     started = time.monotonic()
     if not isinstance(build, Build):
@@ -235,15 +255,25 @@ def _push_one(
     attempt = _Attempt(device, build, store, verify, progress)
     progress.phase("survey")
     survey = attempt.survey()
+    if not survey.marked and not dry_run:
+        store.mark()  # before anything of ours lands there: gc removes only inside a marked store
     final_path = store.bundle_path(build.sha256)
     if survey.index.bundles.get(build.sha256) == build.bytes:
-        if not verify_present or attempt.present_bundle_intact():
+        # A bundle a --no-verify push put there was never hashed: a verified push checks it once.
+        unchecked = verify and build.sha256 in survey.index.unverified
+        if unchecked:
+            reporter.note(
+                f"{device.serial}: the bundle there was pushed with --no-verify; checking its sha256 once"
+            )
+        if not (verify_present or unchecked) or attempt.present_bundle_intact():
+            if unchecked and not dry_run:
+                attempt.mark_verified()
             result.status = "present"
             result.remote_path = final_path
             result.bytes_reused = build.bytes
             return
         reporter.note(
-            f"{device.serial}: the bundle on the device no longer matches its sha256; sending it again"
+            f"{device.serial}: the bundle on the device does not match its sha256; sending it again"
         )
         if dry_run:  # nothing is changed on the device: plan as if it held nothing of this bundle
             survey = Survey(DeviceIndex(free_bytes=survey.index.free_bytes))
@@ -276,10 +306,10 @@ def _push_one(
     except _StartAfresh:
         if not (plan.copies or plan.bytes_resumed):
             raise
-        # Something reused was not what its index said: start clean and send every byte.
-        reporter.note(f"{device.serial}: reused data did not verify; sending the whole bundle")
-        # Only the pieces: another push's attempt folder may be live beside ours.
-        device.shell(["rm", "-rf", f"{store.staging_for(build.sha256)}/pieces"], timeout=120)
+        # Something reused was not what its index said, or another push took the partial first: start
+        # clean and send every byte. Nothing shared is removed: the failed attempt dropped its own
+        # prefix, and another push's pieces and prefix may be live beside ours.
+        reporter.note(f"{device.serial}: reused data did not verify or was taken; sending the whole bundle")
         clean = DeviceIndex(free_bytes=survey.index.free_bytes)
         plan = plan_transfer(build, clean, reuse=False)
         result.bytes_reused = result.bytes_resumed = 0

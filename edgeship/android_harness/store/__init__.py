@@ -12,24 +12,33 @@ from edgeship.android_harness.store.index import (
     parse_index_line,
     side_files,
 )
-from edgeship.android_harness.store.layout import STAGING_IDLE_LIMIT_S, DeviceStore, check_name, check_sha
+from edgeship.android_harness.store.layout import (
+    STAGING_IDLE_LIMIT_S,
+    STORE_MARKER,
+    DeviceStore,
+    check_name,
+    check_sha,
+    is_run_id,
+)
 from edgeship.android_harness.store.transfer import (
     BLOCK,
-    PARTIAL_NAME,
+    PARTIAL_PREFIX,
     PIECE_GRID,
     BlockCopy,
     Piece,
     TransferPlan,
     cut_pieces,
+    partial_name,
     plan_transfer,
 )
 
 __all__ = [
     "BLOCK",
     "INDEX_NAME",
-    "PARTIAL_NAME",
+    "PARTIAL_PREFIX",
     "PIECE_GRID",
     "STAGING_IDLE_LIMIT_S",
+    "STORE_MARKER",
     "BlockCopy",
     "DeviceIndex",
     "DeviceStore",
@@ -43,7 +52,9 @@ __all__ = [
     "collect_garbage",
     "cut_pieces",
     "index_text",
+    "is_run_id",
     "parse_index_line",
+    "partial_name",
     "plan_transfer",
     "side_files",
 ]

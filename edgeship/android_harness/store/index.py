@@ -63,7 +63,9 @@ class DeviceIndex:
     sections: dict[str, SectionSource] = field(default_factory=dict)  # section sha -> a source
     side_files: dict[str, str] = field(default_factory=dict)  # file sha -> bundle sha holding it (by name)
     side_names: dict[str, str] = field(default_factory=dict)  # file sha -> its name there
-    pieces: dict[str, int] = field(default_factory=dict)  # staged piece name -> size
+    pieces: dict[str, int] = field(default_factory=dict)  # staged grid piece name -> size
+    partials: dict[str, int] = field(default_factory=dict)  # partial prefixes of dead pushes -> size
+    unverified: set[str] = field(default_factory=set)  # bundle shas a --no-verify push put in place
     free_bytes: int | None = None
 
 

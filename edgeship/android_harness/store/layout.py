@@ -1,9 +1,10 @@
 """The on-device store under the device root (default /data/local/tmp/edgeship).
 
+    .edgeship-store                          the store marker: push writes it; gc refuses a root without
     bundles/<bundle-sha256>/model.litertlm   verified bundles, renamed into place only after sha256sum
     bin/<sha256>/<name>                      probe, runners, .so files: content-addressed, pushed once
-    staging/                                 partial uploads; never a final path
-    runs/<run-id>/                           raw output of profile runs
+    staging/<bundle-sha256>/                 partial uploads; never a final path
+    runs/<run-id>/                           raw output of profile runs (``is_run_id``)
 
 Content addressing makes "is it already there?" a single stat: a file at bin/<sha>/<name> of the right size
 was verified before it was renamed there.
@@ -13,32 +14,44 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shlex
+import uuid
 from pathlib import Path
 
 from edgeship.android_harness.adb import Device, df_section, parse_df_available, split_sections
+from edgeship.android_harness.adb.quoting import sh
 from edgeship.config import DEFAULT_DEVICE_ROOT
 from edgeship.errors import DeviceError, UsageError
-from edgeship.exporter.manifest import BUNDLE_FILE
+from edgeship.exporter.manifest import BUNDLE_FILE, is_sha256
+from edgeship.files import SAFE_NAME_RULE, is_safe_name
 from edgeship.hashing import cached_sha256
 from edgeship.units import format_bytes
 
 # A push's device script gives up on data that has not arrived for this long (the host died silently), so
 # staging untouched for longer belongs to a dead push: gc removes it, the next push clears its attempt.
 STAGING_IDLE_LIMIT_S = 600.0
-SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+STORE_MARKER = ".edgeship-store"
+MARKER_TEXT = (
+    "edgeship.store/1\n"
+    "This folder is an edgeship device store: `edgeship gc` removes old bundles, staging and runs here.\n"
+)
+# profile/run.py names a run folder <bundle sha12>-<UTC start %Y%m%dT%H%M%SZ>-<serial, sanitized>-<run>.
+_RUN_ID = re.compile(r"[0-9a-f]{12}-[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9._-]+")
+
+
+def is_run_id(name: str) -> bool:
+    """True for a runs/ folder name that edgeship's profile gives (gc removes only those)."""
+    return _RUN_ID.fullmatch(name) is not None
 
 
 def check_name(name: str, what: str = "file name") -> str:
     """A single path component made of safe characters; anything else could climb out of the store."""
-    if not SAFE_NAME.match(name) or name in {".", ".."}:
-        raise UsageError(f"{what} {name!r} must be one path component of letters, digits, . _ + -")
+    if not is_safe_name(name):
+        raise UsageError(f"{what} {name!r} must be {SAFE_NAME_RULE}")
     return name
 
 
 def check_sha(sha: str) -> str:
-    if not SHA256_HEX.match(sha):
+    if not is_sha256(sha):
         raise UsageError(f"{sha!r} is not a lowercase hex sha256")
     return sha
 
@@ -73,6 +86,14 @@ class DeviceStore:
 
     def bundle_path(self, sha: str) -> str:
         return f"{self.bundle_dir(sha)}/{BUNDLE_FILE}"
+
+    @property
+    def marker_path(self) -> str:
+        return f"{self.root}/{STORE_MARKER}"
+
+    def mark(self) -> None:
+        """Write the store marker (push does, before anything else lands): gc works only where it is."""
+        self.device.push_bytes(MARKER_TEXT.encode(), self.marker_path)
 
     def run_dir(self, run_id: str) -> str:
         return f"{self.runs_dir}/{check_name(run_id, 'run id')}"
@@ -119,13 +140,17 @@ class DeviceStore:
             return remote
         self.device.shell(["mkdir", "-p", folder], check=True, timeout=30)
         self.require_free(size, f"{name}")
-        partial = f"{remote}.part"
+        # One .part per pusher: two profiles setting up one phone must not write, hash and move one file.
+        partial = f"{remote}.{uuid.uuid4().hex[:12]}.part"
         self.device.push_file(local, partial, mode=mode)
-        q_partial, q_remote = shlex.quote(partial), shlex.quote(remote)
-        verify = (
-            f"set -e; sum=$(sha256sum {q_partial}); sum=${{sum%% *}}; "
-            f'if [ "$sum" != {sha} ]; then rm -f {q_partial}; echo "sha256 $sum" >&2; exit 9; fi; '
-            f"chmod {mode:o} {q_partial}; mv -f {q_partial} {q_remote}"
+        verify = sh(
+            "set -e; sum=$(sha256sum {partial}); sum=${sum%% *}; "
+            'if [ "$sum" != {sha} ]; then rm -f {partial}; echo "sha256 $sum" >&2; exit 9; fi; '
+            "chmod {mode} {partial}; mv -f {partial} {remote}",
+            partial=partial,
+            sha=sha,
+            mode=f"{mode:o}",
+            remote=remote,
         )
         result = self.device.shell(verify, timeout=120)
         if result.exit_code == 9:

@@ -9,8 +9,10 @@ most one 16 KiB block per other section: for a 1.5 GB PLE-heavy bundle with 6 se
 
 When nothing can be copied (a first push), the bundle travels as ONE file straight into the push's attempt
 folder — written once on the device, hashed as it grows — and the device keeps a hard link to it
-(`staging/<sha>/pieces/partial`): adbd deletes a half-received file, the link keeps the bytes that arrived, so
-an interrupted first push resumes from the last whole 16 KiB block of that prefix (only the tail travels).
+(`staging/<sha>/pieces/partial.<attempt>`): adbd deletes a half-received file, the link keeps the bytes that
+arrived, so an interrupted first push resumes from the last whole 16 KiB block of that prefix (only the tail
+travels). The link is its attempt's alone while that push lives (its heartbeat, push/script.py): a resume
+takes only the partial of a dead push, with one atomic `mv` (two resumes cannot both win it).
 
 With copies (a rebuild), the rest is cut into pieces on a fixed 16 MiB grid of bundle offsets, named by
 their range inside a staging folder named by the bundle sha256 (`staging/<sha>/pieces/<offset>-<length>`):
@@ -28,7 +30,12 @@ from edgeship.exporter.manifest import ALIGNMENT, Build
 
 BLOCK = ALIGNMENT  # dd's block: a section starts on one, so its whole blocks can be copied
 PIECE_GRID = 16 * 1024 * 1024
-PARTIAL_NAME = "partial"  # staging/<sha>/pieces/partial: the prefix a direct push received
+PARTIAL_PREFIX = "partial."  # staging/<sha>/pieces/partial.<attempt>: the prefix a direct push received
+
+
+def partial_name(attempt: str) -> str:
+    """The name of the partial prefix that attempt folder ``attempt`` owns."""
+    return f"{PARTIAL_PREFIX}{attempt}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class TransferPlan:
     present_pieces: set[str]
     # Direct mode: one piece [direct_from, end) sent as one file; the device's partial prefix holds the rest.
     direct_from: int | None = None
+    partial: str | None = None  # the dead push's partial prefix a resume takes (direct_from > 0)
 
     @property
     def direct(self) -> bool:
@@ -125,12 +133,16 @@ def plan_transfer(
                     BlockCopy(source.bundle_sha256, source.offset, section.offset, whole, section.kind)
                 )
     if not copies:
-        # Resume from the last whole block of the prefix an interrupted direct push left, sending at
+        # Resume from the last whole block of the longest prefix a dead direct push left, sending at
         # least the last block (a prefix as long as the bundle was never verified).
-        partial = index.pieces.get(PARTIAL_NAME, 0) if reuse else 0
-        start = min(partial // BLOCK * BLOCK, (build.bytes - 1) // BLOCK * BLOCK) if build.bytes else 0
+        name, arrived = max(index.partials.items(), key=lambda item: item[1], default=(None, 0))
+        start = (
+            min(arrived // BLOCK * BLOCK, (build.bytes - 1) // BLOCK * BLOCK) if reuse and build.bytes else 0
+        )
         piece = Piece(start, build.bytes - start)
-        return TransferPlan(build.sha256, build.bytes, [], [piece], set(), direct_from=start)
+        return TransferPlan(
+            build.sha256, build.bytes, [], [piece], set(), direct_from=start, partial=name if start else None
+        )
     covered = [(c.offset, c.offset + c.length) for c in copies]
     pieces: list[Piece] = []
     for start, end in _uncovered(build.bytes, covered):

@@ -91,3 +91,22 @@ def test_a_device_without_sensors_reports_nothing_invented() -> None:
     assert parse_battery(sections["battery"], sections["power_supply"]) is None
     assert parse_thermal(sections["thermal"]) == {}
     assert parse_cpufreq(sections["cpufreq"]) == {}
+
+
+def test_df_of_android_5_toolbox_in_human_sizes() -> None:
+    """Android 5's toolbox df ignores -k and prints sizes like "8.2G": main read no figure and skipped the
+    space check without a word."""
+    lines = [
+        "Filesystem               Size     Used     Free   Blksize",
+        "/data/local/tmp: No such file or directory",
+        "/data                    9.4G     1.2G     8.2G   4096",
+    ]
+    assert parse_df_available(lines) == int(8.2 * 1024**3)
+    small = [
+        "Filesystem               Size     Used     Free   Blksize",
+        "/cache  503.9M   10.2M  493.7M   4096",
+    ]
+    assert parse_df_available(small) == int(493.7 * 1024**2)
+    # Both fallbacks ran (toolbox df prints its header each time and exits 1 on the -k it does not know).
+    twice = [*small, *small[:1], "/data                    9.4G     1.2G     7.5K   4096"]
+    assert parse_df_available(twice) == int(7.5 * 1024)

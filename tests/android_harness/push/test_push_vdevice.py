@@ -18,7 +18,14 @@ from edgeship.android_harness.adb import parse_df_available
 from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.push.script import parse_survey, survey_script
-from edgeship.android_harness.store import BLOCK, PARTIAL_NAME, collect_garbage, plan_transfer, transfer
+from edgeship.android_harness.store import (
+    BLOCK,
+    PARTIAL_PREFIX,
+    collect_garbage,
+    partial_name,
+    plan_transfer,
+    transfer,
+)
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
@@ -145,7 +152,8 @@ def test_interrupted_first_push_resumes_from_what_arrived(
     with pytest.raises(_LinkCut):
         push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
     # adbd dropped its half-received file; the device script's hard link kept the bytes.
-    partial = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces" / PARTIAL_NAME
+    pieces = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces"
+    [partial] = [path for path in pieces.iterdir() if path.name.startswith(PARTIAL_PREFIX)]
     assert partial.stat().st_size >= local.bytes // 4
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
     resumed = push_bundle(device, builds["v1"])
@@ -183,7 +191,8 @@ def test_a_corrupt_partial_is_caught_and_the_push_redone(
     local = read_build(builds["v1"])
     staging = f"{ROOT}/staging/{local.sha256}/pieces"
     device.shell(["mkdir", "-p", staging], check=True)
-    device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{PARTIAL_NAME}")  # a prefix with the wrong bytes
+    # A prefix with the wrong bytes, left by a push that is gone (no attempt folder).
+    device.push_bytes(os.urandom(8 * BLOCK), f"{staging}/{partial_name('attempt-gone')}")
     result = push_bundle(device, builds["v1"])
     assert result.ok, result.error
     assert result.bytes_sent >= local.bytes
@@ -339,16 +348,44 @@ def test_two_pushes_of_one_bundle_to_one_device_at_once(
     assert not (final.parent.parent.parent / "staging" / sha).exists()
 
 
-def test_survey_marks_only_old_attempts_stale() -> None:
-    from edgeship.android_harness.push.script import ATTEMPT_STALE_S, parse_survey
+def _flip_a_byte(path: Path, offset: int) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
 
-    sha = "b" * 64
-    now = 1_800_000_000
-    text = (
-        "@attempts\n"
-        f"{now}\n"
-        f"{now - ATTEMPT_STALE_S - 5} staging/{sha}/attempt-dead/model.litertlm\n"
-        f"{now - 3} staging/{sha}/attempt-live/model.litertlm\n"
-        "@end\n"
+
+def test_a_bundle_pushed_unverified_is_never_present_for_a_verified_push(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    """--no-verify lands its bundle at the content-addressed path; main then took it as "present" by its
+    size for every later push and profile, even when the bytes that arrived were wrong."""
+    local = read_build(builds["v1"])
+    unverified = push_bundle(device, builds["v1"], verify=False)
+    assert unverified.ok and unverified.status == "pushed", unverified.error
+    final = _host_path(vdevice, unverified.remote_path)
+    _flip_a_byte(final, local.sections[0].offset + 100)  # what an unchecked transfer may have delivered
+    assert push_bundle(device, builds["v1"], verify=False).status == "present"  # sizes only, as asked
+    marked = (final.parent / "unverified").exists()
+    checked = push_bundle(device, builds["v1"])
+    assert (checked.ok, checked.status, checked.error, _sha(final) == local.sha256) == (
+        True,
+        "pushed",
+        None,
+        True,
     )
-    assert parse_survey(text).stale_attempts == ["attempt-dead"]
+    assert marked and not (final.parent / "unverified").exists()
+    assert push_bundle(device, builds["v1"]).status == "present"
+
+
+def test_an_intact_unverified_bundle_is_verified_once_on_the_device(
+    device: Device, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    assert push_bundle(device, builds["v1"], verify=False).ok
+    rebuild = push_bundle(device, builds["v2"])  # an unverified bundle is no source of reuse
+    assert rebuild.ok and rebuild.bytes_reused == 0, rebuild.error
+    checked = push_bundle(device, builds["v1"])
+    assert checked.ok and checked.status == "present" and checked.bytes_sent == 0, checked.error
+    final = _host_path(vdevice, checked.remote_path)
+    assert _sha(final) == read_build(builds["v1"]).sha256 and not (final.parent / "unverified").exists()

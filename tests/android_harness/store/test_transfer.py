@@ -14,15 +14,17 @@ from hypothesis import strategies as st
 
 from edgeship.android_harness.store import (
     BLOCK,
-    PARTIAL_NAME,
     DeviceIndex,
     SectionSource,
     cut_pieces,
+    partial_name,
     plan_transfer,
     side_files,
 )
 from edgeship.exporter.manifest import read_build
 from tests.android_harness.synthetic import random_sections, write_build
+
+DEAD = partial_name("attempt-dead")  # the partial prefix a dead push left
 
 
 def test_a_build_and_the_side_files_that_travel_with_it(tmp_path: Path) -> None:
@@ -46,17 +48,26 @@ def test_fresh_device_gets_the_whole_bundle_as_one_direct_file(tmp_path: Path) -
 def test_direct_push_resumes_from_the_last_whole_block_of_the_partial(tmp_path: Path, extra: int) -> None:
     local = read_build(write_build(tmp_path / "b", random_sections([9 * BLOCK + 7])))
     arrived = 5 * BLOCK + extra
-    plan = plan_transfer(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}))
-    assert plan.direct_from == 5 * BLOCK
+    plan = plan_transfer(local, DeviceIndex(partials={DEAD: arrived}))
+    assert plan.direct_from == 5 * BLOCK and plan.partial == DEAD
     assert plan.bytes_resumed == 5 * BLOCK
     assert plan.bytes_to_send == local.bytes - 5 * BLOCK
     # Without reuse (the retry after a failed check) the partial is ignored.
-    assert plan_transfer(local, DeviceIndex(pieces={PARTIAL_NAME: arrived}), reuse=False).direct_from == 0
+    assert plan_transfer(local, DeviceIndex(partials={DEAD: arrived}), reuse=False).direct_from == 0
+
+
+def test_the_longest_dead_prefix_is_the_one_taken(tmp_path: Path) -> None:
+    local = read_build(write_build(tmp_path / "b", random_sections([9 * BLOCK + 7])))
+    other = partial_name("attempt-other")
+    plan = plan_transfer(local, DeviceIndex(partials={DEAD: 2 * BLOCK, other: 6 * BLOCK + 1}))
+    assert plan.partial == other and plan.direct_from == 6 * BLOCK
+    shorter_than_a_block = plan_transfer(local, DeviceIndex(partials={DEAD: BLOCK - 1}))
+    assert shorter_than_a_block.direct_from == 0 and shorter_than_a_block.partial is None
 
 
 def test_a_partial_as_long_as_the_bundle_still_sends_its_last_block(tmp_path: Path) -> None:
     local = read_build(write_build(tmp_path / "b", random_sections([4 * BLOCK + 9])))
-    plan = plan_transfer(local, DeviceIndex(pieces={PARTIAL_NAME: local.bytes}))
+    plan = plan_transfer(local, DeviceIndex(partials={DEAD: local.bytes}))
     assert 0 < plan.bytes_to_send <= BLOCK
     assert plan.bytes_to_send + plan.bytes_resumed == local.bytes
 
