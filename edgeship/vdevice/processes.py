@@ -39,13 +39,25 @@ class ProcessTracker:
         self._processes: set[subprocess.Popen[bytes]] = set()
 
     def start(
-        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool, terminal: int | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        merge_stderr: bool,
+        terminal: int | None = None,
+        stdin: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``."""
+        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``.
+
+        ``stdin``: a file descriptor the command reads instead of a pipe (the sync service hands a pushed
+        file to a reader in the device this way; see ``pagecache``).
+        """
+        if stdin is None:
+            stdin = subprocess.PIPE if terminal is None else terminal
         with self._launching():  # a forked child keeps the namespaces of the thread that forked it
             process = subprocess.Popen(
                 argv,
-                stdin=subprocess.PIPE if terminal is None else terminal,
+                stdin=stdin,
                 stdout=subprocess.PIPE if terminal is None else terminal,
                 stderr=terminal
                 if terminal is not None

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgeship.vdevice.memory import drop_page_cache
+from edgeship.vdevice.pagecache import MOVE_MIN_BYTES, move_to_device
 from edgeship.vdevice.paths import PATH_MAX, VIRTUAL_DIRECTORIES, Location, SandboxPathError
 from edgeship.vdevice.transport import Stream, StreamClosed
 
@@ -32,8 +32,6 @@ DENT_V1 = struct.Struct("<4sIIII")
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
-# Pushed files from this size on leave the page cache once written (see _finish_file).
-DROP_CACHE_MIN_BYTES = 1024 * 1024
 # What a virtual directory above the sandbox looks like: root-owned, like /data on a phone.
 VIRTUAL_DIRECTORY_MODE = stat.S_IFDIR | 0o771
 
@@ -258,11 +256,11 @@ class SyncSession:
         permissions |= ((permissions >> 6) & 0o7) * 0o011
         os.fchmod(fd, permissions)
         os.utime(fd, (mtime, mtime))
-        if self.device.sandbox.memory is not None and os.fstat(fd).st_size >= DROP_CACHE_MIN_BYTES:
-            # Pages written here are charged to the daemon's cgroup: write them out and drop them, so the
-            # device's own reads fault them in and charge its RAM, as on a phone. (Small files stay: a disk
-            # flush per pushed script would cost more than their pages weigh.)
-            drop_page_cache(fd)
+        if self.device.memory is not None and os.fstat(fd).st_size >= MOVE_MIN_BYTES:
+            # Pages written here are charged to the daemon's cgroup: before the OKAY, they leave its page
+            # cache and a reader in the device brings them back, charged to the device's RAM and in small
+            # folios, as adbd's writes sit in a phone's page cache (see pagecache).
+            move_to_device(self.device, fd)
 
     def _receive_data(self, fd: int | None) -> int:
         """Copy DATA blocks to ``fd`` until DONE; returns DONE's mtime."""
