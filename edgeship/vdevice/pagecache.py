@@ -8,7 +8,7 @@ with a memory cgroup therefore ends, before its OKAY, with ``move_to_device``:
 1. ``drop_page_cache``: fdatasync, then POSIX_FADV_DONTNEED: the daemon's pages are written out and dropped.
 2. ``warm_in_device``: one read of the whole file by a process in the device (started like a shell command, so
    inside its sandbox and its memory cgroup): the pages come back charged to the device. The reader is handed
-   the file as its stdin with POSIX_FADV_RANDOM set on it, and reads 1 MiB at a time: random mode turns
+   the file as its stdin with POSIX_FADV_RANDOM set on it, and reads 4 MiB at a time: random mode turns
    readahead off, so the kernel brings exactly the pages each read asks for, as single 4 KiB folios.
 
 Why not leave the pages cold after step 1: whoever reads the file first then brings it in, and a read in file
@@ -44,8 +44,10 @@ if TYPE_CHECKING:
 
 MOVE_MIN_BYTES = 1024 * 1024
 # The reader inside the device: its stdin is the file (random mode already set on it by the daemon).
-# `dd` is in every device (toybox's, or the host's coreutils on its PATH) and costs ~1 MiB of its RAM.
-WARM_COMMAND = "exec dd bs=1048576 of=/dev/null"
+# `dd` is in every device (toybox's, or the host's coreutils on its PATH); its 4 MiB buffer is the only RAM it
+# adds. Reads of 4 MiB keep more of the disk busy than 1 MiB (here ~830 against ~610 MB/s) and, random mode
+# being on, still bring in 4 KiB folios.
+WARM_COMMAND = "exec dd bs=4194304 of=/dev/null"
 
 
 def move_to_device(device: VirtualDevice, fd: int) -> bool:
