@@ -258,15 +258,15 @@ class VirtualDevice:
         merge_stderr: bool,
         terminal: int | None = None,
         term: str | None = None,
-        stdin: int | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.Popen[bytes]:
         """Run ``command`` with the device's shell: pipes, or the PTY slave ``terminal`` (TERM ``term``);
-        ``stdin`` an open file descriptor to read instead of a pipe."""
+        ``pass_fds`` are inherited by the command under their numbers."""
         argv, cwd = self.sandbox.shell_argv(command, terminal=terminal is not None)
         env = self.sandbox.environment()
         if term:
             env["TERM"] = term
-        return self.processes.start(argv, env, cwd, merge_stderr, terminal=terminal, stdin=stdin)
+        return self.processes.start(argv, env, cwd, merge_stderr, terminal=terminal, pass_fds=pass_fds)
 
     # ---- internals ----------------------------------------------------------------------------------
     def _accept_loop(self) -> None:

@@ -45,19 +45,17 @@ class ProcessTracker:
         cwd: str,
         merge_stderr: bool,
         terminal: int | None = None,
-        stdin: int | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``.
 
-        ``stdin``: a file descriptor the command reads instead of a pipe (the sync service hands a pushed
+        ``pass_fds``: descriptors the command inherits under the same numbers (the sync service hands a pushed
         file to a reader in the device this way; see ``pagecache``).
         """
-        if stdin is None:
-            stdin = subprocess.PIPE if terminal is None else terminal
         with self._launching():  # a forked child keeps the namespaces of the thread that forked it
             process = subprocess.Popen(
                 argv,
-                stdin=stdin,
+                stdin=subprocess.PIPE if terminal is None else terminal,
                 stdout=subprocess.PIPE if terminal is None else terminal,
                 stderr=terminal
                 if terminal is not None
@@ -68,6 +66,7 @@ class ProcessTracker:
                 cwd=cwd,
                 start_new_session=True,  # its own session and process group, killed as a whole
                 close_fds=True,
+                pass_fds=pass_fds,
             )
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.vdevice import VirtualDevice
+from edgeship.vdevice import VirtualDevice, pagecache
 from edgeship.vdevice.pagecache import drop_page_cache
 from tests.vdevice.helpers import require_memory_cgroup
 
@@ -103,6 +103,22 @@ def test_a_file_the_device_writes_itself_is_charged_to_it(adb_server, vdevice):
     assert adb_server.run("-s", vdevice.serial, "shell", command).returncode == 0
     charged = vdevice.memory.counters()["file"] - before
     assert 30 * MIB <= charged <= 40 * MIB, charged / MIB
+
+
+def test_when_the_reader_fails_the_pushed_file_is_left_cold_never_free(
+    adb_server, vdevice, tmp_path, monkeypatch
+):
+    require_memory_cgroup()
+    monkeypatch.setattr(pagecache, "READER", "raise SystemExit('no reading today')")
+    source = make_file(tmp_path / "f.bin", 24)
+    before = vdevice.memory.counters()["file"]
+    push(adb_server, vdevice.serial, source, "/data/local/tmp/f.bin")  # the push itself succeeds
+    assert vdevice.memory.counters()["file"] - before <= MIB  # dropped: the device pays when it reads
+    seen = look(adb_server, vdevice.serial, tmp_path, "/data/local/tmp/f.bin")
+    assert seen["resident"] <= MIB, seen  # and nobody else holds it for it
+    assert (vdevice.sandbox_root / "f.bin").read_bytes() == source.read_bytes()
+    log = vdevice.log_file.read_text()
+    assert "page cache of a pushed file left cold: the reader failed (exit 1: no reading today)" in log
 
 
 def test_without_a_memory_cgroup_a_push_leaves_the_page_cache_where_it_is(adb_server, tmp_path):
