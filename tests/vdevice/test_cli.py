@@ -18,7 +18,7 @@ def cli(edgeship_cli):
 
 
 @pytest.mark.e2e
-def test_start_list_stop(cli, adb_server, tmp_path):
+def test_start_list_stop(cli, edgeship_cli, adb_server):
     first = cli("start", "--name", "alpha", "--json")
     assert first.returncode == 0, first.stderr
     alpha = json.loads(first.stdout)
@@ -58,7 +58,7 @@ def test_start_list_stop(cli, adb_server, tmp_path):
     while alpha["serial"] in adb_server.run("devices").stdout and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alpha["serial"] not in adb_server.run("devices").stdout
-    assert not (tmp_path / "home" / "vdevices" / "alpha").exists()
+    assert not (edgeship_cli.cli.home / "vdevices" / "alpha").exists()
 
 
 def test_user_errors_are_one_line(cli):

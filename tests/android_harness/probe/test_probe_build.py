@@ -16,6 +16,7 @@ from edgeship.android_harness.probe import build
 from edgeship.android_harness.probe.build import build_probe, cached_probe_path, probe_source_sha256
 from edgeship.errors import UsageError
 from edgeship.hashing import sha256_file
+from tests.cli import EdgeshipCli
 
 QEMU_AARCH64 = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
 QEMU_ARM = shutil.which("qemu-arm-static") or shutil.which("qemu-arm")
@@ -117,14 +118,10 @@ def test_armeabi_v7a_build_runs_under_qemu(tmp_path: Path) -> None:
     assert result["samples"] >= 3 and result["missing"] == []
 
 
-def test_cli_probe_build_json(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from edgeship.cli import cli
-
-    result = CliRunner().invoke(cli, ["probe", "build", "--abi", "x86_64", "-o", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+def test_cli_probe_build_json(cli: EdgeshipCli, tmp_path: Path) -> None:
+    result = cli("probe", "build", "--abi", "x86_64", "-o", tmp_path, "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
     assert Path(data["path"]) == tmp_path / "probe"
     assert data["sha256"] == sha256_file(tmp_path / "probe")
     assert data["source_sha256"] == probe_source_sha256()

@@ -8,11 +8,9 @@ pushed as `--runner` that wrap the real one.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import statistics
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,17 +26,21 @@ from edgeship.profiles.schema import (
     load_profile,
     validate_profile,
 )
+from tests.cli import EdgeshipCli
 
 pytestmark = pytest.mark.e2e
 
 PLE_KIND = "tf_lite_per_layer_embedder"
 
 
-def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **adb_server.env}
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
+    """The CLI as a user runs it, talking to the test's adb server."""
+    return cli.with_server(adb_server)
+
+
+def run_edgeship(edgeship: EdgeshipCli, *args: str) -> subprocess.CompletedProcess[str]:
+    return edgeship(*args, timeout=1200)
 
 
 def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
@@ -62,10 +64,12 @@ def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]
     ]
 
 
-def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path) -> None:
+def test_profile_tiny_gemma4(
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build, vdevice.serial, runs, "--iterations", "2", "--warmup", "1", "--json"
         ),
@@ -131,7 +135,7 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
 
 @pytest.mark.parametrize("runner", ["native", "host-python"])
 def test_a_short_run_measures_every_section_it_mapped(
-    runner: str, tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    runner: str, tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Runs of a few tenths of a second with the default (adaptive) smaps cadence: every section the engine
     mapped has a residency figure in every run — the exit sample's, at least — and its figure at exit."""
@@ -139,7 +143,7 @@ def test_a_short_run_measures_every_section_it_mapped(
     args = ["profile", str(tiny_gemma4_build), "--device", vdevice.serial, "--prefill", "16",
             "--decode", "16", "--iterations", "3", "--warmup", "0", "--runner", runner, "-o", str(runs),
             "--json"]  # fmt: skip
-    result = run_edgeship(adb_server, *args)
+    result = run_edgeship(edgeship, *args)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     data = json.loads(Path(entry["profile"]).read_text())
@@ -186,7 +190,7 @@ def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) ->
 
 
 def test_profile_records_killed_and_hung_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     from edgeship.android_harness.runners.resolve import resolve_runner
 
@@ -196,7 +200,7 @@ def test_profile_records_killed_and_hung_runs(
     runner = write_misbehaving_runner(tmp_path, real_runner, counter)
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build,
             vdevice.serial,
@@ -240,7 +244,7 @@ def test_profile_records_killed_and_hung_runs(
 
 
 def test_profile_two_devices_one_without_runner(
-    tiny_gemma4_build: Path, vdevice_factory: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice_factory: Any, adb_server: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Devices run in parallel; one that cannot be profiled (an arm64 phone with no litert_lm_main configured)
     is reported and the other still gets its profile; the exit code is DeviceError's."""
@@ -255,7 +259,7 @@ def test_profile_two_devices_one_without_runner(
     arm = vdevice_factory(adb_server, name="arm", profile=str(arm_profile))
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build,
             good.serial,
@@ -286,20 +290,14 @@ def test_profile_two_devices_one_without_runner(
 
 
 def _long_profile_after_two_runs(
-    build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> tuple[subprocess.Popen[str], Path]:
     """`edgeship profile` of 200 runs as a process, returned once its profile.json holds two finished runs."""
     import time
 
     runs = tmp_path / "runs"
     args = profile_args(build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeship", *args],
-        env={**os.environ, **adb_server.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgeship.popen(*args)
     deadline = time.monotonic() + 300
     profiles: list[Path] = []
     while time.monotonic() < deadline and process.poll() is None:
@@ -312,12 +310,12 @@ def _long_profile_after_two_runs(
 
 
 def test_profile_interrupted_keeps_finished_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Ctrl-C: the device stops after its current run, exit 130, profile.json valid with the finished runs."""
     import signal
 
-    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, edgeship, tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
@@ -329,11 +327,11 @@ def test_profile_interrupted_keeps_finished_runs(
 
 
 def test_profile_device_lost_mid_way_keeps_finished_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """The phone goes away (cable pulled): exit 5, one line naming it, profile.json keeps finished runs."""
 
-    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, edgeship, tmp_path)
     vdevice.stop()  # the device's adbd goes away: every connection drops, every command on it dies
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 5, stderr

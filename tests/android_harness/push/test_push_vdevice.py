@@ -6,8 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
 from tests.android_harness.conftest import device_on
 from tests.android_harness.synthetic import write_build
+from tests.cli import EdgeshipCli
 
 ROOT = "/data/local/tmp/edgeship"
 
@@ -252,41 +251,24 @@ def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[st
     assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
 
 
-def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**server.env, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    env.pop("ANDROID_SERIAL", None)
-    env.pop("EDGESHIP_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_cli_push_devices_and_errors(
-    adb_server: Any, vdevice: Any, builds: dict[str, Path], tmp_path: Path
+    cli: EdgeshipCli, adb_server: Any, vdevice: Any, builds: dict[str, Path], tmp_path: Path
 ) -> None:
-    pushed = _cli(["push", str(builds["v1"]), "--device", vdevice.serial, "--json"], adb_server, tmp_path)
+    edgeship = cli.with_server(adb_server)
+    pushed = edgeship("push", str(builds["v1"]), "--device", vdevice.serial, "--json")
     assert pushed.returncode == 0, pushed.stderr
     [row] = json.loads(pushed.stdout)
     assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
     assert row["ok"] and row["bundle_sha256"] == read_build(builds["v1"]).sha256
-    checked = _cli(
-        ["push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json"],
-        adb_server,
-        tmp_path,
-    )
+    checked = edgeship("push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)[0]["status"] == "present", checked.stderr
 
-    listed = _cli(["devices", "--json"], adb_server, tmp_path)
+    listed = edgeship("devices", "--json")
     assert listed.returncode == 0, listed.stderr
     [entry] = [d for d in json.loads(listed.stdout) if d["serial"] == vdevice.serial]
     assert entry["abi"] == "x86_64" and entry["ram_total"] > 0
 
-    no_manifest = _cli(["push", str(tmp_path), "--device", vdevice.serial], adb_server, tmp_path)
+    no_manifest = edgeship("push", str(tmp_path), "--device", vdevice.serial)
     assert no_manifest.returncode == InputError.exit_code
     assert no_manifest.stderr.strip().count("\n") == 0 and "manifest" in no_manifest.stderr
     tampered = tmp_path / "tampered"
@@ -294,16 +276,16 @@ def test_cli_push_devices_and_errors(
     with (tampered / "model.litertlm").open("r+b") as handle:
         handle.seek(BLOCK + 5)
         handle.write(b"\x00\xff")
-    refused = _cli(["push", str(tampered), "--device", vdevice.serial], adb_server, tmp_path)
+    refused = edgeship("push", str(tampered), "--device", vdevice.serial)
     assert refused.returncode == InputError.exit_code and "does not match its manifest" in refused.stderr
     assert not (vdevice.sandbox_root / "edgeship" / "staging" / read_build(builds["v1"]).sha256).exists()
-    unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
+    unknown = edgeship("push", str(builds["v1"]), "--device", "nope:1")
     assert unknown.returncode == 5 and "not connected" in unknown.stderr
-    both = _cli(["push", str(builds["v1"]), "--verify-present", "--no-verify"], adb_server, tmp_path)
+    both = edgeship("push", str(builds["v1"]), "--verify-present", "--no-verify")
     assert both.returncode != 0 and both.stderr.strip().count("\n") == 0 and "--no-verify" in both.stderr
-    dry = _cli(["push", str(builds["v2"]), "--dry-run", "--json"], adb_server, tmp_path)
+    dry = edgeship("push", str(builds["v2"]), "--dry-run", "--json")
     assert dry.returncode == 0 and json.loads(dry.stdout)[0]["status"] == "planned"
-    gc = _cli(["gc", "--keep", "0", "--json"], adb_server, tmp_path)
+    gc = edgeship("gc", "--keep", "0", "--json")
     assert gc.returncode == 0 and json.loads(gc.stdout)[0]["removed_bundles"]
 
 
