@@ -7,6 +7,7 @@ pushed as `--runner` that wrap the real one.
 
 from __future__ import annotations
 
+import csv
 import json
 import shlex
 import statistics
@@ -20,6 +21,7 @@ import pytest
 from edgeship.profiles.schema import (
     PROFILE_SCHEMA,
     STATUS_OK,
+    STATUS_PROBE_ERROR,
     STATUS_SIGNAL,
     STATUS_TIMEOUT,
     TOP_LEVEL_KEYS,
@@ -100,7 +102,8 @@ def test_profile_tiny_gemma4(
             assert latency[name] is not None and latency[name] > 0, (name, latency)
         assert latency["ttft_definition"]
         memory = it["memory"]
-        assert memory["peak_rss"] > 0 and memory["hwm"] >= memory["peak_rss"]
+        assert memory["peak_rss"] > 0
+        assert_hwm_from_raw_files(path.parent / it["raw_dir"], memory)
         assert 0 < memory["peak_anon"] <= memory["peak_rss"] and 0 < memory["peak_file"] <= memory["peak_rss"]
         sections = memory["sections"]
         assert set(sections) == set(section_bytes)
@@ -166,6 +169,24 @@ def test_a_short_run_measures_every_section_it_mapped(
         [library] = data["runner"]["extra_files"]
         assert Path(library).name == "liblitert-lm.so"
         assert data["runner"]["env"]["LD_LIBRARY_PATH"].startswith("/data/local/tmp/edgeship/bin/")
+
+
+def assert_hwm_from_raw_files(raw_dir: Path, memory: dict[str, Any]) -> None:
+    """``hwm`` recomputed from what the probe wrote (contracts.md): the largest of VmHWM, VmRSS and
+    VmRSS + VmSwap over the timeline rows and the exit sample, and wait4's ru_maxrss. Each status read also
+    holds the kernel's own invariant VmHWM >= VmRSS (one read of /proc/PID/status), which a misparsed or
+    swapped column breaks."""
+    with (raw_dir / "timeline.csv").open(newline="") as handle:
+        rows = [{k: int(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    result = json.loads((raw_dir / "result.json").read_text())
+    exit_sample = result.get("exit_sample") or {}
+    if exit_sample.get("taken"):
+        rows.append({k: v for k, v in exit_sample["values"].items() if v is not None})
+    assert rows and all(row["vm_hwm"] >= row["vm_rss"] for row in rows)
+    maxrss = result["rusage"]["maxrss"]
+    readings = [row["vm_hwm"] for row in rows] + [row["vm_rss"] + row["vm_swap"] for row in rows]
+    assert memory["hwm"] == max([*readings, maxrss])
+    assert memory["rusage_maxrss"] == maxrss and memory["peak_rss"] == max(row["vm_rss"] for row in rows)
 
 
 def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
@@ -341,5 +362,12 @@ def test_profile_device_lost_mid_way_keeps_finished_runs(
     assert validate_profile(data) == []
     finished = [it for it in data["iterations"] if it["exit"]["status"] == STATUS_OK]
     assert 2 <= len(finished) < 200
-    # Whatever was running when it went away is recorded as such, not dropped and not counted as ok.
     assert all(it["exit"]["status"] == STATUS_OK for it in data["iterations"][: len(finished)])
+    # Whatever was running when it went away is recorded as such, not dropped and not counted as ok.
+    *_, lost = data["iterations"]
+    assert len(data["iterations"]) == len(finished) + 1
+    assert (lost["index"], lost["warmup"]) == (len(finished) + 1, False)
+    assert lost["exit"]["status"] == STATUS_PROBE_ERROR and lost["exit"]["note"].startswith("device lost:")
+    assert data["summary"]["counts"]["ok"] == len(finished) and data["summary"]["counts"]["failed"] == 1
+    # state.after is taken after the last run only when the device is still there (contracts.md).
+    assert data["state"]["before"] is not None and data["state"]["after"] is None
