@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edgeship.android_harness.adb import parse_df_available
+from edgeship.android_harness.adb import parse_df_available, select_devices
 from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.push.script import parse_survey, survey_script
@@ -27,8 +27,9 @@ from edgeship.android_harness.store import (
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
-from tests.android_harness.conftest import device_on
+from tests.android_harness.conftest import config_for, device_on
 from tests.android_harness.synthetic import write_build
+from tests.android_harness.traffic import TrafficTap, device_sha256
 from tests.cli import EdgeshipCli
 
 ROOT = "/data/local/tmp/edgeship"
@@ -229,10 +230,17 @@ def test_bad_build_is_refused_before_anything_is_sent(device: Device, tmp_path: 
 def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[str, Path]) -> None:
     virtual = [vdevice_factory(name=f"many{i}") for i in range(2)]
     devices = [device_on(adb_server, item) for item in virtual]
+    v1, v2 = read_build(builds["v1"]), read_build(builds["v2"])
     results = push_many(devices, builds["v1"])
     assert [r.ok for r in results] == [True, True]
     assert {r.serial for r in results} == {d.serial for d in devices}
-    assert all(push_bundle(d, builds["v2"]).ok for d in devices)
+    # Each phone's own sha256sum of its copy, not push's "ok".
+    for result in results:
+        assert device_sha256(adb_server, result.serial, result.remote_path) == v1.sha256
+    rebuilds = [push_bundle(d, builds["v2"]) for d in devices]
+    assert all(r.ok for r in rebuilds), [r.error for r in rebuilds]
+    for result in rebuilds:
+        assert device_sha256(adb_server, result.serial, result.remote_path) == v2.sha256
     # Leftovers: one abandoned an hour ago, one a push is writing to right now.
     staging = virtual[0].sandbox_root / "edgeship" / "staging"
     for name, age_s in (("a" * 64, 3600), ("b" * 64, 0)):
@@ -243,11 +251,13 @@ def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[st
         for path in (piece, piece.parent, piece.parent.parent):
             os.utime(path, (when, when))
     dry = collect_garbage(devices[0], keep=1, dry_run=True)
-    assert dry.removed_bundles == [read_build(builds["v1"]).sha256]
+    assert dry.removed_bundles == [v1.sha256]
     assert dry.removed_leftovers == [f"staging/{'a' * 64}"] and dry.in_use == [f"staging/{'b' * 64}"]
     done = collect_garbage(devices[0], keep=1)
-    assert done.ok and done.kept == [read_build(builds["v2"]).sha256]
+    assert done.ok and done.kept == [v2.sha256]
     assert not (staging / ("a" * 64)).exists() and (staging / ("b" * 64)).exists()
+    assert device_sha256(adb_server, devices[0].serial, results[0].remote_path) == ""  # v1 is gone
+    assert device_sha256(adb_server, devices[0].serial, rebuilds[0].remote_path) == v2.sha256
     assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
 
 
@@ -260,6 +270,7 @@ def test_cli_push_devices_and_errors(
     [row] = json.loads(pushed.stdout)
     assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
     assert row["ok"] and row["bundle_sha256"] == read_build(builds["v1"]).sha256
+    assert device_sha256(adb_server, vdevice.serial, row["remote_path"]) == row["bundle_sha256"]
     checked = edgeship("push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)[0]["status"] == "present", checked.stderr
 
@@ -371,3 +382,28 @@ def test_an_intact_unverified_bundle_is_verified_once_on_the_device(
     assert checked.ok and checked.status == "present" and checked.bytes_sent == 0, checked.error
     final = _host_path(vdevice, checked.remote_path)
     assert _sha(final) == read_build(builds["v1"]).sha256 and not (final.parent / "unverified").exists()
+
+
+def test_a_first_push_sends_the_bundle_and_its_side_files_once(
+    adb_server: Any, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    """Counted on the wire (a TCP tap in front of the device's adbd), not by edgeship: a first push moves the
+    bundle, manifest.json and tokenizer.json once, plus the adb/sync framing and its small device scripts."""
+    local = read_build(builds["v1"])
+    side = sum((builds["v1"] / name).stat().st_size for name in ("manifest.json", "tokenizer.json"))
+    tap = TrafficTap(vdevice.port)
+    try:
+        adb_server.connect(tap.serial)
+        [device] = select_devices(config_for(adb_server), (tap.serial,))
+        tap.reset()
+        result = push_bundle(device, builds["v1"])
+        wire = tap.to_device
+        assert result.ok and result.status == "pushed", result.error
+        assert result.bytes_sent == local.bytes + side  # what edgeship says it sent...
+        # ...and what the device received: the payload, adb headers (24 B per packet), sync DATA headers
+        # (8 B per 64 KiB), the survey/assemble/index scripts (a few KiB): 0.2% + 32 KiB (seen: 6.7 KB).
+        assert local.bytes + side <= wire <= (local.bytes + side) * 1.002 + 32 * 1024, wire
+        assert device_sha256(adb_server, tap.serial, result.remote_path) == local.sha256
+    finally:
+        adb_server.disconnect(tap.serial)
+        tap.close()
