@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -131,34 +132,54 @@ class _LinkCut(Exception):
     pass
 
 
-class _CutAfter(TransferProgress):
-    """A link that dies once ``limit`` bytes went out (slowly, so the device saw them arrive)."""
+def _partial_bytes(pieces: Path) -> int:
+    """What a first push's partial link (pieces/partial.<attempt>) holds, on the host side of the sandbox."""
+    sizes = [0]
+    with contextlib.suppress(FileNotFoundError):
+        for path in pieces.iterdir():
+            if path.name.startswith(PARTIAL_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    sizes.append(path.stat().st_size)
+    return max(sizes)
 
-    def __init__(self, limit: int) -> None:
+
+class _CutAfter(TransferProgress):
+    """A link that dies once ``limit`` bytes went out — after the device's partial link in ``pieces`` holds
+    ``limit // 2`` of them (polled on the host side of the sandbox): the cut lands on bytes that arrived."""
+
+    def __init__(self, limit: int, pieces: Path) -> None:
         self.limit = limit
+        self.pieces = pieces
         self.sent = 0
+        self.arrived = 0
 
     def advance(self, sent: int) -> None:
         self.sent += sent
-        if self.sent >= self.limit:
-            time.sleep(0.5)
-            raise _LinkCut
+        if self.sent < self.limit:
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.arrived = _partial_bytes(self.pieces)
+            if self.arrived >= self.limit // 2:
+                raise _LinkCut
+            time.sleep(0.01)
+        raise AssertionError(f"{self.pieces}: {self.arrived} bytes after 60 s, {self.sent} sent")
 
 
 def test_interrupted_first_push_resumes_from_what_arrived(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
     local = read_build(builds["v1"])
-    with pytest.raises(_LinkCut):
-        push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
-    # adbd dropped its half-received file; the device script's hard link kept the bytes.
     pieces = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces"
-    [partial] = [path for path in pieces.iterdir() if path.name.startswith(PARTIAL_PREFIX)]
-    assert partial.stat().st_size >= local.bytes // 4
+    cut = _CutAfter(local.bytes // 2, pieces)
+    with pytest.raises(_LinkCut):
+        push_bundle(device, builds["v1"], progress=cut)
+    # adbd dropped its half-received file; the device script's hard link kept the bytes that had arrived.
+    assert _partial_bytes(pieces) >= cut.arrived >= local.bytes // 4
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
     resumed = push_bundle(device, builds["v1"])
     assert resumed.ok, resumed.error
-    assert resumed.bytes_resumed >= local.bytes // 4
+    assert resumed.bytes_resumed >= cut.arrived // BLOCK * BLOCK
     assert resumed.bytes_sent < local.bytes
     assert _sha(_host_path(vdevice, resumed.remote_path)) == local.sha256
 
