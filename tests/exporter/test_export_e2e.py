@@ -6,6 +6,7 @@ Builds come from the session cache (tests/fixtures/builds.py): each (arch, recip
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -31,6 +32,25 @@ def int8_build(request: pytest.FixtureRequest, build_factory) -> tuple[str, Path
     return request.param, build_factory(request.param, "tiny", "int8")
 
 
+def builder_layout(bundle: Path) -> tuple[str, list[tuple[int, int, str, str]]]:
+    """The container version and (offset, end, kind, data type) per section as litert-lm-builder's peek
+    reader (litert_lm_builder.litertlm_peek, behind `litert-lm-peek`) sees them; kind as contracts.md names
+    it: a TFLiteModel section's model_type, else its data type."""
+    from litert_lm_builder import litertlm_core, litertlm_peek
+
+    printed = io.StringIO()
+    metadata = litertlm_peek.read_litertlm_header(str(bundle), printed)
+    version = printed.getvalue().split("LiteRT-LM Version:", 1)[1].split()[0]
+    objects = metadata.SectionMetadata()
+    layout = []
+    for index in range(objects.ObjectsLength() if objects else 0):
+        section = objects.Objects(index)
+        data_type = litertlm_core.any_section_data_type_to_string(section.DataType())
+        kind = (litertlm_peek.get_model_type(section) if data_type == "TFLiteModel" else None) or data_type
+        layout.append((section.BeginOffset(), section.EndOffset(), kind, data_type))
+    return version, layout
+
+
 def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     _, build = int8_build
     manifest = read_build(build).manifest
@@ -43,6 +63,10 @@ def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     assert [(s.offset, s.end, s.kind) for s in on_disk] == [
         (s["offset"], s["end"], s["kind"]) for s in manifest["sections"]
     ]
+    # The same layout through litert-lm-builder's own reader, not edgeship's (litertlm.py).
+    version, sections = builder_layout(bundle)
+    assert version == manifest["bundle"]["version"]
+    assert sections == [(s["offset"], s["end"], s["kind"], s["data_type"]) for s in manifest["sections"]]
     for section in manifest["sections"]:
         assert section["bytes"] == section["end"] - section["offset"]
         assert section["offset"] % manifest["bundle"]["alignment"] == 0
