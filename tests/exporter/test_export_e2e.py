@@ -6,6 +6,7 @@ Builds come from the session cache (tests/fixtures/builds.py): each (arch, recip
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -74,6 +75,19 @@ def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     kinds = {s["kind"] for s in manifest["sections"]}
     assert {"tf_lite_prefill_decode", "LlmMetadataProto", "HF_Tokenizer_Zlib"} <= kinds
     assert (build / "tokenizer.json").is_file()
+
+
+def test_checkpoint_weights_sha256_is_the_digest_of_the_weight_files(int8_build: tuple[str, Path]) -> None:
+    """contracts.md: weights_sha256 = sha256 over, per weight file in order, its name, NUL, and its own
+    sha256 digest — recomputed here with hashlib from the checkpoint's files."""
+    _, build = int8_build
+    checkpoint = read_build(build).manifest["checkpoint"]
+    folder = Path(checkpoint["path"])
+    assert checkpoint["files"] == sorted(p.name for p in folder.glob("*.safetensors"))
+    digest = hashlib.sha256()
+    for name in checkpoint["files"]:
+        digest.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
+    assert checkpoint["weights_sha256"] == digest.hexdigest()
 
 
 def test_ple_section_exactly_for_ple_models(int8_build: tuple[str, Path]) -> None:

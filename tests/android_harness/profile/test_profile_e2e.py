@@ -371,3 +371,38 @@ def test_profile_device_lost_mid_way_keeps_finished_runs(
     assert data["summary"]["counts"]["ok"] == len(finished) and data["summary"]["counts"]["failed"] == 1
     # state.after is taken after the last run only when the device is still there (contracts.md).
     assert data["state"]["before"] is not None and data["state"]["after"] is None
+
+
+def test_profiling_again_replaces_the_runs_and_each_run_is_one_engine_iteration(
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
+) -> None:
+    """contracts.md: the same bundle on the same device into the same RUNS_DIR replaces that folder's runs
+    and profile.json; every run is one probe run of the runner with --num_iterations=1."""
+    runs = tmp_path / "runs"
+    first = run_edgeship(
+        edgeship, *profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "2", "--warmup", "1")
+    )
+    assert first.returncode == 0, first.stderr
+    [profile_path] = runs.glob("*/*/profile.json")
+    folder = profile_path.parent
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["iter-1", "iter-2", "warmup-1"]
+    for raw in ("warmup-1", "iter-1", "iter-2"):
+        argv = json.loads((folder / raw / "result.json").read_text())["argv"]
+        assert [a for a in argv if a.startswith("--num_iterations")] == ["--num_iterations=1"], argv
+        stdout = (folder / raw / "stdout.txt").read_text()  # the runner's own account: one decode turn
+        assert "Decode Turn 1:" in stdout and "Decode Turn 2:" not in stdout
+    old = {raw: (folder / raw / "result.json").read_bytes() for raw in ("iter-1", "iter-2")}
+
+    again = run_edgeship(
+        edgeship, *profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "1", "--warmup", "0")
+    )
+    assert again.returncode == 0, again.stderr
+    assert list(runs.glob("*/*/profile.json")) == [profile_path]
+    data = json.loads(profile_path.read_text())
+    assert [(it["warmup"], it["index"]) for it in data["iterations"]] == [(False, 1)]
+    assert data["summary"]["counts"] == {
+        "warmup": 0, "measured": 1, "ok": 1, "failed": 0, "by_status": {"ok": 1},
+    }  # fmt: skip
+    # The old runs' folders are gone, not mixed in; iter-1 is the new run's.
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["iter-1"]
+    assert (folder / "iter-1" / "result.json").read_bytes() != old["iter-1"]
