@@ -77,14 +77,14 @@ def test_user_errors_are_one_line(cli):
 
 
 @pytest.mark.e2e
-def test_start_with_a_link_speed_paces_the_device(vdevice_cli, adb_server, tmp_path):
+def test_start_with_a_link_speed_paces_the_device(cli, adb_server, tmp_path):
     """`vdevice start --link-mb-per-s 4`: recorded, and a 16 MB push takes at least 16/4 s (a lower bound
     only: pacing sleeps, it never hurries; loopback speed moves the same file in a fraction of that)."""
-    started = vdevice_cli("start", "--name", "cable", "--link-mb-per-s", "4", "--json")
+    started = cli("start", "--name", "cable", "--link-mb-per-s", "4", "--json")
     assert started.returncode == 0, started.stderr
     record = json.loads(started.stdout)
     assert record["link_mb_per_s"] == 4
-    [listed] = [e for e in json.loads(vdevice_cli("list", "--json").stdout) if e["name"] == "cable"]
+    [listed] = [e for e in json.loads(cli("list", "--json").stdout) if e["name"] == "cable"]
     assert listed["link_mb_per_s"] == 4
     data = os.urandom(16 * 1000 * 1000)
     source = tmp_path / "blob"
