@@ -97,8 +97,8 @@ def corrupt_final_paths(device: dict[str, Any]) -> list[str]:
 
 
 def staged_bytes(device: dict[str, Any], sha: str) -> int:
-    """Bytes the link has delivered into staging/<sha>/pieces/ (contracts.md: `partial` links a first push's
-    file as it arrives, `<offset>-<length>` are a rebuild's pieces); a hard-linked file counts once."""
+    """Bytes the link has delivered into staging/<sha>/pieces/ (contracts.md: `partial.<attempt>` links a
+    first push's file as it arrives, `<offset>-<length>` are a rebuild's pieces); a hard link counts once."""
     sizes: dict[tuple[int, int], int] = {}
     try:
         entries = list((device["sandbox"] / "edgeship" / "staging" / sha / "pieces").iterdir())
@@ -202,7 +202,7 @@ def run_trials(
         if code != 0:
             raise RuntimeError(f"calibration rebuild push failed: {err}")
         # What reaches staging/<sha>/pieces/ once a push's data has all arrived: the whole bundle for a first
-        # push (pieces/partial), the pieces around the sections the device copies for a rebuild.
+        # push (pieces/partial.<attempt>), the pieces around the sections the device copies for a rebuild.
         arriving = {
             v1: summary["bundle_bytes"],
             v2: (v2 / "model.litertlm").stat().st_size - rows[0]["bytes_reused"],
