@@ -11,9 +11,10 @@ PYTEST_ARGS ?=
 venv: $(STAMP)
 
 # Debian packages the virtual device, the probe and the report tests use (Android's userland, sandbox, arm64
-# emulation, a headless browser for the HTML report).
-# Installed only when missing and only when we may (root); without them the tests that need them skip.
-SYSTEM_PACKAGES := mksh toybox bubblewrap adb qemu-user-static chromium
+# emulation, a headless browser for the HTML report; openssl signs adb AUTH tokens in the vdevice auth tests).
+# Installed only when missing and only when we may (root); without them the tests that need them skip — and
+# fail under EDGESHIP_NO_SKIPS=1, as CI runs them.
+SYSTEM_PACKAGES := mksh toybox bubblewrap adb qemu-user-static chromium openssl
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

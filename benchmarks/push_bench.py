@@ -36,6 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEVICE_ROOT = "/data/local/tmp/edgeship"
 TRANSFORMER = "tf_lite_prefill_decode"
 
+sys.path.insert(0, str(REPO))
+from tests.cli import EdgeshipCli  # noqa: E402
+
 
 def bundled_adb() -> str:
     import adbutils
@@ -59,14 +62,9 @@ class Lab:
         self.link_mb_per_s = link_mb_per_s
         self.adb_path = adb or bundled_adb()
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            "ANDROID_ADB_SERVER_PORT": str(self.port),
-            "EDGESHIP_HOME": str(work / "home"),
-            "PYTHONPATH": str(REPO),
-        }
-        for name in ("ADB_SERVER_SOCKET", "ANDROID_SERIAL", "EDGESHIP_CONFIG"):
-            self.env.pop(name, None)
+        # The tests' CLI helper: its own EDGESHIP_HOME and cwd, this server only, no inherited config.
+        self.cli = EdgeshipCli(work, adb_port=self.port)
+        self.env = self.cli.env
         self.devices: list[dict[str, Any]] = []
         self.start_server()
         try:
@@ -88,22 +86,10 @@ class Lab:
         )
 
     def edgeship(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "edgeship", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-        )
+        return self.cli(*args, timeout=timeout)
 
     def edgeship_popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "edgeship", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
+        return self.cli.popen(*args)
 
     def start_server(self) -> None:
         result = self.adb("start-server", timeout=60)

@@ -1,18 +1,21 @@
 """Push reliability: interrupt pushes at random moments, push again, check no final path is ever corrupt.
 
 Each trial starts a real `edgeship push` process against a virtual-device daemon behind a private adb server,
-waits a random fraction of a full push's time, then interrupts it one of three ways:
+waits until a random fraction of what the push sends has reached the device (watched on the host side of its
+sandbox, in staging/<sha>/pieces/), then interrupts it one of three ways:
 
 - kill-push:   SIGKILL the push process (the device script is left waiting; the device kills it on close);
 - kill-server: `adb kill-server` mid-transfer, then a new server and `adb connect`;
 - stop-device: stop the virtual device daemon (its sandbox kept), then start it again on the same port.
 
+Each cut is recorded: it "landed mid-transfer" when bytes had arrived, the push was still running, and
+after the interruption the bundle is not installed (for a first push: fewer than all its bytes arrived).
 After the interruption every bundles/<sha>/ folder on the device must hold a model.litertlm whose sha256 is
 <sha> (checked on the host side of the sandbox). Then the same push runs again and must succeed and verify;
 the bytes it sent are compared with a full push: pieces that arrived whole before the interruption are
 reused. Half of the trials push a transformer-only rebuild over an older bundle (the reuse path).
 
-    .venv/bin/python benchmarks/push_reliability.py [--trials 100] [--mb 96] [--seed 1]
+    .venv/bin/python benchmarks/push_reliability.py [--trials 100] [--mb 96] [--seed 1] [--link-mb-per-s 40]
 
 Prints a JSON summary; exit status 1 when any final path held a wrong file or a re-push failed.
 """
@@ -41,14 +44,15 @@ from push_bench import Lab
 KINDS = ("kill-push", "kill-server", "stop-device")
 
 
-def make_builds(work: Path, megabytes: int) -> tuple[Path, Path]:
-    """A PLE-heavy-shaped synthetic pair: same PLE and embedder sections, a different transformer."""
+def make_builds(work: Path, megabytes: int, transformer_share: float = 1 / 16) -> tuple[Path, Path]:
+    """A PLE-heavy-shaped synthetic pair: same PLE and embedder sections, a different transformer of
+    ``transformer_share`` × ``megabytes`` MiB (what a rebuild sends)."""
     from tests.android_harness.synthetic import write_build
 
     rng = random.Random(megabytes)
     ple = rng.randbytes(megabytes * 1024 * 1024 * 7 // 8)
     embedder = rng.randbytes(megabytes * 1024 * 1024 // 16)
-    transformer_bytes = megabytes * 1024 * 1024 // 16
+    transformer_bytes = int(megabytes * 1024 * 1024 * transformer_share)
     v1 = write_build(
         work / "v1",
         [
@@ -92,6 +96,37 @@ def corrupt_final_paths(device: dict[str, Any]) -> list[str]:
     return bad
 
 
+def staged_bytes(device: dict[str, Any], sha: str) -> int:
+    """Bytes the link has delivered into staging/<sha>/pieces/ (contracts.md: `partial.<attempt>` links a
+    first push's file as it arrives, `<offset>-<length>` are a rebuild's pieces); a hard link counts once."""
+    sizes: dict[tuple[int, int], int] = {}
+    try:
+        entries = list((device["sandbox"] / "edgeship" / "staging" / sha / "pieces").iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            stat = entry.stat()
+        except FileNotFoundError:
+            continue
+        sizes[(stat.st_dev, stat.st_ino)] = stat.st_size
+    return sum(sizes.values())
+
+
+def wait_for_bytes(
+    device: dict[str, Any], sha: str, target: int, process: subprocess.Popen[str], timeout: float = 120
+) -> int:
+    """Poll until ``target`` bytes of the push reached the device, the push ended, or the deadline passed."""
+    deadline = time.monotonic() + timeout
+    received = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        received = staged_bytes(device, sha)
+        if received >= target:
+            break
+        time.sleep(0.005)
+    return received
+
+
 def push(lab: Lab, build: Path, serial: str) -> tuple[int, list[dict[str, Any]], str]:
     result = lab.edgeship("push", str(build), "--device", serial, "--json", "--quiet", timeout=600)
     rows = json.loads(result.stdout) if result.stdout.strip().startswith("[") else []
@@ -123,12 +158,22 @@ def interrupt(lab: Lab, kind: str, process: subprocess.Popen[str], device: dict[
         process.wait()
 
 
-def run_trials(trials: int, megabytes: int = 96, seed: int = 1, work: Path | None = None) -> dict[str, Any]:
+def run_trials(
+    trials: int,
+    megabytes: int = 96,
+    seed: int = 1,
+    work: Path | None = None,
+    link_mb_per_s: float | None = None,
+    cut_range: tuple[float, float] = (0.05, 0.95),
+    transformer_share: float = 1 / 16,
+) -> dict[str, Any]:
+    """``cut_range``: the fractions of a push's bytes after which it is interrupted (a paced link and an
+    upper bound below 1 leave the slower interruptions time to act before the transfer ends)."""
     own_work = work is None
     work = work or Path(tempfile.mkdtemp(prefix="push-reliability-"))
     rng = random.Random(seed)
-    v1, v2 = make_builds(work / "builds", megabytes)
-    lab = Lab(work / "lab", devices=1)
+    v1, v2 = make_builds(work / "builds", megabytes, transformer_share)
+    lab = Lab(work / "lab", devices=1, link_mb_per_s=link_mb_per_s)
     device = lab.devices[0]
     serial = device["serial"]
     summary: dict[str, Any] = {
@@ -137,6 +182,8 @@ def run_trials(trials: int, megabytes: int = 96, seed: int = 1, work: Path | Non
         "by_kind": {},
         "corrupt_final_paths": 0,
         "repush_failures": 0,
+        "interrupted_mid_transfer": 0,
+        "cuts": [],
         "interrupted_before_done": 0,
         "resumed_less_than_full": 0,
         "resumed_sent_bytes": [],
@@ -151,8 +198,18 @@ def run_trials(trials: int, megabytes: int = 96, seed: int = 1, work: Path | Non
         if code != 0:
             raise RuntimeError(f"calibration push failed: {err}")
         full_bytes = rows[0]["bytes_sent"]
+        code, rows, err = push(lab, v2, serial)  # over v1: what a rebuild sends
+        if code != 0:
+            raise RuntimeError(f"calibration rebuild push failed: {err}")
+        # What reaches staging/<sha>/pieces/ once a push's data has all arrived: the whole bundle for a first
+        # push (pieces/partial.<attempt>), the pieces around the sections the device copies for a rebuild.
+        arriving = {
+            v1: summary["bundle_bytes"],
+            v2: (v2 / "model.litertlm").stat().st_size - rows[0]["bytes_reused"],
+        }
         summary["full_push_seconds"] = round(full_seconds, 3)
         summary["full_push_bytes"] = full_bytes
+        summary["rebuild_piece_bytes"] = arriving[v2]
         for trial in range(trials):
             kind = KINDS[trial % len(KINDS)]
             rebuild = trial % 2 == 1
@@ -162,11 +219,37 @@ def run_trials(trials: int, megabytes: int = 96, seed: int = 1, work: Path | Non
                 if code != 0:
                     raise RuntimeError(f"trial {trial}: setup push failed: {err}")
             build = v2 if rebuild else v1
-            delay = rng.uniform(0.05, 0.95) * full_seconds * (0.4 if rebuild else 1.0)
+            sha = bundle_sha(build)
+            target = max(1, int(rng.uniform(*cut_range) * arriving[build]))
             process = lab.edgeship_popen("push", str(build), "--device", serial, "--json", "--quiet")
-            time.sleep(delay)
+            received_at_cut = wait_for_bytes(device, sha, target, process)
             finished_first = process.poll() is not None
             interrupt(lab, kind, process, device)
+            received_after = staged_bytes(device, sha)
+            installed_after = (device["sandbox"] / "edgeship" / "bundles" / sha).exists()
+            # Mid-transfer: bytes had arrived, the push was still going, and once the interruption acted
+            # the bundle was not installed and not all of its data had arrived (adbd drops a file it was
+            # receiving, so what stays is the partial link's prefix or whole pieces).
+            mid_transfer = (
+                received_at_cut > 0
+                and not finished_first
+                and not installed_after
+                and received_after < arriving[build]
+            )
+            summary["interrupted_mid_transfer"] += mid_transfer
+            summary["cuts"].append(
+                {
+                    "trial": trial,
+                    "kind": kind,
+                    "rebuild": rebuild,
+                    "target": target,
+                    "received_at_cut": received_at_cut,
+                    "received_after": received_after,
+                    "finished_first": finished_first,
+                    "installed_after": installed_after,
+                    "mid_transfer": mid_transfer,
+                }
+            )
             recover(lab, kind, device)
             bad = corrupt_final_paths(device)
             if bad:
@@ -211,9 +294,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--mb", type=int, default=96, help="bundle size in MiB")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--link-mb-per-s", type=float, default=None, help="pace the device to a cable")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    summary = run_trials(args.trials, args.mb, args.seed)
+    summary = run_trials(args.trials, args.mb, args.seed, link_mb_per_s=args.link_mb_per_s)
     print(json.dumps(summary, indent=2))
     sys.exit(0 if summary["ok"] else 1)
 

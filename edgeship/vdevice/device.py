@@ -253,14 +253,20 @@ class VirtualDevice:
         return open_service(self, name)
 
     def start_command(
-        self, command: str, merge_stderr: bool, terminal: int | None = None, term: str | None = None
+        self,
+        command: str,
+        merge_stderr: bool,
+        terminal: int | None = None,
+        term: str | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.Popen[bytes]:
-        """Run ``command`` with the device's shell: pipes, or the PTY slave ``terminal`` (TERM ``term``)."""
+        """Run ``command`` with the device's shell: pipes, or the PTY slave ``terminal`` (TERM ``term``);
+        ``pass_fds`` are inherited by the command under their numbers."""
         argv, cwd = self.sandbox.shell_argv(command, terminal=terminal is not None)
         env = self.sandbox.environment()
         if term:
             env["TERM"] = term
-        return self.processes.start(argv, env, cwd, merge_stderr, terminal=terminal)
+        return self.processes.start(argv, env, cwd, merge_stderr, terminal=terminal, pass_fds=pass_fds)
 
     # ---- internals ----------------------------------------------------------------------------------
     def _accept_loop(self) -> None:

@@ -17,9 +17,9 @@ capabilities are dropped).
 
 Page cache is charged to the cgroup of the process that first brings a page in. The daemon's sync service
 writes pushed files, so their pages would be charged to the daemon's cgroup and a runner mapping a just-pushed
-bundle would find it resident for free; the sync service therefore ends every SEND with fdatasync +
-POSIX_FADV_DONTNEED (``drop_page_cache``), and the runner's own faults then charge the device, as on a phone
-after a reboot.
+bundle would find it resident for free; the sync service therefore ends every SEND of 1 MiB or more by moving
+the file's page cache into the device (``pagecache``: dropped from the daemon, read back once by a process in
+this cgroup), so the device pays for it, as a phone does for what adbd has just written.
 """
 
 from __future__ import annotations
@@ -218,12 +218,6 @@ class MemoryCgroup:
 
     def _read(self, name: str) -> str:
         return (self.path / name).read_text().strip()
-
-
-def drop_page_cache(fd: int) -> None:
-    """Write a file's dirty pages out, then drop them from the page cache (uncharging the writer's cgroup)."""
-    os.fdatasync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def parse_size(text: str) -> int:

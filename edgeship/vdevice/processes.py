@@ -39,9 +39,19 @@ class ProcessTracker:
         self._processes: set[subprocess.Popen[bytes]] = set()
 
     def start(
-        self, argv: list[str], env: dict[str, str], cwd: str, merge_stderr: bool, terminal: int | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        merge_stderr: bool,
+        terminal: int | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``."""
+        """Start ``argv`` in a new session; its stdio are pipes, or the PTY slave fd ``terminal``.
+
+        ``pass_fds``: descriptors the command inherits under the same numbers (the sync service hands a pushed
+        file to a reader in the device this way; see ``pagecache``).
+        """
         with self._launching():  # a forked child keeps the namespaces of the thread that forked it
             process = subprocess.Popen(
                 argv,
@@ -56,6 +66,7 @@ class ProcessTracker:
                 cwd=cwd,
                 start_new_session=True,  # its own session and process group, killed as a whole
                 close_fds=True,
+                pass_fds=pass_fds,
             )
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:

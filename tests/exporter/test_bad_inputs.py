@@ -7,10 +7,9 @@ case takes about a second.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,15 @@ import pytest
 from edgeship.errors import InputError, UsageError
 from edgeship.exporter.arch import ARCHITECTURES
 from edgeship.exporter.checkpoint import read_checkpoint, read_safetensors_header
+from tests.cli import EdgeshipCli
+
+Export = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def run_export(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", "export", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+@pytest.fixture
+def export(cli: EdgeshipCli) -> Export:
+    """`edgeship export ARGS...` through the isolated CLI helper."""
+    return lambda *args: cli("export", *args, timeout=600)
 
 
 def assert_clean_failure(
@@ -55,42 +53,42 @@ def ckpt(tiny_gemma4_checkpoint: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_missing_config(ckpt: Path, tmp_path: Path) -> None:
+def test_missing_config(export: Export, ckpt: Path, tmp_path: Path) -> None:
     (ckpt / "config.json").unlink()
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "no config.json", build=tmp_path / "b")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "no config.json", build=tmp_path / "b")
 
 
-def test_missing_checkpoint_folder(tmp_path: Path) -> None:
-    assert_clean_failure(run_export(tmp_path / "nope", "-o", tmp_path / "b"), "does not exist")
+def test_missing_checkpoint_folder(export: Export, tmp_path: Path) -> None:
+    assert_clean_failure(export(tmp_path / "nope", "-o", tmp_path / "b"), "does not exist")
 
 
-def test_missing_weights(ckpt: Path, tmp_path: Path) -> None:
+def test_missing_weights(export: Export, ckpt: Path, tmp_path: Path) -> None:
     (ckpt / "model.safetensors").unlink()
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "no *.safetensors", build=tmp_path / "b")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "no *.safetensors", build=tmp_path / "b")
 
 
-def test_truncated_safetensors(ckpt: Path, tmp_path: Path) -> None:
+def test_truncated_safetensors(export: Export, ckpt: Path, tmp_path: Path) -> None:
     weights = ckpt / "model.safetensors"
     size = weights.stat().st_size
     with open(weights, "r+b") as handle:
         handle.truncate(size - 1000)
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "truncated", build=tmp_path / "b")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "truncated", build=tmp_path / "b")
 
 
-def test_corrupt_safetensors_header(ckpt: Path, tmp_path: Path) -> None:
+def test_corrupt_safetensors_header(export: Export, ckpt: Path, tmp_path: Path) -> None:
     weights = ckpt / "model.safetensors"
     with open(weights, "r+b") as handle:
         handle.seek(8)
         handle.write(b"\xff\xfe garbage")
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "corrupt", build=tmp_path / "b")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "corrupt", build=tmp_path / "b")
 
 
-def test_weights_not_matching_config(ckpt: Path, tmp_path: Path) -> None:
+def test_weights_not_matching_config(export: Export, ckpt: Path, tmp_path: Path) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     config["text_config"]["hidden_size"] *= 2
     (ckpt / "config.json").write_text(json.dumps(config))
     assert_clean_failure(
-        run_export(ckpt, "-o", tmp_path / "b"),
+        export(ckpt, "-o", tmp_path / "b"),
         "do not match config.json",
         "embed_tokens",
         build=tmp_path / "b",
@@ -106,41 +104,41 @@ def test_layer_count_not_matching_config(ckpt: Path) -> None:
         read_checkpoint(ckpt)
 
 
-def test_unsupported_architecture_names_supported_ones(ckpt: Path, tmp_path: Path) -> None:
+def test_unsupported_architecture_names_supported_ones(export: Export, ckpt: Path, tmp_path: Path) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     config["model_type"] = "mamba"
     (ckpt / "config.json").write_text(json.dumps(config))
     tested = [t for t, spec in ARCHITECTURES.items() if spec.tested]
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "unsupported architecture 'mamba'", *tested)
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "unsupported architecture 'mamba'", *tested)
 
 
-def test_missing_tokenizer(ckpt: Path, tmp_path: Path) -> None:
+def test_missing_tokenizer(export: Export, ckpt: Path, tmp_path: Path) -> None:
     (ckpt / "tokenizer.json").unlink()
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b"), "no tokenizer", build=tmp_path / "b")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b"), "no tokenizer", build=tmp_path / "b")
 
 
-def test_unknown_recipe(ckpt: Path, tmp_path: Path) -> None:
+def test_unknown_recipe(export: Export, ckpt: Path, tmp_path: Path) -> None:
     assert_clean_failure(
-        run_export(ckpt, "-o", tmp_path / "b", "--recipe", "int3"), "unknown recipe 'int3'", "int8"
+        export(ckpt, "-o", tmp_path / "b", "--recipe", "int3"), "unknown recipe 'int3'", "int8"
     )
 
 
-def test_bad_recipe_file(ckpt: Path, tmp_path: Path) -> None:
+def test_bad_recipe_file(export: Export, ckpt: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text("default: int8\nsections:\n  tf_lite_vision: int4\n")
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b", "--recipe", recipe), "unknown section kind")
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b", "--recipe", recipe), "unknown section kind")
 
 
-def test_non_empty_build_dir_without_force(ckpt: Path, tmp_path: Path) -> None:
+def test_non_empty_build_dir_without_force(export: Export, ckpt: Path, tmp_path: Path) -> None:
     build = tmp_path / "b"
     build.mkdir()
     (build / "keep.txt").write_text("precious")
-    assert_clean_failure(run_export(ckpt, "-o", build), "not empty", "--force")
+    assert_clean_failure(export(ckpt, "-o", build), "not empty", "--force")
     assert (build / "keep.txt").read_text() == "precious"
 
 
-def test_bad_prefill(ckpt: Path, tmp_path: Path) -> None:
-    assert_clean_failure(run_export(ckpt, "-o", tmp_path / "b", "--prefill", "32,abc"), "--prefill")
+def test_bad_prefill(export: Export, ckpt: Path, tmp_path: Path) -> None:
+    assert_clean_failure(export(ckpt, "-o", tmp_path / "b", "--prefill", "32,abc"), "--prefill")
 
 
 def test_sharded_checkpoint_missing_shard(tmp_path: Path) -> None:
@@ -178,21 +176,8 @@ def test_make_checkpoint_refuses_unknown_arch(tmp_path: Path) -> None:
         make_checkpoint("gemma3", "ple-heavy", tmp_path / "y")
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeship",
-            "--debug",
-            "export",
-            str(tmp_path / "nope"),
-            "-o",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+def test_debug_shows_the_traceback(cli: EdgeshipCli, tmp_path: Path) -> None:
+    result = cli("--debug", "export", tmp_path / "nope", "-o", tmp_path / "b")
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "does not exist" in result.stderr
 

@@ -6,11 +6,11 @@ Builds come from the session cache (tests/fixtures/builds.py): each (arch, recip
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from edgeship.exporter.arch import ARCHITECTURES, SYNTHETIC_ARCHS
 from edgeship.exporter.litertlm import read_header
 from edgeship.exporter.manifest import read_build
 from edgeship.hashing import known_sha256, sha256_file
+from tests.cli import EdgeshipCli
 from tests.fixtures.engine import run_in_engine
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +31,25 @@ ALL_ARCHS = list(SYNTHETIC_ARCHS)  # gemma4, gemma4-text, gemma3n-text, gemma3
 @pytest.fixture(scope="module", params=ALL_ARCHS)
 def int8_build(request: pytest.FixtureRequest, build_factory) -> tuple[str, Path]:
     return request.param, build_factory(request.param, "tiny", "int8")
+
+
+def builder_layout(bundle: Path) -> tuple[str, list[tuple[int, int, str, str]]]:
+    """The container version and (offset, end, kind, data type) per section as litert-lm-builder's peek
+    reader (litert_lm_builder.litertlm_peek, behind `litert-lm-peek`) sees them; kind as contracts.md names
+    it: a TFLiteModel section's model_type, else its data type."""
+    from litert_lm_builder import litertlm_core, litertlm_peek
+
+    printed = io.StringIO()
+    metadata = litertlm_peek.read_litertlm_header(str(bundle), printed)
+    version = printed.getvalue().split("LiteRT-LM Version:", 1)[1].split()[0]
+    objects = metadata.SectionMetadata()
+    layout = []
+    for index in range(objects.ObjectsLength() if objects else 0):
+        section = objects.Objects(index)
+        data_type = litertlm_core.any_section_data_type_to_string(section.DataType())
+        kind = (litertlm_peek.get_model_type(section) if data_type == "TFLiteModel" else None) or data_type
+        layout.append((section.BeginOffset(), section.EndOffset(), kind, data_type))
+    return version, layout
 
 
 def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
@@ -44,6 +64,10 @@ def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     assert [(s.offset, s.end, s.kind) for s in on_disk] == [
         (s["offset"], s["end"], s["kind"]) for s in manifest["sections"]
     ]
+    # The same layout through litert-lm-builder's own reader, not edgeship's (litertlm.py).
+    version, sections = builder_layout(bundle)
+    assert version == manifest["bundle"]["version"]
+    assert sections == [(s["offset"], s["end"], s["kind"], s["data_type"]) for s in manifest["sections"]]
     for section in manifest["sections"]:
         assert section["bytes"] == section["end"] - section["offset"]
         assert section["offset"] % manifest["bundle"]["alignment"] == 0
@@ -51,6 +75,19 @@ def test_sections_match_manifest_bytes(int8_build: tuple[str, Path]) -> None:
     kinds = {s["kind"] for s in manifest["sections"]}
     assert {"tf_lite_prefill_decode", "LlmMetadataProto", "HF_Tokenizer_Zlib"} <= kinds
     assert (build / "tokenizer.json").is_file()
+
+
+def test_checkpoint_weights_sha256_is_the_digest_of_the_weight_files(int8_build: tuple[str, Path]) -> None:
+    """contracts.md: weights_sha256 = sha256 over, per weight file in order, its name, NUL, and its own
+    sha256 digest — recomputed here with hashlib from the checkpoint's files."""
+    _, build = int8_build
+    checkpoint = read_build(build).manifest["checkpoint"]
+    folder = Path(checkpoint["path"])
+    assert checkpoint["files"] == sorted(p.name for p in folder.glob("*.safetensors"))
+    digest = hashlib.sha256()
+    for name in checkpoint["files"]:
+        digest.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
+    assert checkpoint["weights_sha256"] == digest.hexdigest()
 
 
 def test_ple_section_exactly_for_ple_models(int8_build: tuple[str, Path]) -> None:
@@ -91,35 +128,21 @@ def test_bundle_runs_in_litert_lm_engine(int8_build: tuple[str, Path]) -> None:
 
 
 def test_export_is_byte_reproducible_through_cli(
-    build_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    build_factory, cli: EdgeshipCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fresh `edgeship export` of the same checkpoint and recipe gives the cached build's exact bytes."""
     cached = build_factory("gemma4", "tiny", "int8")
     manifest = read_build(cached).manifest
     fresh = tmp_path / "again"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeship",
-            "export",
-            manifest["checkpoint"]["path"],
-            "-o",
-            str(fresh),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        # Another string-hash seed than the cached build's: set/dict iteration order must not leak into bytes.
-        env={**os.environ, "PYTHONHASHSEED": "4242", "EDGESHIP_HOME": str(tmp_path / "home")},
-    )
+    # Another string-hash seed than the cached build's: set/dict iteration order must not leak into bytes.
+    exporting = cli.with_env(PYTHONHASHSEED="4242")
+    result = exporting("export", manifest["checkpoint"]["path"], "-o", fresh, "--json", timeout=1200)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["bundle"]["sha256"] == manifest["bundle"]["sha256"]
     assert sha256_file(fresh / "model.litertlm") == manifest["bundle"]["sha256"]
     # The export recorded the digest of the file it wrote, so the first push need not hash it again.
-    monkeypatch.setenv("EDGESHIP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGESHIP_HOME", str(cli.home))
     assert known_sha256(fresh / "model.litertlm") == manifest["bundle"]["sha256"]
     assert [s["sha256"] for s in summary["sections"]] == [s["sha256"] for s in manifest["sections"]]
     assert "Traceback" not in result.stderr
@@ -159,12 +182,10 @@ def test_int4_presets_export_and_run(build_factory, recipe: str, granularity: st
     run_in_engine(build / "model.litertlm")
 
 
-def test_inspect_json_and_table(build_factory) -> None:
+def test_inspect_json_and_table(build_factory, cli: EdgeshipCli) -> None:
     build = build_factory("gemma4", "tiny", "int8")
     manifest = read_build(build).manifest
-    result = subprocess.run(
-        [sys.executable, "-m", "edgeship", "inspect", str(build), "--json"], capture_output=True, text=True
-    )
+    result = cli("inspect", build, "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert sum(s["bytes"] for s in data["sections"]) <= manifest["bundle"]["bytes"]
@@ -178,14 +199,12 @@ def test_inspect_json_and_table(build_factory) -> None:
     assert data["model"]["ple"]["section_bytes"] == next(
         s["bytes"] for s in manifest["sections"] if s["kind"] == PLE_KIND
     )
-    table = subprocess.run(
-        [sys.executable, "-m", "edgeship", "inspect", str(build)], capture_output=True, text=True
-    )
+    table = cli("inspect", build)
     assert table.returncode == 0
     assert PLE_KIND in table.stdout and "bytes read per token" in table.stdout
 
 
-def test_disk_full_leaves_no_bundle(tiny_gemma4_checkpoint: Path, tmp_path: Path) -> None:
+def test_disk_full_leaves_no_bundle(tiny_gemma4_checkpoint: Path, cli: EdgeshipCli, tmp_path: Path) -> None:
     """A real ENOSPC: BUILD_DIR on a 1 MiB tmpfs (root only); the float graphs do not fit."""
     mount_point = tmp_path / "small"
     mount_point.mkdir()
@@ -196,21 +215,7 @@ def test_disk_full_leaves_no_bundle(tiny_gemma4_checkpoint: Path, tmp_path: Path
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         build = mount_point / "build"
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "edgeship",
-                "export",
-                str(tiny_gemma4_checkpoint),
-                "-o",
-                str(build),
-                "--quiet",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
+        result = cli("export", tiny_gemma4_checkpoint, "-o", build, "--quiet", timeout=1200)
         assert result.returncode != 0
         assert "Traceback" not in result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -11,14 +11,9 @@ import pytest
 
 from edgeship import cli as cli_module
 from edgeship.errors import DeviceError, EdgeshipError, InputError, UsageError
+from tests.cli import EdgeshipCli
 
 HEAVY_MODULES = ("torch", "litert_torch", "tensorflow", "transformers", "ai_edge_quantizer", "litert_lm")
-
-
-def run_edgeship(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_help_lists_every_command_without_importing_stages() -> None:
@@ -69,14 +64,14 @@ def test_errors_map_to_one_line_and_exit_code(
     assert "Traceback" not in err
 
 
-def test_unknown_command_is_a_usage_error() -> None:
-    result = run_edgeship("no-such-command")
+def test_unknown_command_is_a_usage_error(cli: EdgeshipCli) -> None:
+    result = cli("no-such-command")
     assert result.returncode == 2
     assert "No such command" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_version() -> None:
-    result = run_edgeship("--version")
+def test_version(cli: EdgeshipCli) -> None:
+    result = cli("--version")
     assert result.returncode == 0
     assert "edgeship" in result.stdout

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from edgeship.profiles.gate import (
     decide,
     load_thresholds,
 )
+from tests.cli import EdgeshipCli
 from tests.profiles.factory import MIB, make_profile, write
 
 DECODE = FIGURES_BY_NAME["decode_tok_s"]
@@ -31,13 +31,17 @@ PSS = FIGURES_BY_NAME["peak_pss"]
 PLE = FIGURES_BY_NAME["ple_resident"]
 
 
-def run_gate(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", "gate", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=60,
-    )  # fmt: skip
+Gate = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_gate(cli: EdgeshipCli) -> Gate:
+    """`edgeship gate ARGS...` through the tests' CLI helper; ``config``: the edgeship.yaml text it reads."""
+
+    def run(*args: str, config: str | None = None) -> subprocess.CompletedProcess[str]:
+        return (cli.with_config(config) if config is not None else cli)("gate", *args, timeout=60)
+
+    return run
 
 
 def test_clear_regression_with_three_against_three() -> None:
@@ -85,7 +89,7 @@ def test_memory_thresholds_max_of_absolute_and_relative() -> None:
     assert decide(PLE, [10 * MIB], [11.2 * MIB], Thresholds()).verdict == REGRESSION
 
 
-def test_cli_regression_exits_1_and_prints_the_table(tmp_path: Path) -> None:
+def test_cli_regression_exits_1_and_prints_the_table(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     current = write(make_profile([80, 82, 81], sha="99" * 32), tmp_path, "current")
     result = run_gate(
@@ -97,7 +101,7 @@ def test_cli_regression_exits_1_and_prints_the_table(tmp_path: Path) -> None:
     assert (tmp_path / "g.md").read_text() == result.stdout
 
 
-def test_cli_pass_and_json(tmp_path: Path) -> None:
+def test_cli_pass_and_json(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     current = write(make_profile([100, 100.5, 99.5]), tmp_path, "current")
     result = run_gate("--baseline", str(base), "--current", str(current), "--json")
@@ -107,7 +111,7 @@ def test_cli_pass_and_json(tmp_path: Path) -> None:
     assert {v["figure"]: v["verdict"] for v in data["pairs"][0]["verdicts"]}["decode_tok_s"] == SAME
 
 
-def test_inconclusive_warns_and_strict_exits_3(tmp_path: Path) -> None:
+def test_inconclusive_warns_and_strict_exits_3(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101]), tmp_path, "base")
     current = write(make_profile([80, 82]), tmp_path, "current")
     relaxed = run_gate("--baseline", str(base), "--current", str(current))
@@ -117,7 +121,7 @@ def test_inconclusive_warns_and_strict_exits_3(tmp_path: Path) -> None:
     assert strict.returncode == 3, strict.stderr
 
 
-def test_incomparable_pairs_are_reported_not_compared(tmp_path: Path) -> None:
+def test_incomparable_pairs_are_reported_not_compared(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     other_runner = write(make_profile([50, 50, 50], runner_version="other"), tmp_path, "runner")
     other_config = write(make_profile([50, 50, 50], config={"decode": 256}), tmp_path, "config")
@@ -130,7 +134,7 @@ def test_incomparable_pairs_are_reported_not_compared(tmp_path: Path) -> None:
         assert run_gate("--baseline", str(base), "--current", str(current), "--strict").returncode == 3
 
 
-def test_a_second_device_without_baseline_is_listed(tmp_path: Path) -> None:
+def test_a_second_device_without_baseline_is_listed(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     write(make_profile([100, 101, 99], serial="127.0.0.1:40002"), tmp_path, "current")
     write(
@@ -142,7 +146,7 @@ def test_a_second_device_without_baseline_is_listed(tmp_path: Path) -> None:
     assert statuses == ["compared", NO_BASELINE]
 
 
-def test_failed_runs_are_a_regression(tmp_path: Path) -> None:
+def test_failed_runs_are_a_regression(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99, 100]), tmp_path, "base")
     current = write(make_profile([100, 101, 99, 100], statuses=["ok", "ok", "ok", "signal"]), tmp_path, "cur")
     result = run_gate("--baseline", str(base), "--current", str(current))
@@ -150,7 +154,7 @@ def test_failed_runs_are_a_regression(tmp_path: Path) -> None:
     assert "failed runs" in result.stdout and "killed" in result.stdout
 
 
-def test_thresholds_yaml_and_config_gate_key(tmp_path: Path) -> None:
+def test_thresholds_yaml_and_config_gate_key(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     current = write(make_profile([93, 94, 93.5]), tmp_path, "current")  # −6.5%
     assert run_gate("--baseline", str(base), "--current", str(current)).returncode == 1
@@ -160,10 +164,8 @@ def test_thresholds_yaml_and_config_gate_key(tmp_path: Path) -> None:
         run_gate("--baseline", str(base), "--current", str(current), "--thresholds", str(loose)).returncode
         == 0
     )
-    config = tmp_path / "edgeship.yaml"
-    config.write_text("gate:\n  latency:\n    decode_tok_s: 8\n")
     result = run_gate(
-        "--baseline", str(base), "--current", str(current), env={"EDGESHIP_CONFIG": str(config)}
+        "--baseline", str(base), "--current", str(current), config="gate:\n  latency:\n    decode_tok_s: 8\n"
     )
     assert result.returncode == 0, result.stdout
     assert "edgeship.yaml gate" in result.stdout
@@ -181,7 +183,7 @@ def test_thresholds_yaml_and_config_gate_key(tmp_path: Path) -> None:
         ("latency: {decode_tok_s: 5%\n", "not valid YAML"),
     ],
 )
-def test_bad_thresholds_are_refused(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_thresholds_are_refused(run_gate: Gate, tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text(text)
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -192,11 +194,9 @@ def test_bad_thresholds_are_refused(tmp_path: Path, text: str, message: str) -> 
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("edgeship: error: ")
 
 
-def test_unknown_key_in_edgeship_yaml_gate_is_refused(tmp_path: Path) -> None:
-    config = tmp_path / "edgeship.yaml"
-    config.write_text("gate:\n  latncy: {}\n")
+def test_unknown_key_in_edgeship_yaml_gate_is_refused(run_gate: Gate, tmp_path: Path) -> None:
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
-    result = run_gate("--baseline", str(base), "--current", str(base), env={"EDGESHIP_CONFIG": str(config)})
+    result = run_gate("--baseline", str(base), "--current", str(base), config="gate:\n  latncy: {}\n")
     assert result.returncode == 2 and "edgeship.yaml gate: unknown keys ['latncy']" in result.stderr
 
 
@@ -226,7 +226,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def test_every_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path) -> None:
+def test_every_bad_input_is_one_line_exit_2_and_nothing_written(run_gate: Gate, tmp_path: Path) -> None:
     good = write(make_profile([100, 101, 99]), tmp_path, "good")
     for name, (path, message) in bad_inputs(tmp_path).items():
         out = tmp_path / f"{name}.md"

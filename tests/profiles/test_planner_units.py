@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from edgeship.profiles.planner import (
     ple_resident,
 )
 from edgeship.profiles.planner.kv import layout_from_attention, layout_from_manifest
+from tests.cli import EdgeshipCli
 
 MIB = 1024 * 1024
 G4_E4B = {
@@ -77,17 +78,20 @@ def test_ple_residency_follows_fault_around_windows() -> None:
         assert ple_resident(table, table, tokens, window, 0.0) / MIB == pytest.approx(measured_mib, rel=0.2)
 
 
-def test_fit_verdict_and_budget() -> None:
+def test_fit_verdict_and_budget(plan: Plan) -> None:
     budget = budget_for("4GB phone", 4 * 10**9)
     assert budget.usable == int(0.55 * 4 * 10**9)
     assert fit_verdict(1_000_000_000, budget.usable) == "fits with 1.2 GB headroom"
     assert fit_verdict(2_500_000_000, budget.usable) == "over by 300 MB"
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", "plan", *args], capture_output=True, text=True, timeout=60
-    )
+Plan = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def plan(cli: EdgeshipCli) -> Plan:
+    """`edgeship plan ARGS...` through the tests' CLI helper."""
+    return lambda *args: cli("plan", *args, timeout=60)
 
 
 def fake_build(tmp_path: Path, manifest: dict | str | None) -> Path:
@@ -99,7 +103,9 @@ def fake_build(tmp_path: Path, manifest: dict | str | None) -> Path:
     return build
 
 
-def test_plan_of_a_real_manifest_is_json_with_every_term(tmp_path: Path, tiny_gemma4_build: Path) -> None:
+def test_plan_of_a_real_manifest_is_json_with_every_term(
+    plan: Plan, tmp_path: Path, tiny_gemma4_build: Path
+) -> None:
     result = plan(str(tiny_gemma4_build), "--ram", "4GB", "--device-profile", "vbudget4g", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -125,7 +131,7 @@ def test_plan_of_a_real_manifest_is_json_with_every_term(tmp_path: Path, tiny_ge
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    tmp_path: Path, tiny_gemma4_build: Path, case: str, message: str
+    plan: Plan, tmp_path: Path, tiny_gemma4_build: Path, case: str, message: str
 ) -> None:
     real = json.loads((tiny_gemma4_build / "manifest.json").read_text())
     args: list[str] = []

@@ -12,7 +12,6 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from edgeship.profiles.planner.fit import distinct_tokens_of, measured_pss
 from edgeship.profiles.report import JSON_SCHEMA_FILE
 from edgeship.profiles.schema import load_profile
 from edgeship.vdevice import VirtualDevice
+from tests.cli import EdgeshipCli
 from tests.profiles.chromium import Browser, find_browser
 
 pytestmark = pytest.mark.e2e
@@ -35,10 +35,8 @@ ANON_RGB = (0x3B, 0x6F, 0xB6)  # plots.ANON: the anonymous-memory line
 DECODE = "512"
 
 
-def edgeship(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+def edgeship(cli: EdgeshipCli, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +48,20 @@ def measured(
     device = VirtualDevice(
         name="report-e2e", profile="vflagship", root=root / "vd", log_file=root / "vd.log"
     ).start()
-    env = {**os.environ, **adb_server.env}
+    cli = EdgeshipCli(root / "cli").with_server(adb_server)  # tests/cli.py, for this module's runs
     try:
         adb_server.connect(device.serial)
         runs = root / "runs"
         profiles = {}
         for name, build in (("tiny", tiny_gemma4_build), ("ple-heavy", ple_heavy_build)):
             result = edgeship(
-                env, "profile", str(build), "--device", device.serial, "--prefill", "32", "--decode", DECODE,
+                cli, "profile", str(build), "--device", device.serial, "--prefill", "32", "--decode", DECODE,
                 "--iterations", "3", "--warmup", "1", "--smaps-interval-ms", "50", "-o", str(runs), "--json",
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
             [entry] = json.loads(result.stdout)
             profiles[name] = (Path(entry["profile"]), build)
-        yield {"runs": runs, "profiles": profiles, "env": env, "root": root, "serial": device.serial}
+        yield {"runs": runs, "profiles": profiles, "cli": cli, "root": root, "serial": device.serial}
     finally:
         adb_server.disconnect(device.serial)
         device.stop()
@@ -74,7 +72,7 @@ def report_files(measured: dict[str, Any]) -> dict[str, Path]:
     out = measured["root"] / "out"
     paths = {"html": out / "report.html", "md": out / "report.md", "json": out / "summary.json"}
     result = edgeship(
-        measured["env"], "report", str(measured["runs"]), "-o", str(paths["html"]), "--md", str(paths["md"]),
+        measured["cli"], "report", str(measured["runs"]), "-o", str(paths["html"]), "--md", str(paths["md"]),
         "--json", str(paths["json"]),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -84,7 +82,8 @@ def report_files(measured: dict[str, Any]) -> dict[str, Path]:
 def test_json_summary_matches_its_schema_and_the_profiles(
     report_files: dict[str, Path], measured: dict
 ) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # pinned in the dev extra: a missing one fails, never skips
+
     data = json.loads(report_files["json"].read_text())
     jsonschema.validate(data, json.loads(JSON_SCHEMA_FILE.read_text()))
     assert len(data["entries"]) == 2 and len(data["matrix"]) == 2
@@ -107,7 +106,7 @@ def test_markdown_has_the_matrix_and_every_device(report_files: dict[str, Path],
     assert "| device | gemma4 int8 " in text
     assert text.count("### Virtual Flagship 12G") == 2
     assert "| per_layer_embedder |" in text and "unexplained remainder" in text
-    stdout = edgeship(measured["env"], "report", str(measured["runs"]), "--md", "-")
+    stdout = edgeship(measured["cli"], "report", str(measured["runs"]), "--md", "-")
     assert stdout.returncode == 0 and stdout.stdout == text
 
 
@@ -181,7 +180,7 @@ def test_planner_is_within_10_percent_of_this_session_measurement(measured: dict
 
 def test_plan_reads_the_device_ram_live(measured: dict[str, Any], tiny_gemma4_build: Path) -> None:
     result = edgeship(
-        measured["env"], "plan", str(tiny_gemma4_build), "--device", measured["serial"], "--json"
+        measured["cli"], "plan", str(tiny_gemma4_build), "--device", measured["serial"], "--json"
     )
     assert result.returncode == 0, result.stderr
     [device] = json.loads(result.stdout)["devices"]
@@ -191,7 +190,7 @@ def test_plan_reads_the_device_ram_live(measured: dict[str, Any], tiny_gemma4_bu
 
 def test_gate_of_a_profile_against_itself_passes(measured: dict[str, Any]) -> None:
     runs = str(measured["runs"])
-    result = edgeship(measured["env"], "gate", "--baseline", runs, "--current", runs, "--json")
+    result = edgeship(measured["cli"], "gate", "--baseline", runs, "--current", runs, "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert [pair["status"] for pair in data["pairs"]] == ["compared", "compared"]

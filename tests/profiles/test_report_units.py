@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,14 +12,17 @@ import pytest
 from edgeship.profiles.collect import load_profiles
 from edgeship.profiles.report import make_report, report_json, report_markdown
 from edgeship.profiles.report.plots import scope_ids
+from tests.cli import EdgeshipCli
 from tests.profiles.factory import MIB, make_profile, write
 from tests.profiles.test_gate import bad_inputs
 
+Report = Callable[..., subprocess.CompletedProcess[str]]
 
-def report(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", "report", *args], capture_output=True, text=True, timeout=120
-    )
+
+@pytest.fixture
+def report(cli: EdgeshipCli) -> Report:
+    """`edgeship report ARGS...` through the tests' CLI helper."""
+    return lambda *args: cli("report", *args, timeout=120)
 
 
 def test_matrix_of_devices_and_bundles(tmp_path: Path) -> None:
@@ -62,7 +65,7 @@ def test_svg_ids_are_scoped() -> None:
     )
 
 
-def test_every_bad_input_is_one_line_exit_2_and_the_output_untouched(tmp_path: Path) -> None:
+def test_every_bad_input_is_one_line_exit_2_and_the_output_untouched(report: Report, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     for name, (path, message) in bad_inputs(tmp_path).items():
@@ -77,7 +80,7 @@ def test_every_bad_input_is_one_line_exit_2_and_the_output_untouched(tmp_path: P
         assert sorted(p.name for p in out.iterdir()) == ["report.html"], name  # no temp file left behind
 
 
-def test_mixed_schema_versions_are_refused(tmp_path: Path) -> None:
+def test_mixed_schema_versions_are_refused(report: Report, tmp_path: Path) -> None:
     good = write(make_profile([100, 101, 99]), tmp_path, "runs")
     other = write(make_profile([100, 101, 99], serial="127.0.0.1:40009"), tmp_path, "runs")
     other.write_text(json.dumps({**json.loads(other.read_text()), "schema": "edgeship.profile/2"}))
@@ -97,7 +100,7 @@ def test_mixed_schema_versions_are_refused(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+def test_usage_errors(report: Report, tmp_path: Path, args: list[str], message: str) -> None:
     path = write(make_profile([100, 101, 99]), tmp_path)
     result = report(str(path), *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr

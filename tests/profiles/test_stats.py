@@ -6,10 +6,9 @@ import itertools
 import random
 
 import pytest
+import scipy.stats as scipy_stats
 
 from edgeship.profiles.stats import mann_whitney, min_one_sided_p, runs_needed, u_statistic
-
-scipy_stats = pytest.importorskip("scipy.stats")
 
 
 def enumerate_p(x: list[float], y: list[float]) -> tuple[float, float]:

@@ -7,24 +7,21 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from edgeship.quantize.recipes import PRESETS
+from tests.cli import EdgeshipCli
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`python -m edgeship ARGS` as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    """`python -m edgeship ARGS` through the tests' one CLI helper (tests/cli.py: own cwd, no inherited
+    EDGESHIP_CONFIG), with this session's EDGESHIP_HOME (``private_edgeship_home``: the digests and reference
+    logits these tests share); ``env`` adds variables, e.g. the EDGESHIP_CONFIG a test wrote."""
+    root = Path(os.environ["EDGESHIP_HOME"]).parent  # EdgeshipCli(root).home is root/home
+    return EdgeshipCli(root).with_env(**(env or {}))(*args, timeout=timeout)
 
 
 def load_manifest(build: Path) -> dict:
@@ -117,5 +114,5 @@ def gemma3_float_build(gemma3_export_verify: tuple[Path, dict]) -> Path:
 def private_edgeship_home(tmp_path_factory: pytest.TempPathFactory):
     """Known digests and cached reference logits of these tests live in a folder of their own."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EDGESHIP_HOME", str(tmp_path_factory.mktemp("edgeship-home")))
+        patch.setenv("EDGESHIP_HOME", str(tmp_path_factory.mktemp("edgeship-cli") / "home"))
         yield

@@ -1,36 +1,32 @@
-"""The edgeship CLI as a user runs it, for the virtual device tests: background daemons, a real adb server."""
+"""The edgeship CLI as a user runs it, for the virtual device tests: background daemons, a real adb server.
+
+``edgeship_cli`` is the tests' one CLI helper (tests/cli.py: its own EDGESHIP_HOME and cwd, no inherited
+EDGESHIP_CONFIG) on the test's adb server, plus ``start`` and a `vdevice stop --all` at the end when a
+device was started.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+from tests.cli import EdgeshipCli
 
 
 @dataclass
-class EdgeshipCli:
-    """``edgeship`` in a subprocess: its own EDGESHIP_HOME and cwd, no inherited EDGESHIP_CONFIG."""
-
-    env: dict[str, str]
-    cwd: Path
+class VdeviceCli:
+    cli: EdgeshipCli
     started: bool = False
 
-    def __call__(self, *args: str, timeout: float = 120, extra_env: dict[str, str] | None = None):
-        result = subprocess.run(
-            [sys.executable, "-m", "edgeship", *args],
-            capture_output=True,
-            text=True,
-            env={**self.env, **(extra_env or {})},
-            cwd=self.cwd,
-            timeout=timeout,
-        )
+    def __call__(
+        self, *args: str, timeout: float = 120, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = (self.cli.with_env(**extra_env) if extra_env else self.cli)(*args, timeout=timeout)
         if args[:2] == ("vdevice", "start") and result.returncode == 0:
             self.started = True
         return result
@@ -43,12 +39,9 @@ class EdgeshipCli:
 
 
 @pytest.fixture
-def edgeship_cli(adb_server, tmp_path) -> Iterator[EdgeshipCli]:
-    env = {**adb_server.env, "EDGESHIP_HOME": str(tmp_path / "home")}
-    env.pop("EDGESHIP_CONFIG", None)
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    cli = EdgeshipCli(env=env, cwd=cwd)
-    yield cli
-    if cli.started:
-        cli("vdevice", "stop", "--all")
+def edgeship_cli(adb_server, tmp_path: Path) -> Iterator[VdeviceCli]:
+    # Built here rather than from the `cli` fixture, which test_cli.py overrides with a vdevice shortcut.
+    runner = VdeviceCli(EdgeshipCli(tmp_path / "cli").with_server(adb_server))
+    yield runner
+    if runner.started:
+        runner("vdevice", "stop", "--all")

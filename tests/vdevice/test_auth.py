@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from edgeship.vdevice.auth import (
     TOKEN_SIZE,
     parse_public_key,
 )
+from tests.cli import EdgeshipCli
 from tests.fixtures.adb import BUNDLED_ADB, require_binary
 from tests.vdevice.rawclient import CNXN, OKAY, OPEN, Message, RawHost
 
@@ -221,16 +221,17 @@ def test_none_is_unchanged(adb_server, vdevice_factory) -> None:
 
 
 @pytest.mark.e2e
-def test_cli_start_auth_deny(adb_server, tmp_path: Path) -> None:
-    env = {**adb_server.env, "EDGESHIP_HOME": str(tmp_path / "home")}
+def test_cli_start_auth_deny(adb_server, cli: EdgeshipCli) -> None:
+    edgeship = cli.with_server(adb_server)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "edgeship", "vdevice", *args]
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    def vdevice(*args: str) -> subprocess.CompletedProcess[str]:
+        return edgeship("vdevice", *args, timeout=120)
 
-    help_text = cli("start", "--help").stdout
+    help_text = vdevice("start", "--help").stdout
     assert all(mode in help_text for mode in AUTH_MODES) and "unauthorized" in help_text
-    started = cli("start", "--name", "locked", "--auth", "deny", "--adb-server", adb_server.address, "--json")
+    started = vdevice(
+        "start", "--name", "locked", "--auth", "deny", "--adb-server", adb_server.address, "--json"
+    )
     try:
         assert started.returncode == 0, started.stderr
         record = json.loads(started.stdout)
@@ -238,4 +239,4 @@ def test_cli_start_auth_deny(adb_server, tmp_path: Path) -> None:
         listing = adb_server.run("devices").stdout.splitlines()
         assert [record["serial"], "unauthorized"] in [line.split() for line in listing]
     finally:
-        assert cli("stop", "--all").returncode == 0
+        assert vdevice("stop", "--all").returncode == 0

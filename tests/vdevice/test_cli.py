@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ def cli(edgeship_cli):
 
 
 @pytest.mark.e2e
-def test_start_list_stop(cli, adb_server, tmp_path):
+def test_start_list_stop(cli, edgeship_cli, adb_server):
     first = cli("start", "--name", "alpha", "--json")
     assert first.returncode == 0, first.stderr
     alpha = json.loads(first.stdout)
@@ -58,7 +59,7 @@ def test_start_list_stop(cli, adb_server, tmp_path):
     while alpha["serial"] in adb_server.run("devices").stdout and time.monotonic() < deadline:
         time.sleep(0.2)
     assert alpha["serial"] not in adb_server.run("devices").stdout
-    assert not (tmp_path / "home" / "vdevices" / "alpha").exists()
+    assert not (edgeship_cli.cli.home / "vdevices" / "alpha").exists()
 
 
 def test_user_errors_are_one_line(cli):
@@ -73,3 +74,25 @@ def test_user_errors_are_one_line(cli):
         busy = cli("start", "--name", "busy", "--no-connect", "--port", str(port))
     assert busy.returncode == 5
     assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_start_with_a_link_speed_paces_the_device(cli, adb_server, tmp_path):
+    """`vdevice start --link-mb-per-s 4`: recorded, and a 16 MB push takes at least 16/4 s (a lower bound
+    only: pacing sleeps, it never hurries; loopback speed moves the same file in a fraction of that)."""
+    started = cli("start", "--name", "cable", "--link-mb-per-s", "4", "--json")
+    assert started.returncode == 0, started.stderr
+    record = json.loads(started.stdout)
+    assert record["link_mb_per_s"] == 4
+    [listed] = [e for e in json.loads(cli("list", "--json").stdout) if e["name"] == "cable"]
+    assert listed["link_mb_per_s"] == 4
+    data = os.urandom(16 * 1000 * 1000)
+    source = tmp_path / "blob"
+    source.write_bytes(data)
+    began = time.monotonic()
+    pushed = adb_server.run("-s", record["serial"], "push", str(source), "/data/local/tmp/blob")
+    elapsed = time.monotonic() - began
+    assert pushed.returncode == 0, pushed.stderr
+    assert elapsed >= len(data) / 4e6 * 0.9, elapsed
+    on_device = adb_server.run("-s", record["serial"], "shell", "sha256sum /data/local/tmp/blob").stdout
+    assert on_device.split()[0] == hashlib.sha256(data).hexdigest()

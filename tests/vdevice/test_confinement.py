@@ -36,6 +36,25 @@ def device_shell(adb_server, serial: str, command: str) -> str:
     return result.stdout + result.stderr
 
 
+def runtime_ancestors() -> set[str]:
+    """The folders above the paths the sandbox binds for the Python runner (not / and not /usr)."""
+    return {
+        str(parent)
+        for path in sandbox.python_runtime_paths()
+        for parent in Path(path).parents
+        if str(parent) not in ("/", "/usr")
+    }
+
+
+def runtime_children(folder: str) -> set[str]:
+    """What the device may list in `folder`: the next step toward each bound runtime path."""
+    return {
+        Path(path).relative_to(folder).parts[0]
+        for path in sandbox.python_runtime_paths()
+        if path.startswith(folder.rstrip("/") + "/")
+    }
+
+
 # ---- the system view -----------------------------------------------------------------------------------
 def test_the_host_keys_and_private_folders_are_not_visible(adb_server, vdevice, tmp_path):
     adb_key = Path.home() / ".android" / "adbkey"  # the adb servers here made it: trusted by every phone
@@ -52,12 +71,14 @@ def test_the_host_keys_and_private_folders_are_not_visible(adb_server, vdevice, 
     }
     for command, expected in checks.items():
         assert expected in device_shell(adb_server, vdevice.serial, command), command
-    # /work and /root hold only the paths the Python runner needs, bound at their own place
-    visible = device_shell(adb_server, vdevice.serial, "ls -a /root; ls -a /work").split()
-    allowed = {".", "..", "/root:", "/work:"} | {
-        Path(path).parts[2] for path in sandbox.python_runtime_paths()
-    }
-    assert set(visible) <= allowed, visible
+    # Each folder above a path the Python runner needs shows only the way to it (wherever this checkout and
+    # its Python live: /work, /root/.pyenv, a CI clone's /check/...), and a home folder is not there at all.
+    for folder in {*runtime_ancestors(), "/root"}:
+        listing = device_shell(adb_server, vdevice.serial, f"ls -a {folder}")
+        if folder in runtime_ancestors():
+            assert set(listing.split()) == {".", "..", *runtime_children(folder)}, (folder, listing)
+        else:
+            assert "No such file" in listing, (folder, listing)
     # the kernel's knobs stay read-only for the device's root (it dropped caches host-wide before)
     for knob in ("/proc/sys/vm/drop_caches", "/proc/sys/kernel/core_pattern"):
         assert "Read-only" in device_shell(adb_server, vdevice.serial, f"echo 1 > {knob}"), knob
@@ -89,12 +110,11 @@ def test_only_the_python_runtime_and_the_package_are_visible_read_only(
         device_shell(adb_server, device.serial, f"test -f {package}/vdevice/sandbox.py && echo seen")
         == "seen\n"
     )
-    # the package folder itself, not the checkout around it
-    assert device_shell(adb_server, device.serial, f"ls -a {package.parent}").split() == [
-        ".",
-        "..",
-        "edgeship",
-    ]
+    # the package folder itself, not the checkout around it (only what the runtime needs: a venv made inside
+    # the checkout, as CI makes it, is there too)
+    listing = device_shell(adb_server, device.serial, f"ls -a {package.parent}").split()
+    assert "edgeship" in runtime_children(str(package.parent))
+    assert set(listing) == {".", "..", *runtime_children(str(package.parent))}, listing
     scratch = f"/tmp/edgeship-scratch-{os.getpid()}"
     assert device_shell(adb_server, device.serial, f"touch {scratch} && echo made") == "made\n"
     assert not os.path.exists(scratch)  # /tmp itself stays private

@@ -365,11 +365,14 @@ def test_host_flooding_writes_without_okay_is_dropped(fuzz_device):
     assert serves(fuzz_device)
 
 
-def test_adb_push_killed_midway(adb_server, vdevice, tmp_path):
+def test_adb_push_killed_midway(adb_server, vdevice_factory, tmp_path):
     """The real client dies during a push: the partial file goes away and the device keeps serving."""
+    # 48 MB over a 16 MB/s cable: ~3 s of transfer, so the kill lands mid-way whatever the box's load.
+    vdevice = vdevice_factory(adb_server, link_mb_per_s=16)
     source = tmp_path / "big.bin"
+    size = 48 * 1024 * 1024
     with open(source, "wb") as handle:
-        for _ in range(300):
+        for _ in range(size // (1024 * 1024)):
             handle.write(os.urandom(1024 * 1024))
     partial = vdevice.sandbox_root / "big.bin"
     push = subprocess.Popen(
@@ -392,14 +395,14 @@ def test_adb_push_killed_midway(adb_server, vdevice, tmp_path):
         while time.monotonic() < deadline and not (partial.exists() and partial.stat().st_size > 0):
             time.sleep(0.005)
         assert partial.exists(), "the push never started"
+        arrived = partial.stat().st_size
         push.kill()
     finally:
         push.wait()
+    assert 0 < arrived < size and push.returncode != 0, "the kill landed mid-transfer"
     deadline = time.monotonic() + 10
     while partial.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    if push.returncode == 0:
-        pytest.skip("the push finished before it could be interrupted")
     assert not partial.exists(), "the partial file is removed, like adbd"
     device = adb_server.client().device(vdevice.serial)
     device.sync.push(b"after", "/data/local/tmp/after.txt")

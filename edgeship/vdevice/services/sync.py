@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgeship.vdevice.memory import drop_page_cache
+from edgeship.vdevice.pagecache import PageCacheMover
 from edgeship.vdevice.paths import PATH_MAX, VIRTUAL_DIRECTORIES, Location, SandboxPathError
 from edgeship.vdevice.transport import Stream, StreamClosed
 
@@ -32,8 +32,6 @@ DENT_V1 = struct.Struct("<4sIIII")
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 MAX_PATH = 1024
 SYNC_DATA_MAX = 64 * 1024
-# Pushed files from this size on leave the page cache once written (see _finish_file).
-DROP_CACHE_MIN_BYTES = 1024 * 1024
 # What a virtual directory above the sandbox looks like: root-owned, like /data on a phone.
 VIRTUAL_DIRECTORY_MODE = stat.S_IFDIR | 0o771
 
@@ -241,16 +239,25 @@ class SyncSession:
         self.stream.write(b"OKAY" + bytes(4))
 
     def _write_file(self, fd: int, mode: int) -> None:
-        try:
-            mtime = self._receive_data(fd)
-        except SyncProtocolError as exc:
-            self.fail(str(exc.strerror))
-        except OSError as exc:  # the disk is full: drain to DONE, then FAIL, like adbd
-            self._discard_and_fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
-        try:
-            self._finish_file(fd, mode, mtime)
-        except OSError as exc:  # DONE has been read: FAIL at once (draining would wait for nothing)
-            self.fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
+        with contextlib.ExitStack() as stack:
+            # Pages written here are charged to the daemon's cgroup: on a device with RAM of its own they move
+            # into its page cache as the file arrives, the OKAY waiting for the last of them, as adbd's writes
+            # sit in a phone's page cache (see pagecache).
+            mover = None
+            if self.device.memory is not None:
+                mover = stack.enter_context(PageCacheMover(self.device, fd))
+            try:
+                mtime = self._receive_data(fd, mover)
+            except SyncProtocolError as exc:
+                self.fail(str(exc.strerror))
+            except OSError as exc:  # the disk is full: drain to DONE, then FAIL, like adbd
+                self._discard_and_fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
+            try:
+                self._finish_file(fd, mode, mtime)
+                if mover is not None:
+                    mover.finish()
+            except OSError as exc:  # DONE has been read: FAIL at once (draining would wait for nothing)
+                self.fail(f"write failed: {os.strerror(exc.errno or errno.EIO)}")
 
     def _finish_file(self, fd: int, mode: int, mtime: int) -> None:
         # adbd copies the user bits to group and other: 0644 arrives as 0666, 0755 as 0777.
@@ -258,20 +265,17 @@ class SyncSession:
         permissions |= ((permissions >> 6) & 0o7) * 0o011
         os.fchmod(fd, permissions)
         os.utime(fd, (mtime, mtime))
-        if self.device.sandbox.memory is not None and os.fstat(fd).st_size >= DROP_CACHE_MIN_BYTES:
-            # Pages written here are charged to the daemon's cgroup: write them out and drop them, so the
-            # device's own reads fault them in and charge its RAM, as on a phone. (Small files stay: a disk
-            # flush per pushed script would cost more than their pages weigh.)
-            drop_page_cache(fd)
 
-    def _receive_data(self, fd: int | None) -> int:
-        """Copy DATA blocks to ``fd`` until DONE; returns DONE's mtime."""
+    def _receive_data(self, fd: int | None, mover: PageCacheMover | None = None) -> int:
+        """Copy DATA blocks to ``fd`` (telling ``mover`` of each) until DONE; returns DONE's mtime."""
         while True:
             request_id, length = REQUEST.unpack(self.stream.read_exact(REQUEST.size))
             if request_id == b"DATA":
                 if length > SYNC_DATA_MAX:
                     raise SyncProtocolError("data block too large")
                 self.stream.copy_to(fd, length)
+                if mover is not None:
+                    mover.wrote(length)
             elif request_id == b"DONE":
                 return length
             else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,13 @@ import pytest
 from edgeship.android_harness.adb.selection import STATE_HINTS
 from edgeship.errors import DeviceError
 from tests.android_harness.synthetic import write_build
+from tests.cli import EdgeshipCli
 
 
-def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
     """The CLI as a user runs it, with only the test adb server configured."""
-    config = cwd / "edgeship.yaml"
-    config.write_text(f'adb_servers: ["{server.address}"]\n')
-    env = {**server.env, "EDGESHIP_CONFIG": str(config)}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-    env.pop("ANDROID_SERIAL", None)
-    command = [sys.executable, "-m", "edgeship", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return cli.with_config(f'adb_servers: ["{adb_server.address}"]\n')
 
 
 @pytest.fixture
@@ -49,25 +44,24 @@ def _assert_one_line_unauthorized(result: subprocess.CompletedProcess[str], seri
     assert serial in lines[0] and "unauthorized" in lines[0] and STATE_HINTS["unauthorized"] in lines[0]
 
 
-def test_devices_lists_the_unauthorized_device(adb_server: Any, locked: Any, tmp_path: Path) -> None:
-    listed = _cli(["devices", "--json"], adb_server, tmp_path)
+def test_devices_lists_the_unauthorized_device(edgeship: EdgeshipCli, locked: Any) -> None:
+    listed = edgeship("devices", "--json")
     assert listed.returncode == 0, listed.stderr
     [entry] = [d for d in json.loads(listed.stdout) if d["serial"] == locked.serial]
     assert entry["state"] == "unauthorized"
 
 
 def test_push_to_unauthorized_device_fails_in_one_line(
-    adb_server: Any, locked: Any, build: Path, tmp_path: Path
+    edgeship: EdgeshipCli, locked: Any, build: Path
 ) -> None:
-    pushed = _cli(["push", str(build), "--device", locked.serial], adb_server, tmp_path)
+    pushed = edgeship("push", build, "--device", locked.serial)
     _assert_one_line_unauthorized(pushed, locked.serial)
     assert not any(locked.sandbox_root.iterdir())  # nothing reached the phone
 
 
 def test_profile_on_unauthorized_device_fails_in_one_line(
-    adb_server: Any, locked: Any, build: Path, tmp_path: Path
+    edgeship: EdgeshipCli, locked: Any, build: Path, tmp_path: Path
 ) -> None:
-    runs = tmp_path / "runs"
-    profiled = _cli(["profile", str(build), "--device", locked.serial, "-o", str(runs)], adb_server, tmp_path)
+    profiled = edgeship("profile", build, "--device", locked.serial, "-o", tmp_path / "runs")
     _assert_one_line_unauthorized(profiled, locked.serial)
     assert not any(locked.sandbox_root.iterdir())

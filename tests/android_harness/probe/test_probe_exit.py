@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -42,18 +43,40 @@ def test_sigkill_not_from_timeout_reads_as_likely_oom(probe_x86: Path, tmp_path:
     assert read_probe_output(tmp_path / "o").likely_oom_killed
 
 
+def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
+    """Poll ``condition()`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers signal 0 until its parent (init here: the runner's group is gone) reaps it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_timeout_kills_the_whole_group(probe_x86: Path, tmp_path: Path) -> None:
     marker = tmp_path / "grandchild-alive"
+    pid_file = tmp_path / "grandchild.pid"
     # The runner starts a grandchild in its group; the timeout must take both down.
-    script = f"(sleep 3; touch {marker}) & sleep 30"
+    script = f"(sleep 30; touch {marker}) & echo $! > {pid_file}; sleep 30"
     started = time.monotonic()
     completed = run_probe(probe_x86, tmp_path / "o", ["sh", "-c", script], timeout_s=0.5)
     elapsed = time.monotonic() - started
     run = read_probe_output(tmp_path / "o")
     assert run.timed_out and run.signal == signal.SIGKILL and not run.likely_oom_killed
     assert completed.returncode == 128 + signal.SIGKILL
-    assert elapsed < 3
-    time.sleep(3.5)
+    assert elapsed < 30  # the runner's own 30 s sleep never ran out
+    grandchild = int(pid_file.read_text())
+    wait_for(lambda: process_gone(grandchild), what=f"the grandchild {grandchild} ending")
     assert not marker.exists()
 
 
@@ -167,8 +190,11 @@ def test_sigterm_to_the_probe_stops_the_runner(
 ) -> None:
     """edgeship or adb stopping the probe stops the runner (SIGKILL after a grace when it ignores TERM)."""
     out = tmp_path / "o"
-    process = subprocess.Popen(probe_command(str(probe_x86), str(out), ["sh", "-c", script]))
-    time.sleep(0.5)
+    ready = tmp_path / "ready"
+    # The runner says when its trap (if any) is set: a TERM sent earlier would find a runner without it.
+    runner = f"{script.replace('sleep 30', f'touch {ready}; sleep 30', 1)}"
+    process = subprocess.Popen(probe_command(str(probe_x86), str(out), ["sh", "-c", runner]))
+    wait_for(ready.exists, what="the runner starting")
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=15)

@@ -99,12 +99,15 @@ def test_file_mapping_residency_with_offsets(fidelity_run) -> None:
 def test_timeline_is_a_monotonic_50ms_series(fidelity_run) -> None:
     _, run, _ = fidelity_run
     times = [s.t_ms for s in run.samples]
-    assert times == sorted(times)
-    steps = [b - a for a, b in itertools.pairwise(times)]
-    # Fixed schedule on the monotonic clock: most steps are the interval (a loaded box may stretch a few).
-    assert sum(1 for step in steps if 40 <= step <= 60) >= 0.8 * len(steps)
+    assert all(a < b for a, b in itertools.pairwise(times))
+    # Fixed schedule on the monotonic clock, ticks at start + k × 50 ms, a late tick skipped rather than
+    # made up: the i-th sample is never earlier than i intervals after the start (t_ms counts from the
+    # runner's fork, before the first tick; 1 ms of rounding). This holds however loaded the box is; a
+    # probe that samples more often than its interval breaks it.
+    assert all(t >= i * 50 - 1 for i, t in enumerate(times)), times
     expected_wall = (3 * HOLD_MS + SPIKE_MS) / 1000
     assert run.wall_s is not None and run.wall_s >= expected_wall
+    assert 2 <= len(times) <= run.wall_s * 1000 / 50 + 1
 
 
 def test_faults_rise_when_a_cold_file_mapping_is_touched(fidelity_run) -> None:

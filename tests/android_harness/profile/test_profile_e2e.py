@@ -7,12 +7,11 @@ pushed as `--runner` that wrap the real one.
 
 from __future__ import annotations
 
+import csv
 import json
-import os
 import shlex
 import statistics
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,23 +21,28 @@ import pytest
 from edgeship.profiles.schema import (
     PROFILE_SCHEMA,
     STATUS_OK,
+    STATUS_PROBE_ERROR,
     STATUS_SIGNAL,
     STATUS_TIMEOUT,
     TOP_LEVEL_KEYS,
     load_profile,
     validate_profile,
 )
+from tests.cli import EdgeshipCli
 
 pytestmark = pytest.mark.e2e
 
 PLE_KIND = "tf_lite_per_layer_embedder"
 
 
-def run_edgeship(adb_server: Any, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **adb_server.env}
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
+    """The CLI as a user runs it, talking to the test's adb server."""
+    return cli.with_server(adb_server)
+
+
+def run_edgeship(edgeship: EdgeshipCli, *args: str) -> subprocess.CompletedProcess[str]:
+    return edgeship(*args, timeout=1200)
 
 
 def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
@@ -62,10 +66,12 @@ def profile_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]
     ]
 
 
-def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path) -> None:
+def test_profile_tiny_gemma4(
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build, vdevice.serial, runs, "--iterations", "2", "--warmup", "1", "--json"
         ),
@@ -96,7 +102,8 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
             assert latency[name] is not None and latency[name] > 0, (name, latency)
         assert latency["ttft_definition"]
         memory = it["memory"]
-        assert memory["peak_rss"] > 0 and memory["hwm"] >= memory["peak_rss"]
+        assert memory["peak_rss"] > 0
+        assert_hwm_from_raw_files(path.parent / it["raw_dir"], memory)
         assert 0 < memory["peak_anon"] <= memory["peak_rss"] and 0 < memory["peak_file"] <= memory["peak_rss"]
         sections = memory["sections"]
         assert set(sections) == set(section_bytes)
@@ -131,7 +138,7 @@ def test_profile_tiny_gemma4(tiny_gemma4_build: Path, vdevice: Any, adb_server: 
 
 @pytest.mark.parametrize("runner", ["native", "host-python"])
 def test_a_short_run_measures_every_section_it_mapped(
-    runner: str, tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    runner: str, tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Runs of a few tenths of a second with the default (adaptive) smaps cadence: every section the engine
     mapped has a residency figure in every run — the exit sample's, at least — and its figure at exit."""
@@ -139,7 +146,7 @@ def test_a_short_run_measures_every_section_it_mapped(
     args = ["profile", str(tiny_gemma4_build), "--device", vdevice.serial, "--prefill", "16",
             "--decode", "16", "--iterations", "3", "--warmup", "0", "--runner", runner, "-o", str(runs),
             "--json"]  # fmt: skip
-    result = run_edgeship(adb_server, *args)
+    result = run_edgeship(edgeship, *args)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     data = json.loads(Path(entry["profile"]).read_text())
@@ -164,6 +171,24 @@ def test_a_short_run_measures_every_section_it_mapped(
         assert data["runner"]["env"]["LD_LIBRARY_PATH"].startswith("/data/local/tmp/edgeship/bin/")
 
 
+def assert_hwm_from_raw_files(raw_dir: Path, memory: dict[str, Any]) -> None:
+    """``hwm`` recomputed from what the probe wrote (contracts.md): the largest of VmHWM, VmRSS and
+    VmRSS + VmSwap over the timeline rows and the exit sample, and wait4's ru_maxrss. Each status read also
+    holds the kernel's own invariant VmHWM >= VmRSS (one read of /proc/PID/status), which a misparsed or
+    swapped column breaks."""
+    with (raw_dir / "timeline.csv").open(newline="") as handle:
+        rows = [{k: int(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    result = json.loads((raw_dir / "result.json").read_text())
+    exit_sample = result.get("exit_sample") or {}
+    if exit_sample.get("taken"):
+        rows.append({k: v for k, v in exit_sample["values"].items() if v is not None})
+    assert rows and all(row["vm_hwm"] >= row["vm_rss"] for row in rows)
+    maxrss = result["rusage"]["maxrss"]
+    readings = [row["vm_hwm"] for row in rows] + [row["vm_rss"] + row["vm_swap"] for row in rows]
+    assert memory["hwm"] == max([*readings, maxrss])
+    assert memory["rusage_maxrss"] == maxrss and memory["peak_rss"] == max(row["vm_rss"] for row in rows)
+
+
 def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) -> Path:
     """Runs 1 and 4 are the real runner; run 2 kills itself with SIGKILL after a few samples; run 3 hangs;
     run 5 takes the probe down with it (as the OOM killer may), so no result.json is written.
@@ -186,7 +211,7 @@ def write_misbehaving_runner(tmp_path: Path, real_runner: Path, counter: str) ->
 
 
 def test_profile_records_killed_and_hung_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     from edgeship.android_harness.runners.resolve import resolve_runner
 
@@ -196,7 +221,7 @@ def test_profile_records_killed_and_hung_runs(
     runner = write_misbehaving_runner(tmp_path, real_runner, counter)
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build,
             vdevice.serial,
@@ -240,7 +265,7 @@ def test_profile_records_killed_and_hung_runs(
 
 
 def test_profile_two_devices_one_without_runner(
-    tiny_gemma4_build: Path, vdevice_factory: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice_factory: Any, adb_server: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Devices run in parallel; one that cannot be profiled (an arm64 phone with no litert_lm_main configured)
     is reported and the other still gets its profile; the exit code is DeviceError's."""
@@ -255,7 +280,7 @@ def test_profile_two_devices_one_without_runner(
     arm = vdevice_factory(adb_server, name="arm", profile=str(arm_profile))
     runs = tmp_path / "runs"
     result = run_edgeship(
-        adb_server,
+        edgeship,
         *profile_args(
             tiny_gemma4_build,
             good.serial,
@@ -286,20 +311,14 @@ def test_profile_two_devices_one_without_runner(
 
 
 def _long_profile_after_two_runs(
-    build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> tuple[subprocess.Popen[str], Path]:
     """`edgeship profile` of 200 runs as a process, returned once its profile.json holds two finished runs."""
     import time
 
     runs = tmp_path / "runs"
     args = profile_args(build, vdevice.serial, runs, "--iterations", "200", "--warmup", "0")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeship", *args],
-        env={**os.environ, **adb_server.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgeship.popen(*args)
     deadline = time.monotonic() + 300
     profiles: list[Path] = []
     while time.monotonic() < deadline and process.poll() is None:
@@ -312,12 +331,12 @@ def _long_profile_after_two_runs(
 
 
 def test_profile_interrupted_keeps_finished_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """Ctrl-C: the device stops after its current run, exit 130, profile.json valid with the finished runs."""
     import signal
 
-    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, edgeship, tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
@@ -329,11 +348,11 @@ def test_profile_interrupted_keeps_finished_runs(
 
 
 def test_profile_device_lost_mid_way_keeps_finished_runs(
-    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, tmp_path: Path
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     """The phone goes away (cable pulled): exit 5, one line naming it, profile.json keeps finished runs."""
 
-    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, adb_server, tmp_path)
+    process, profile_path = _long_profile_after_two_runs(tiny_gemma4_build, vdevice, edgeship, tmp_path)
     vdevice.stop()  # the device's adbd goes away: every connection drops, every command on it dies
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 5, stderr
@@ -343,5 +362,47 @@ def test_profile_device_lost_mid_way_keeps_finished_runs(
     assert validate_profile(data) == []
     finished = [it for it in data["iterations"] if it["exit"]["status"] == STATUS_OK]
     assert 2 <= len(finished) < 200
-    # Whatever was running when it went away is recorded as such, not dropped and not counted as ok.
     assert all(it["exit"]["status"] == STATUS_OK for it in data["iterations"][: len(finished)])
+    # Whatever was running when it went away is recorded as such, not dropped and not counted as ok.
+    *_, lost = data["iterations"]
+    assert len(data["iterations"]) == len(finished) + 1
+    assert (lost["index"], lost["warmup"]) == (len(finished) + 1, False)
+    assert lost["exit"]["status"] == STATUS_PROBE_ERROR and lost["exit"]["note"].startswith("device lost:")
+    assert data["summary"]["counts"]["ok"] == len(finished) and data["summary"]["counts"]["failed"] == 1
+    # state.after is taken after the last run only when the device is still there (contracts.md).
+    assert data["state"]["before"] is not None and data["state"]["after"] is None
+
+
+def test_profiling_again_replaces_the_runs_and_each_run_is_one_engine_iteration(
+    tiny_gemma4_build: Path, vdevice: Any, edgeship: EdgeshipCli, tmp_path: Path
+) -> None:
+    """contracts.md: the same bundle on the same device into the same RUNS_DIR replaces that folder's runs
+    and profile.json; every run is one probe run of the runner with --num_iterations=1."""
+    runs = tmp_path / "runs"
+    first = run_edgeship(
+        edgeship, *profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "2", "--warmup", "1")
+    )
+    assert first.returncode == 0, first.stderr
+    [profile_path] = runs.glob("*/*/profile.json")
+    folder = profile_path.parent
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["iter-1", "iter-2", "warmup-1"]
+    for raw in ("warmup-1", "iter-1", "iter-2"):
+        argv = json.loads((folder / raw / "result.json").read_text())["argv"]
+        assert [a for a in argv if a.startswith("--num_iterations")] == ["--num_iterations=1"], argv
+        stdout = (folder / raw / "stdout.txt").read_text()  # the runner's own account: one decode turn
+        assert "Decode Turn 1:" in stdout and "Decode Turn 2:" not in stdout
+    old = {raw: (folder / raw / "result.json").read_bytes() for raw in ("iter-1", "iter-2")}
+
+    again = run_edgeship(
+        edgeship, *profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "1", "--warmup", "0")
+    )
+    assert again.returncode == 0, again.stderr
+    assert list(runs.glob("*/*/profile.json")) == [profile_path]
+    data = json.loads(profile_path.read_text())
+    assert [(it["warmup"], it["index"]) for it in data["iterations"]] == [(False, 1)]
+    assert data["summary"]["counts"] == {
+        "warmup": 0, "measured": 1, "ok": 1, "failed": 0, "by_status": {"ok": 1},
+    }  # fmt: skip
+    # The old runs' folders are gone, not mixed in; iter-1 is the new run's.
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["iter-1"]
+    assert (folder / "iter-1" / "result.json").read_bytes() != old["iter-1"]

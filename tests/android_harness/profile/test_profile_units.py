@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from edgeship.profiles.schema import (
     STATUS_TIMEOUT,
 )
 from tests.android_harness.synthetic import write_build
+from tests.cli import EdgeshipCli
 
 
 def test_sanitize_serial() -> None:
@@ -175,32 +175,25 @@ def test_exit_code_follows_what_failed() -> None:
         )
 
 
-def _profile_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _lab_host_that_never_answers(cli: EdgeshipCli) -> EdgeshipCli:
     """`edgeship profile` as a user runs it, configured with one lab host that never answers (TEST-NET-1):
     any question to a device would fail with a DeviceError (exit 5) after the connect timeout."""
-    config = tmp_path / "edgeship.yaml"
-    config.write_text('adb_servers: ["192.0.2.1:5037"]\n')
-    env = {
-        **os.environ,
-        "EDGESHIP_CONFIG": str(config),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
-    }
-    env.pop("ANDROID_SERIAL", None)
-    command = [sys.executable, "-m", "edgeship", "profile", *args, "-o", str(tmp_path / "runs")]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    return cli.with_config('adb_servers: ["192.0.2.1:5037"]\n')
 
 
-def test_profile_refuses_the_build_dir_before_asking_any_device(tmp_path: Path) -> None:
-    missing = _profile_cli(tmp_path, "/nonexistent", "--all")
+def test_profile_refuses_the_build_dir_before_asking_any_device(cli: EdgeshipCli, tmp_path: Path) -> None:
+    lab = _lab_host_that_never_answers(cli)
+    runs = tmp_path / "runs"
+    missing = lab("profile", "/nonexistent", "--all", "-o", runs, timeout=120)
     assert missing.returncode == InputError.exit_code, missing.stderr
     [line] = missing.stderr.strip().splitlines()
     assert line.startswith("edgeship: error: /nonexistent is not a folder") and "BUILD_DIR" in line
     assert "adb" not in line and not (tmp_path / "runs").exists()
     # Options that do not fit the bundle's KV cache (1024 tokens) are refused before any device too.
     build = write_build(tmp_path / "build", [("tf_lite_prefill_decode", os.urandom(50_000))])
-    too_long = _profile_cli(tmp_path, str(build), "--all", "--prefill", "1000", "--decode", "100")
+    too_long = lab("profile", build, "--all", "--prefill", "1000", "--decode", "100", "-o", runs, timeout=120)
     assert too_long.returncode == UsageError.exit_code, too_long.stderr
     assert "exceeds the bundle's cache length 1024" in too_long.stderr
     # A good build: only now is the device side asked, and it is the lab host that is reported.
-    asked = _profile_cli(tmp_path, str(build), "--all")
+    asked = lab("profile", build, "--all", "-o", runs, timeout=120)
     assert asked.returncode == DeviceError.exit_code and "192.0.2.1:5037" in asked.stderr

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from edgeship.errors import InputError
-from tests.android_harness.push.test_push_vdevice import _cli
 from tests.android_harness.synthetic import random_sections, write_build
+from tests.cli import EdgeshipCli
 
 SECRET = b"host secret: must never reach a phone\n"
 TOKENIZER = b'{"model": "synthetic"}'
@@ -77,16 +77,22 @@ def _build(tmp_path: Path, name: str = "b", tokenizer_name: str = "tokenizer.jso
     return build
 
 
-def test_a_tokenizer_name_that_is_a_command_never_runs(adb_server: Any, vdevice: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
+    """The CLI as a user runs it (tests/cli.py), on the test's adb server."""
+    return cli.with_server(adb_server)
+
+
+def test_a_tokenizer_name_that_is_a_command_never_runs(
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path
+) -> None:
     """A second bundle reusing a tokenizer the device holds used to put its name raw into the script."""
     evil = "tok$(cd${IFS}$TMPDIR;id>pwned).json"
     first = _build(tmp_path, "v1", evil)
     second = _build(tmp_path, "v2", evil)
     _rewrite(second, lambda m: m["bundle"].update(version="another build"))  # another manifest sha
     before = _device_paths(vdevice)
-    results = [
-        _cli(["push", str(b), "--device", vdevice.serial], adb_server, tmp_path) for b in (first, second)
-    ]
+    results = [edgeship("push", str(b), "--device", vdevice.serial) for b in (first, second)]
     _assert_device_untouched(vdevice, before)
     for result in results:
         _refused(result, "tokenizer", "one path component")
@@ -94,20 +100,15 @@ def test_a_tokenizer_name_that_is_a_command_never_runs(adb_server: Any, vdevice:
 
 @pytest.mark.parametrize("flags", [["--no-verify"], ["--no-verify", "--dry-run"]])
 def test_a_bundle_sha256_that_is_a_command_never_runs(
-    adb_server: Any, vdevice: Any, tmp_path: Path, flags: list[str]
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path, flags: list[str]
 ) -> None:
     # A store the survey can enter: the injected line comes after `cd <root>`.
-    assert (
-        _cli(
-            ["push", str(_build(tmp_path, "good")), "--device", vdevice.serial], adb_server, tmp_path
-        ).returncode
-        == 0
-    )
+    assert edgeship("push", str(_build(tmp_path, "good")), "--device", vdevice.serial).returncode == 0
     build = _rewrite(
         _build(tmp_path), lambda m: m["bundle"].update(sha256="x; touch /data/local/tmp/pwned; echo ")
     )
     before = _device_paths(vdevice)
-    result = _cli(["push", str(build), "--device", vdevice.serial, *flags], adb_server, tmp_path)
+    result = edgeship("push", str(build), "--device", vdevice.serial, *flags)
     _assert_device_untouched(vdevice, before)
     _refused(result, "bundle.sha256", "64 lowercase hex")
 
@@ -134,7 +135,7 @@ def _uppercase_section_sha(manifest: dict[str, Any]) -> None:
     ],
 )
 def test_section_fields_cannot_forge_the_device_index(
-    adb_server: Any,
+    edgeship: EdgeshipCli,
     vdevice: Any,
     tmp_path: Path,
     change: Callable[[dict[str, Any]], None],
@@ -142,7 +143,7 @@ def test_section_fields_cannot_forge_the_device_index(
 ) -> None:
     build = _rewrite(_build(tmp_path), change)
     before = _device_paths(vdevice)
-    result = _cli(["push", str(build), "--device", vdevice.serial], adb_server, tmp_path)
+    result = edgeship("push", str(build), "--device", vdevice.serial)
     _assert_device_untouched(vdevice, before)
     _refused(result, *words)
 
@@ -176,18 +177,18 @@ def _tokenizer_in_a_symlinked_folder(build: Path, secret: Path) -> None:
     ],
 )
 def test_a_tokenizer_outside_the_build_dir_stays_on_the_host(
-    adb_server: Any, vdevice: Any, tmp_path: Path, secret: Path, escape: Callable[[Path, Path], None]
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path, secret: Path, escape: Callable[[Path, Path], None]
 ) -> None:
     build = _build(tmp_path)
     escape(build, secret)
     before = _device_paths(vdevice)
-    result = _cli(["push", str(build), "--device", vdevice.serial], adb_server, tmp_path)
+    result = edgeship("push", str(build), "--device", vdevice.serial)
     _assert_device_untouched(vdevice, before)
     _refused(result, "tokenizer")
 
 
 def test_a_bundle_outside_the_build_dir_stays_on_the_host(
-    adb_server: Any, vdevice: Any, tmp_path: Path
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path
 ) -> None:
     build = _build(tmp_path)
     elsewhere = tmp_path / "elsewhere"
@@ -196,8 +197,7 @@ def test_a_bundle_outside_the_build_dir_stays_on_the_host(
     _rewrite(build, lambda m: m["bundle"].update(file="../elsewhere/model.litertlm"))
     before = _device_paths(vdevice)
     results = [
-        _cli(["push", str(build), "--device", vdevice.serial, *flags], adb_server, tmp_path)
-        for flags in ([], ["--no-verify"])
+        edgeship("push", str(build), "--device", vdevice.serial, *flags) for flags in ([], ["--no-verify"])
     ]
     _assert_device_untouched(vdevice, before)
     for result in results:
@@ -205,7 +205,7 @@ def test_a_bundle_outside_the_build_dir_stays_on_the_host(
     # The same bundle beside its manifest is pushed: the refusal was about where it lives, not its bytes.
     shutil.move(elsewhere / "model.litertlm", build / "model.litertlm")
     _rewrite(build, lambda m: m["bundle"].update(file="model.litertlm"))
-    pushed = _cli(["push", str(build), "--device", vdevice.serial, "--json"], adb_server, tmp_path)
+    pushed = edgeship("push", str(build), "--device", vdevice.serial, "--json")
     assert pushed.returncode == 0, pushed.stderr
     final = vdevice.sandbox_root / "edgeship" / "bundles" / _manifest(build)["bundle"]["sha256"]
     assert (
@@ -218,13 +218,13 @@ def test_a_bundle_outside_the_build_dir_stays_on_the_host(
     "reserved", ["sent", "assemble.sh", "sections.txt", "model.litertlm", "manifest.json"]
 )
 def test_a_tokenizer_cannot_take_a_name_the_push_uses(
-    adb_server: Any, vdevice: Any, tmp_path: Path, reserved: str
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path, reserved: str
 ) -> None:
     build = _build(tmp_path)
     if reserved not in ("model.litertlm", "manifest.json"):  # those two are the build's own files
         (build / "tokenizer.json").rename(build / reserved)
     _rewrite(build, lambda m: m.update(tokenizer={"file": reserved}))
     before = _device_paths(vdevice)
-    result = _cli(["push", str(build), "--device", vdevice.serial], adb_server, tmp_path)
+    result = edgeship("push", str(build), "--device", vdevice.serial)
     _assert_device_untouched(vdevice, before)
     _refused(result, "tokenizer", "reserved")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edgeship.android_harness.adb import parse_df_available
+from edgeship.android_harness.adb import parse_df_available, select_devices
 from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.push import push_bundle, push_many
 from edgeship.android_harness.push.script import parse_survey, survey_script
@@ -29,8 +28,10 @@ from edgeship.android_harness.store import (
 from edgeship.console import TransferProgress
 from edgeship.errors import InputError
 from edgeship.exporter.manifest import read_build
-from tests.android_harness.conftest import device_on
+from tests.android_harness.conftest import config_for, device_on
 from tests.android_harness.synthetic import write_build
+from tests.android_harness.traffic import TrafficTap, device_sha256
+from tests.cli import EdgeshipCli
 
 ROOT = "/data/local/tmp/edgeship"
 
@@ -131,34 +132,54 @@ class _LinkCut(Exception):
     pass
 
 
-class _CutAfter(TransferProgress):
-    """A link that dies once ``limit`` bytes went out (slowly, so the device saw them arrive)."""
+def _partial_bytes(pieces: Path) -> int:
+    """What a first push's partial link (pieces/partial.<attempt>) holds, on the host side of the sandbox."""
+    sizes = [0]
+    with contextlib.suppress(FileNotFoundError):
+        for path in pieces.iterdir():
+            if path.name.startswith(PARTIAL_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    sizes.append(path.stat().st_size)
+    return max(sizes)
 
-    def __init__(self, limit: int) -> None:
+
+class _CutAfter(TransferProgress):
+    """A link that dies once ``limit`` bytes went out — after the device's partial link in ``pieces`` holds
+    ``limit // 2`` of them (polled on the host side of the sandbox): the cut lands on bytes that arrived."""
+
+    def __init__(self, limit: int, pieces: Path) -> None:
         self.limit = limit
+        self.pieces = pieces
         self.sent = 0
+        self.arrived = 0
 
     def advance(self, sent: int) -> None:
         self.sent += sent
-        if self.sent >= self.limit:
-            time.sleep(0.5)
-            raise _LinkCut
+        if self.sent < self.limit:
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.arrived = _partial_bytes(self.pieces)
+            if self.arrived >= self.limit // 2:
+                raise _LinkCut
+            time.sleep(0.01)
+        raise AssertionError(f"{self.pieces}: {self.arrived} bytes after 60 s, {self.sent} sent")
 
 
 def test_interrupted_first_push_resumes_from_what_arrived(
     device: Device, vdevice: Any, builds: dict[str, Path]
 ) -> None:
     local = read_build(builds["v1"])
-    with pytest.raises(_LinkCut):
-        push_bundle(device, builds["v1"], progress=_CutAfter(local.bytes // 2))
-    # adbd dropped its half-received file; the device script's hard link kept the bytes.
     pieces = vdevice.sandbox_root / "edgeship" / "staging" / local.sha256 / "pieces"
-    [partial] = [path for path in pieces.iterdir() if path.name.startswith(PARTIAL_PREFIX)]
-    assert partial.stat().st_size >= local.bytes // 4
+    cut = _CutAfter(local.bytes // 2, pieces)
+    with pytest.raises(_LinkCut):
+        push_bundle(device, builds["v1"], progress=cut)
+    # adbd dropped its half-received file; the device script's hard link kept the bytes that had arrived.
+    assert _partial_bytes(pieces) >= cut.arrived >= local.bytes // 4
     assert not (vdevice.sandbox_root / "edgeship" / "bundles").exists()
     resumed = push_bundle(device, builds["v1"])
     assert resumed.ok, resumed.error
-    assert resumed.bytes_resumed >= local.bytes // 4
+    assert resumed.bytes_resumed >= cut.arrived // BLOCK * BLOCK
     assert resumed.bytes_sent < local.bytes
     assert _sha(_host_path(vdevice, resumed.remote_path)) == local.sha256
 
@@ -230,10 +251,17 @@ def test_bad_build_is_refused_before_anything_is_sent(device: Device, tmp_path: 
 def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[str, Path]) -> None:
     virtual = [vdevice_factory(name=f"many{i}") for i in range(2)]
     devices = [device_on(adb_server, item) for item in virtual]
+    v1, v2 = read_build(builds["v1"]), read_build(builds["v2"])
     results = push_many(devices, builds["v1"])
     assert [r.ok for r in results] == [True, True]
     assert {r.serial for r in results} == {d.serial for d in devices}
-    assert all(push_bundle(d, builds["v2"]).ok for d in devices)
+    # Each phone's own sha256sum of its copy, not push's "ok".
+    for result in results:
+        assert device_sha256(adb_server, result.serial, result.remote_path) == v1.sha256
+    rebuilds = [push_bundle(d, builds["v2"]) for d in devices]
+    assert all(r.ok for r in rebuilds), [r.error for r in rebuilds]
+    for result in rebuilds:
+        assert device_sha256(adb_server, result.serial, result.remote_path) == v2.sha256
     # Leftovers: one abandoned an hour ago, one a push is writing to right now.
     staging = virtual[0].sandbox_root / "edgeship" / "staging"
     for name, age_s in (("a" * 64, 3600), ("b" * 64, 0)):
@@ -244,49 +272,35 @@ def test_push_many_and_gc(adb_server: Any, vdevice_factory: Any, builds: dict[st
         for path in (piece, piece.parent, piece.parent.parent):
             os.utime(path, (when, when))
     dry = collect_garbage(devices[0], keep=1, dry_run=True)
-    assert dry.removed_bundles == [read_build(builds["v1"]).sha256]
+    assert dry.removed_bundles == [v1.sha256]
     assert dry.removed_leftovers == [f"staging/{'a' * 64}"] and dry.in_use == [f"staging/{'b' * 64}"]
     done = collect_garbage(devices[0], keep=1)
-    assert done.ok and done.kept == [read_build(builds["v2"]).sha256]
+    assert done.ok and done.kept == [v2.sha256]
     assert not (staging / ("a" * 64)).exists() and (staging / ("b" * 64)).exists()
+    assert device_sha256(adb_server, devices[0].serial, results[0].remote_path) == ""  # v1 is gone
+    assert device_sha256(adb_server, devices[0].serial, rebuilds[0].remote_path) == v2.sha256
     assert push_bundle(devices[0], builds["v1"]).status == "pushed"  # gone, so sent again
 
 
-def _cli(args: list[str], server: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**server.env, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    env.pop("ANDROID_SERIAL", None)
-    env.pop("EDGESHIP_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_cli_push_devices_and_errors(
-    adb_server: Any, vdevice: Any, builds: dict[str, Path], tmp_path: Path
+    cli: EdgeshipCli, adb_server: Any, vdevice: Any, builds: dict[str, Path], tmp_path: Path
 ) -> None:
-    pushed = _cli(["push", str(builds["v1"]), "--device", vdevice.serial, "--json"], adb_server, tmp_path)
+    edgeship = cli.with_server(adb_server)
+    pushed = edgeship("push", str(builds["v1"]), "--device", vdevice.serial, "--json")
     assert pushed.returncode == 0, pushed.stderr
     [row] = json.loads(pushed.stdout)
     assert {"serial", "bundle_sha256", "bytes_sent", "bytes_reused", "seconds", "ok", "error"} <= set(row)
     assert row["ok"] and row["bundle_sha256"] == read_build(builds["v1"]).sha256
-    checked = _cli(
-        ["push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json"],
-        adb_server,
-        tmp_path,
-    )
+    assert device_sha256(adb_server, vdevice.serial, row["remote_path"]) == row["bundle_sha256"]
+    checked = edgeship("push", str(builds["v1"]), "--device", vdevice.serial, "--verify-present", "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)[0]["status"] == "present", checked.stderr
 
-    listed = _cli(["devices", "--json"], adb_server, tmp_path)
+    listed = edgeship("devices", "--json")
     assert listed.returncode == 0, listed.stderr
     [entry] = [d for d in json.loads(listed.stdout) if d["serial"] == vdevice.serial]
     assert entry["abi"] == "x86_64" and entry["ram_total"] > 0
 
-    no_manifest = _cli(["push", str(tmp_path), "--device", vdevice.serial], adb_server, tmp_path)
+    no_manifest = edgeship("push", str(tmp_path), "--device", vdevice.serial)
     assert no_manifest.returncode == InputError.exit_code
     assert no_manifest.stderr.strip().count("\n") == 0 and "manifest" in no_manifest.stderr
     tampered = tmp_path / "tampered"
@@ -294,16 +308,16 @@ def test_cli_push_devices_and_errors(
     with (tampered / "model.litertlm").open("r+b") as handle:
         handle.seek(BLOCK + 5)
         handle.write(b"\x00\xff")
-    refused = _cli(["push", str(tampered), "--device", vdevice.serial], adb_server, tmp_path)
+    refused = edgeship("push", str(tampered), "--device", vdevice.serial)
     assert refused.returncode == InputError.exit_code and "does not match its manifest" in refused.stderr
     assert not (vdevice.sandbox_root / "edgeship" / "staging" / read_build(builds["v1"]).sha256).exists()
-    unknown = _cli(["push", str(builds["v1"]), "--device", "nope:1"], adb_server, tmp_path)
+    unknown = edgeship("push", str(builds["v1"]), "--device", "nope:1")
     assert unknown.returncode == 5 and "not connected" in unknown.stderr
-    both = _cli(["push", str(builds["v1"]), "--verify-present", "--no-verify"], adb_server, tmp_path)
+    both = edgeship("push", str(builds["v1"]), "--verify-present", "--no-verify")
     assert both.returncode != 0 and both.stderr.strip().count("\n") == 0 and "--no-verify" in both.stderr
-    dry = _cli(["push", str(builds["v2"]), "--dry-run", "--json"], adb_server, tmp_path)
+    dry = edgeship("push", str(builds["v2"]), "--dry-run", "--json")
     assert dry.returncode == 0 and json.loads(dry.stdout)[0]["status"] == "planned"
-    gc = _cli(["gc", "--keep", "0", "--json"], adb_server, tmp_path)
+    gc = edgeship("gc", "--keep", "0", "--json")
     assert gc.returncode == 0 and json.loads(gc.stdout)[0]["removed_bundles"]
 
 
@@ -389,3 +403,28 @@ def test_an_intact_unverified_bundle_is_verified_once_on_the_device(
     assert checked.ok and checked.status == "present" and checked.bytes_sent == 0, checked.error
     final = _host_path(vdevice, checked.remote_path)
     assert _sha(final) == read_build(builds["v1"]).sha256 and not (final.parent / "unverified").exists()
+
+
+def test_a_first_push_sends_the_bundle_and_its_side_files_once(
+    adb_server: Any, vdevice: Any, builds: dict[str, Path]
+) -> None:
+    """Counted on the wire (a TCP tap in front of the device's adbd), not by edgeship: a first push moves the
+    bundle, manifest.json and tokenizer.json once, plus the adb/sync framing and its small device scripts."""
+    local = read_build(builds["v1"])
+    side = sum((builds["v1"] / name).stat().st_size for name in ("manifest.json", "tokenizer.json"))
+    tap = TrafficTap(vdevice.port)
+    try:
+        adb_server.connect(tap.serial)
+        [device] = select_devices(config_for(adb_server), (tap.serial,))
+        tap.reset()
+        result = push_bundle(device, builds["v1"])
+        wire = tap.to_device
+        assert result.ok and result.status == "pushed", result.error
+        assert result.bytes_sent == local.bytes + side  # what edgeship says it sent...
+        # ...and what the device received: the payload, adb headers (24 B per packet), sync DATA headers
+        # (8 B per 64 KiB), the survey/assemble/index scripts (a few KiB): 0.2% + 32 KiB (seen: 6.7 KB).
+        assert local.bytes + side <= wire <= (local.bytes + side) * 1.002 + 32 * 1024, wire
+        assert device_sha256(adb_server, tap.serial, result.remote_path) == local.sha256
+    finally:
+        adb_server.disconnect(tap.serial)
+        tap.close()

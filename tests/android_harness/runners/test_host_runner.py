@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from edgeship.android_harness.runners.host_runner import FlagError, main, parse_flags
 from tests.android_harness.runners.probed import run_probed_benchmark
-
-HAS_LITERT_LM = importlib.util.find_spec("litert_lm") is not None
 
 
 def test_flags_absl_style() -> None:
@@ -46,7 +43,6 @@ def test_main_reports_errors_like_the_real_binary(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 def test_host_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, tmp_path: Path) -> None:
     run, metrics, cfg, manifest = run_probed_benchmark(
         "host-python", tiny_gemma4_build, tmp_path, smaps_interval_ms=50

@@ -3,7 +3,6 @@ end on a real exported bundle under the probe, read by the same parser as the Py
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -13,9 +12,6 @@ import pytest
 from edgeship.android_harness.runners import resolve_runner
 from edgeship.android_harness.runners.native import build_native_runner
 from tests.android_harness.runners.probed import run_probed_benchmark
-
-HAS_LITERT_LM = importlib.util.find_spec("litert_lm") is not None
-needs_litert_lm = pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 
 
 def run_native(*args: str, library_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,7 +52,6 @@ def test_flag_errors_are_one_line_and_exit_1(argv: list[str], message: str) -> N
     assert completed.stderr.count("\n") == 1 and completed.stdout == ""
 
 
-@needs_litert_lm
 def test_a_missing_library_says_where_it_comes_from(tmp_path: Path) -> None:
     bundle = tmp_path / "m.litertlm"
     bundle.write_bytes(b"LITERTLM")
@@ -66,7 +61,6 @@ def test_a_missing_library_says_where_it_comes_from(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@needs_litert_lm
 def test_native_runner_under_the_probe_on_a_real_bundle(tiny_gemma4_build: Path, tmp_path: Path) -> None:
     assert resolve_runner("x86_64", None, {}).builtin == "native"  # the x86_64 default
     run, metrics, cfg, manifest = run_probed_benchmark("native", tiny_gemma4_build, tmp_path)

@@ -11,6 +11,7 @@ from edgeship.android_harness.runners import RunConfig, get_adapter
 from edgeship.android_harness.runners.host_runner import format_absl_duration
 from edgeship.android_harness.runners.litert_lm_main import parse_absl_duration, parse_log_sink
 from edgeship.errors import UsageError
+from tests.cli import EdgeshipCli
 
 DATA = Path(__file__).parent / "data"
 MIB = 1024 * 1024
@@ -269,26 +270,18 @@ def test_run_config_validation_and_unknown_runner() -> None:
         get_adapter("llama-cli")
 
 
-def test_cli_runner_parse(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from edgeship.cli import cli
-
-    runner = CliRunner()
+def test_cli_runner_parse(cli: EdgeshipCli, tmp_path: Path) -> None:
     path = DATA / "litert_lm_main_cmake_doc_gemma3n_cpu.txt"
-    result = runner.invoke(cli, ["runner", "parse", "--runner", "litert_lm_main", str(path), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    result = cli("runner", "parse", "--runner", "litert_lm_main", path, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
     assert data["decode_tok_s"] == pytest.approx(11.21) and data["ttft_definition"].startswith("computed")
-    table = runner.invoke(cli, ["runner", "parse", str(path)])
-    assert table.exit_code == 0 and "11.21 tok/s" in table.output
+    table = cli("runner", "parse", path)
+    assert table.returncode == 0 and "11.21 tok/s" in table.stdout
     empty = tmp_path / "empty.txt"
     empty.write_text("nothing here\n")
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["runner", "parse", str(empty)])
-    assert info.value.code == 3
+    nothing = cli("runner", "parse", empty)
+    assert nothing.returncode == 3 and nothing.stderr.startswith("edgeship: error:")
 
 
 def test_windows_v0_10_2_new_form_with_engine_logs_around() -> None:

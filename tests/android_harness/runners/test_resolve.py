@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,8 +12,6 @@ import pytest
 from edgeship.android_harness.runners import HOST_PYTHON, NATIVE, host_runner_launcher, resolve_runner
 from edgeship.android_harness.runners.resolve import launcher_text
 from edgeship.errors import UsageError
-
-HAS_LITERT_LM = importlib.util.find_spec("litert_lm") is not None
 
 
 def release_folder(tmp_path: Path) -> Path:
@@ -68,7 +65,6 @@ def test_gpu_without_accelerators_is_refused(tmp_path: Path) -> None:
         resolve_runner("arm64-v8a", str(lonely), {}, backend="gpu")
 
 
-@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 def test_x86_64_gets_the_native_runner_and_its_library(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -84,7 +80,6 @@ def test_x86_64_gets_the_native_runner_and_its_library(
     assert resolve_runner("x86_64", "native", {}).path == runner.path  # by name, too
 
 
-@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 def test_host_python_by_flag_or_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EDGESHIP_CACHE", str(tmp_path))
     runner = resolve_runner("x86_64", HOST_PYTHON, {})
@@ -111,7 +106,6 @@ def test_launcher_refuses_an_overlong_interpreter_path() -> None:
         launcher_text("/" + "v" * 300 + "/bin/python")
 
 
-@pytest.mark.skipif(not HAS_LITERT_LM, reason="litert-lm-api not installed")
 def test_the_launcher_runs_outside_the_package(tmp_path: Path) -> None:
     """Copied anywhere and run with no PYTHONPATH, the launcher still parses its flags (a device has no
     edgeship package)."""

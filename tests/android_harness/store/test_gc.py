@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgeship.android_harness.adb.device import Device
 from edgeship.android_harness.profile.session import ProfileSession, sanitize_serial
 from edgeship.android_harness.push import push_bundle
@@ -17,8 +19,8 @@ from edgeship.android_harness.store.gc import parse_gc_survey
 from edgeship.android_harness.store.layout import STORE_MARKER, is_run_id
 from edgeship.errors import DeviceError
 from edgeship.exporter.manifest import read_build
-from tests.android_harness.push.test_push_vdevice import _cli
 from tests.android_harness.synthetic import random_sections, write_build
+from tests.cli import EdgeshipCli
 
 HOUR_S = 3600
 
@@ -42,6 +44,12 @@ def _build(tmp_path: Path, name: str = "b") -> Path:
     return write_build(tmp_path / name, random_sections([3 * 16384 + 1], seed=len(name)))
 
 
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
+    """The CLI as a user runs it (tests/cli.py), on the test's adb server."""
+    return cli.with_server(adb_server)
+
+
 def test_a_leftover_named_like_a_survey_line_cannot_make_gc_remove_the_bundles(
     device: Device, vdevice: Any, tmp_path: Path
 ) -> None:
@@ -60,15 +68,13 @@ def test_a_leftover_named_like_a_survey_line_cannot_make_gc_remove_the_bundles(
 
 
 def test_gc_refuses_a_root_that_is_not_an_edgeship_store(
-    adb_server: Any, vdevice: Any, tmp_path: Path
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path
 ) -> None:
     """device_root /data/local/tmp: on main gc removed other tools' runs/ and staging/ there."""
     tmp = vdevice.sandbox_root  # /data/local/tmp
     theirs = [_leftover(tmp / "runs", "other-tool-run"), _leftover(tmp / "staging", "a" * 64)]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "edgeship.yaml").write_text("device_root: /data/local/tmp\n")
-    result = _cli(["gc", "--device", vdevice.serial, "--keep", "0"], adb_server, work)
+    shared_root = edgeship.with_config("device_root: /data/local/tmp\n")
+    result = shared_root("gc", "--device", vdevice.serial, "--keep", "0")
     message = result.stderr.strip()
     assert result.returncode == DeviceError.exit_code, (result.stdout, message)
     assert message.count("\n") == 0 and STORE_MARKER in message and "/data/local/tmp" in message, message
@@ -76,16 +82,14 @@ def test_gc_refuses_a_root_that_is_not_an_edgeship_store(
 
 
 def test_gc_in_a_shared_root_removes_only_what_edgeship_named(
-    adb_server: Any, vdevice: Any, tmp_path: Path
+    edgeship: EdgeshipCli, vdevice: Any, tmp_path: Path
 ) -> None:
     """With /data/local/tmp as the root of a real store (marker written by push), another tool's runs/
     entry stays; edgeship's own old run folder, staging and bundles beyond --keep go."""
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "edgeship.yaml").write_text("device_root: /data/local/tmp\n")
+    shared_root = edgeship.with_config("device_root: /data/local/tmp\n")
     builds = [_build(tmp_path, name) for name in ("old", "new")]
     for build in builds:
-        pushed = _cli(["push", str(build), "--device", vdevice.serial], adb_server, work)
+        pushed = shared_root("push", str(build), "--device", vdevice.serial)
         assert pushed.returncode == 0, pushed.stderr
     tmp = vdevice.sandbox_root
     assert (tmp / STORE_MARKER).is_file()
@@ -94,7 +98,7 @@ def test_gc_in_a_shared_root_removes_only_what_edgeship_named(
     assert is_run_id(run_id)  # the shape profile/run.py gives a run folder
     ours = [_leftover(tmp / "runs", run_id), _leftover(tmp / "staging", "b" * 64)]
     theirs = [_leftover(tmp / "runs", "other-tool-run"), _leftover(tmp / "staging", "not-a-sha")]
-    result = _cli(["gc", "--device", vdevice.serial, "--keep", "1", "--json"], adb_server, work)
+    result = shared_root("gc", "--device", vdevice.serial, "--keep", "1", "--json")
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     old, new = (read_build(build).sha256 for build in builds)
