@@ -12,17 +12,14 @@ import pytest
 
 from edgeship.exporter.manifest import read_build
 from edgeship.exporter.memory import FRUGAL, IN_PROCESS
-from edgeship.exporter.pipeline import ExportOptions, export_build
 from tests.fixtures.engine import run_in_engine
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def in_process_build(tiny_gemma4_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("in-process") / "build"
-    export_build(tiny_gemma4_checkpoint, out, ExportOptions(recipe="int8", memory_path=IN_PROCESS))
-    return out
+def in_process_build(build_factory) -> Path:
+    return build_factory("gemma4", "tiny", "int8", memory_path=IN_PROCESS)
 
 
 def test_frugal_build_has_the_in_process_section_layout(

@@ -9,7 +9,6 @@ import pytest
 
 from edgeship.exporter import kv_cache
 from edgeship.exporter.manifest import read_build
-from edgeship.exporter.pipeline import ExportOptions, export_build
 from tests.fixtures.engine import run_in_engine
 
 SLIDING = "sliding_attention"
@@ -73,27 +72,30 @@ def test_unverified_family_says_so_and_records_the_layout_it_got(build_factory) 
     assert all(layer["positions"] == 1024 for layer in export["kv_cache"])
 
 
-@pytest.fixture(scope="module")
-def gemma3_builds(build_factory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny Gemma 3 (window 64, cache 1024) with the default ring-buffer cache and with --no-sliding-cache."""
-    ring = build_factory("gemma3", "tiny", "int8")
-    full = tmp_path_factory.mktemp("no-sliding") / "build"
-    checkpoint = Path(read_build(ring).manifest["checkpoint"]["path"])
-    export_build(checkpoint, full, ExportOptions(recipe="int8", sliding_cache=False))
-    return {"ring": ring, "full": full}
+@pytest.mark.e2e
+def test_gemma3_ring_buffer_export_caps_the_sliding_caches_and_runs(build_factory) -> None:
+    """Tiny Gemma 3 (window 64, cache 1024; litert-torch's other exportable): sliding layers hold the window,
+    global ones the cache; it runs past the window, where the ring wraps around during decode."""
+    build = build_factory("gemma3", "tiny", "int8")
+    manifest = read_build(build).manifest
+    assert manifest["export"]["kv_layout"]["layout"] == kv_cache.SLIDING_RING
+    window = manifest["model"]["attention"]["sliding_window"]
+    types = {layer["layer_type"] for layer in _layers(manifest)}
+    assert types == {SLIDING, FULL}
+    for layer in _layers(manifest):
+        expected = window if layer["layer_type"] == SLIDING else 1024
+        assert layer["positions"] == expected and layer["k_shape"][2] == expected
+    run_in_engine(build / "model.litertlm", prefill=32, decode=96)
 
 
 @pytest.mark.e2e
-def test_ring_buffer_export_caps_the_sliding_caches_and_runs(gemma3_builds: dict[str, Path]) -> None:
-    ring, full = read_build(gemma3_builds["ring"]).manifest, read_build(gemma3_builds["full"]).manifest
-    assert ring["export"]["kv_layout"]["layout"] == kv_cache.SLIDING_RING
-    assert full["export"]["kv_layout"]["layout"] == kv_cache.FULL
-    window = ring["model"]["attention"]["sliding_window"]
-    for capped, uncapped in zip(_layers(ring), _layers(full), strict=True):
-        expected = window if capped["layer_type"] == SLIDING else 1024
-        assert capped["positions"] == expected and capped["k_shape"][2] == expected
-        assert uncapped["positions"] == 1024
-    assert ring["export"]["kv_layout"]["bytes"] < full["export"]["kv_layout"]["bytes"]
-    # Past the window: the ring wraps around during decode.
-    run_in_engine(gemma3_builds["ring"] / "model.litertlm", prefill=32, decode=96)
-    run_in_engine(gemma3_builds["full"] / "model.litertlm", prefill=32, decode=96)
+def test_no_sliding_cache_gives_every_layer_the_whole_cache(build_factory, full_kv_float_build: Path) -> None:
+    """``sliding_cache=False`` (--no-sliding-cache): the same cache layers, each of cache_length, and more
+    KV bytes than the default ring-buffer export of the same checkpoint."""
+    ring = read_build(build_factory("gemma4", "tiny", "float")).manifest["export"]
+    full = read_build(full_kv_float_build).manifest["export"]
+    assert full["kv_layout"]["layout"] == kv_cache.FULL and full["kv_layout"]["sliding_ring_buffer"] is None
+    assert [layer["layer"] for layer in full["kv_cache"]] == [layer["layer"] for layer in ring["kv_cache"]]
+    assert all(layer["positions"] == 1024 for layer in full["kv_cache"])
+    assert full["kv_layout"]["bytes"] > ring["kv_layout"]["bytes"]
+    run_in_engine(full_kv_float_build / "model.litertlm", prefill=32, decode=96)

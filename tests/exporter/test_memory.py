@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -77,26 +74,12 @@ def test_check_fits_refuses_with_both_figures(monkeypatch: pytest.MonkeyPatch) -
     memory.check_fits(prediction, "--ignore-memory-check")  # fits: no error
 
 
-def test_export_refuses_before_heavy_work(tiny_gemma4_checkpoint: Path, tmp_path: Path) -> None:
+def test_export_refuses_before_heavy_work(cli, tiny_gemma4_checkpoint: Path, tmp_path: Path) -> None:
     """The CLI: one line naming both figures, a non-zero exit, no BUILD_DIR, and no minute of torch work."""
     build = tmp_path / "build"
-    env = {**os.environ, memory.AVAILABLE_MEMORY_ENV: "100M"}
     start = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeship",
-            "export",
-            str(tiny_gemma4_checkpoint),
-            "-o",
-            str(build),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    result = cli.with_env(**{memory.AVAILABLE_MEMORY_ENV: "100M"})(
+        "export", tiny_gemma4_checkpoint, "-o", build, "--quiet"
     )
     elapsed = time.monotonic() - start
     assert result.returncode == ExportError.exit_code, result.stderr

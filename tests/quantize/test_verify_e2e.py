@@ -142,30 +142,22 @@ def test_export_verify_on_a_model_without_ple(gemma3_export_verify: tuple[Path, 
     assert "tf_lite_per_layer_embedder" not in {s["kind"] for s in output["sections"]}
 
 
-@pytest.fixture(scope="session")
-def full_cache_float_build(tiny_gemma4_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Gemma-4 float with every layer caching the whole context (--no-sliding-cache)."""
-    build = tmp_path_factory.mktemp("full-cache") / "float"
-    result = cli(
-        "export", str(tiny_gemma4_checkpoint), "-o", str(build), "--recipe", "float", "--no-sliding-cache",
-        "--quiet",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return build
-
-
 def test_a_ring_buffer_build_verifies_like_a_full_cache_one(
-    float_copy: Path, full_cache_float_build: Path, tiny_gemma4_checkpoint: Path
+    float_copy: Path, full_kv_float_build: Path, tiny_gemma4_checkpoint: Path, tmp_path: Path
 ) -> None:
     """The default float export caps the sliding caches at the window (its graph takes local_mask and
     param_tensor besides the global mask); verify feeds them and finds the checkpoint, past the window too,
-    as for the full-cache export."""
-    layouts = {"ring": float_copy, "full": full_cache_float_build}
+    as for the full-cache export, and both score the same positions alike."""
+    full_copy = tmp_path / "full"
+    shutil.copytree(full_kv_float_build, full_copy)  # verify records its accuracy in the manifest
+    layouts = {"ring": float_copy, "full": full_copy}
     assert load_manifest(float_copy)["export"]["kv_layout"]["layout"] == "sliding-ring-buffer"
-    assert load_manifest(full_cache_float_build)["export"]["kv_layout"]["layout"] == "full"
+    assert load_manifest(full_copy)["export"]["kv_layout"]["layout"] == "full"
+    scored = {}
     for layout, build in layouts.items():
         result = cli("verify", str(build), "--checkpoint", str(tiny_gemma4_checkpoint), "--json", "--quiet")
         assert result.returncode == 0, (layout, result.stderr[-3000:])
+        scored[layout] = [(p["prompt"], p["position"], p["same_top"]) for p in json_out(result)["positions"]]
         accuracy = json_out(result)["accuracy"]
         beyond = accuracy["buckets"]["beyond_window"]
         assert beyond["positions"] == 128, layout
@@ -174,16 +166,17 @@ def test_a_ring_buffer_build_verifies_like_a_full_cache_one(
         # Scored positions reach well past the ring's length (the window): the ring has wrapped around.
         window = accuracy["geometry"]["sliding_window"]
         assert max(p["position"] for p in json_out(result)["positions"]) >= window + window // 2, layout
+    assert scored["ring"] == scored["full"]
 
 
 def test_ring_and_full_cache_bundles_generate_the_same_text_in_litert_lm(
-    tiny_float_build: Path, full_cache_float_build: Path
+    tiny_float_build: Path, full_kv_float_build: Path
 ) -> None:
     """LiteRT-LM fills the ring-buffer graph's extra inputs itself: its greedy continuation (float, so no
     quantization noise between the two graphs) is the full-cache bundle's, well past the 64-token window."""
     prompt = "The quick brown fox jumps over the lazy dog. " * 3
     ring = greedy_tokens(tiny_float_build / "model.litertlm", prompt, 400)
-    full = greedy_tokens(full_cache_float_build / "model.litertlm", prompt, 400)
+    full = greedy_tokens(full_kv_float_build / "model.litertlm", prompt, 400)
     window = load_manifest(tiny_float_build)["model"]["attention"]["sliding_window"]
     assert len(ring) > 3 * window
     assert ring == full
