@@ -93,6 +93,11 @@ def main() -> None:
     parser.add_argument("--profile", default="vflagship", help="virtual device profile")
     parser.add_argument("--builds", help="RING_DIR,FULL_DIR already exported (default: export both)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-kv-bench")
+    parser.add_argument(
+        "--skip-greedy",
+        action="store_true",
+        help="Profiles only (the greedy comparison decodes the whole cache).",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EDGESHIP_HOME": str(args.work / "home")}
@@ -124,7 +129,8 @@ def main() -> None:
     predicted = rows["full"]["formula_kv_bytes"] - rows["ring"]["formula_kv_bytes"]
     measured = rows["full"]["peak_anon_median"] - rows["ring"]["peak_anon_median"]
     tokens = {
-        layout: greedy_tokens(build / "model.litertlm", args.cache_length) for layout, build in builds.items()
+        layout: [] if args.skip_greedy else greedy_tokens(build / "model.litertlm", args.cache_length)
+        for layout, build in builds.items()
     }
     same = 0
     while (
