@@ -3,7 +3,7 @@
 Modules: ``servers`` (adb servers: connect, start the local one), ``shell`` (command lines, results),
 ``sync`` (the host side of the sync protocol), ``device`` (``Device``), ``tagged`` (one script per question,
 its output cut by '@tag' lines; shared shell fragments), ``selection`` (--device/--label/--all),
-``facts`` (what a phone is and its state now).
+``facts`` (what a phone is and its state now), ``service`` (a raw service stream in lines).
 """
 
 from edgeship.android_harness.adb.device import Device
@@ -21,6 +21,7 @@ from edgeship.android_harness.adb.servers import (
     connect_server,
     connect_servers,
 )
+from edgeship.android_harness.adb.service import LineStream, ServiceRefused
 from edgeship.android_harness.adb.shell import ShellResult
 from edgeship.android_harness.adb.tagged import END, df_section, parse_df_available, split_sections, tag
 
@@ -32,7 +33,9 @@ __all__ = [
     "Device",
     "DeviceFacts",
     "DeviceListing",
+    "LineStream",
     "ServerClient",
+    "ServiceRefused",
     "ShellResult",
     "connect_reachable",
     "connect_server",
