@@ -7,7 +7,14 @@ its output cut by '@tag' lines; shared shell fragments), ``selection`` (--device
 """
 
 from edgeship.android_harness.adb.device import Device
-from edgeship.android_harness.adb.facts import Battery, DeviceFacts, device_facts, device_state, inventory
+from edgeship.android_harness.adb.facts import (
+    Battery,
+    DeviceFacts,
+    device_facts,
+    device_state,
+    inventory,
+    meminfo_values,
+)
 from edgeship.android_harness.adb.selection import (
     ONLINE,
     STATE_HINTS,
@@ -45,6 +52,7 @@ __all__ = [
     "df_section",
     "inventory",
     "list_all_devices",
+    "meminfo_values",
     "parse_df_available",
     "select_devices",
     "split_sections",

@@ -6,6 +6,7 @@ and no status, so the command is run in a child shell followed by an exit marker
 
 from __future__ import annotations
 
+import select
 import shlex
 import time
 from collections.abc import Callable
@@ -117,6 +118,20 @@ class RunningShell:
             ) from None
         except OSError as exc:
             raise self.failure(f"reading from {one_line(self.command, 60)!r} failed", exc) from None
+
+    def poll(self) -> int | None:
+        """The exit status when the command has ended, else None; reads only what already arrived (never
+        waits for more). A connection that dropped counts as ended (255)."""
+        sock = self.connection.conn
+        try:
+            while self._exit_code is None:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:
+                    return None
+                self._read_more(time.monotonic() + 5.0)
+        except (OSError, ValueError):  # closed socket, dropped connection, a half frame that never came
+            self._exit_code = 255
+        return self._exit_code
 
     def _read_more(self, deadline: float | None) -> None:
         """One more frame (v2) or chunk (v1) into the buffers; sets the exit code at the end."""

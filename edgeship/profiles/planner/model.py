@@ -99,6 +99,11 @@ def fit_verdict(predicted: int, usable: int) -> str:
     return f"fits with {text} headroom" if margin >= 0 else f"over by {text}"
 
 
+def minimum_memory(plan: Plan) -> tuple[int, str]:
+    """The least available memory the planner expects a run to decode at full speed in, and how it got it."""
+    return plan.total, "the predicted peak PSS: every term resident at once"
+
+
 def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int, rest_share: float) -> int:
     """Resident bytes of the PLE section after ``tokens`` distinct lookups (uniformly spread rows)."""
     table = min(table_bytes or section_bytes, section_bytes)
