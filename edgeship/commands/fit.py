@@ -1,9 +1,9 @@
-"""`edgeship fit BUILD_DIR [selection] -o RUNS_DIR [--method auto|cgroup|balloon] [--context N]`: the fit curve.
+"""`edgeship fit BUILD_DIR [selection] -o RUNS_DIR [--method auto|cgroup|balloon] [--context N]`.
 
 A command of its own rather than `profile --squeeze`: it has its own result (the curve, the knee, the kill
-point: fit.json, `edgeship.fit/1`), its own options (how memory is taken, the bisection) and its own meaning of
-failure (a killed runner is a measurement here, not a failed run), while every step is still a normal profile
-run with profile's options.
+point: fit.json, `edgeship.fit/1`), its own options (how memory is taken, the bisection) and its own meaning
+of failure (a killed runner is a measurement here, not a failed run), while every step is still a normal
+profile run with profile's options.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ def fit_command(
 
     Profiles the bundle unconstrained, then at decreasing available memory (bisection): the knee is the
     least memory where decode tok/s stays at --threshold of the unconstrained run, the kill point where the
-    runner stops running. Each device gets its memory back however the command ends. Exit 5 when a device
-    failed (among them: no way to take its memory), 2 for bad options, 3 for a bad BUILD_DIR.
+    runner stops running. --iterations are the measured runs of the unconstrained run and of each step,
+    --warmup the unconstrained run's warm-ups, --step-warmup each step's. Each device gets its memory back
+    however the command ends. Exit 5 when a device failed (among them: no way to take its memory), 2 for
+    bad options, 3 for a bad BUILD_DIR.
     """
     from edgeship.android_harness.fit import fit_devices
     from edgeship.config import load_config

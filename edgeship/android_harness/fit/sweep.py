@@ -497,12 +497,17 @@ def summarize(result: FitResult, bisection: Bisection) -> None:
         "resolved": knee.width <= bisection.resolution,
     }
     kill = bisection.kill()
-    killed_step = at(kill.low) if kill.low else None
+    killed = [step for step in result.steps if step.outcome in (KILLED, FAILED)]
+    worst = max(killed, key=lambda step: step.available or step.target_available or 0) if killed else None
     result.kill = {
-        "killed_at": kill.low or None,  # the largest available memory at which the runner did not run
-        "runs_at": kill.high,  # the least at which it ran (to the end, or still going at the time limit)
-        "step": killed_step.index if killed_step else None,
-        "how": (killed_step.note or killed_step.outcome) if killed_step else None,
+        # the largest available memory at which the runner was killed (or failed under the pressure)
+        "killed_at": (worst.available or worst.target_available) if worst else None,
+        "step": worst.index if worst else None,
+        "how": (worst.note or worst.outcome) if worst else None,
+        # the bracket: it ran (to the end, or still going at the time limit) down to runs_at, and did not
+        # run — killed, or the memory could not be taken that low — at not_running_at
+        "runs_at": kill.high,
+        "not_running_at": kill.low or None,
         "resolved": kill.width <= bisection.resolution,
     }
     if result.planner is not None and result.planner.get("minimum") and knee_step is not None and knee.high:
