@@ -20,13 +20,15 @@ STEP_FILE_NAME = "step.json"  # a step's runs, an edgeship.profile/1 document (n
 # What a step found at its available memory.
 FAST = "fast"  # ran, decode ≥ threshold × the unconstrained run
 SLOW = "slow"  # ran to the end, decode below that
-STALLED = "stalled"  # still running at the step's time limit (thrashing); not killed
+STALLED = "stalled"  # still running at the step's time limit (thrashing): the probe killed it there
 KILLED = "killed"  # ended by SIGKILL (the kernel's OOM killer, lmkd)
 FAILED = "failed"  # crashed or printed no figures under the pressure
 NO_START = "no_start"  # the device could not be given that little memory, or the probe could not start
 BALLOON_KILLED = "balloon_killed"  # the balloon was killed during the step, twice: says nothing of the runner
 OUTCOMES = (FAST, SLOW, STALLED, KILLED, FAILED, NO_START, BALLOON_KILLED)
-RUNS = {FAST: True, SLOW: True, STALLED: True, KILLED: False, FAILED: False, NO_START: False}
+# Whether a run completed at that memory: the kill point is where it stops completing — killed by the kernel
+# (or lmkd), or by the step's time limit when it thrashes, or the memory could not be taken that low.
+RUNS = {FAST: True, SLOW: True, STALLED: False, KILLED: False, FAILED: False, NO_START: False}
 
 TOP_LEVEL_KEYS = (
     "schema", "device", "bundle", "runner", "method", "config", "baseline", "steps", "knee", "kill",
@@ -63,7 +65,9 @@ class FitStep:
     outcome: str
     figures: StepFigures
     profile: str  # its runs: step.json (profile.json for the unconstrained run), relative to fit.json
-    decode_ratio: float | None = None  # decode ÷ the unconstrained run's
+    decode_ratio: float | None = None  # decode ÷ the unconstrained runs' just before the step
+    reference_decode_tok_s: float | None = None  # … their median decode rate
+    reference_major_faults: int | None = None  # … and the most major faults one of them had
     limit: int | None = None  # cgroup: the device's RAM during the step
     balloon: dict[str, Any] | None = None  # the balloon's ready line: held, locked, vm_swap, swap_free…
     runs: str = ""  # "3/3 ok", "0/3 ok; iter 1: killed by the kernel's OOM killer (…)"

@@ -17,6 +17,7 @@ Pure: no device, so the search is tested on its own.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 
@@ -69,15 +70,21 @@ class Bisection:
             for name, bracket in (("knee", self.knee()), ("kill", self.kill()))
             if name not in self.closed and bracket.width > self.resolution
         ]
-        tried = {p.available for p in self.points}
+        tried = sorted({p.available for p in self.points})
         for _, name, bracket in sorted(candidates, key=lambda item: -item[0]):
-            target = self._inside(bracket)
-            if all(abs(target - seen) > self.resolution // 2 for seen in tried):
+            target = self._inside(bracket, tried)
+            if target is not None:
                 return target, name
         return None
 
-    def _inside(self, bracket: Bracket) -> int:
-        middle = (bracket.low + bracket.high) // 2
-        if bracket.high == self.full and bracket.low > 0:
-            return min(middle, 2 * bracket.low)  # nothing measured up there yet: double up
-        return middle
+    def _inside(self, bracket: Bracket, tried: list[int]) -> int | None:
+        """The middle of the widest gap the bracket leaves between points already measured (an inconclusive
+        one sits inside it); doubling up instead while the bracket's top is the unconstrained run."""
+        inside = [value for value in tried if bracket.low < value < bracket.high]
+        if not inside and bracket.high == self.full and bracket.low > 0:
+            return min((bracket.low + bracket.high) // 2, 2 * bracket.low)
+        edges = [bracket.low, *inside, bracket.high]
+        width, start = max((b - a, a) for a, b in itertools.pairwise(edges))
+        if width <= self.resolution:
+            return None
+        return start + width // 2

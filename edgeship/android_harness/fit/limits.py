@@ -63,6 +63,9 @@ class Applied:
 class MemoryLimiter(Protocol):
     method: str
 
+    def prepare(self, store: DeviceStore, abi: str) -> None:
+        """What it needs on the device once the profile set-up is done (the balloon binary)."""
+
     def configure(self, tolerance: int, max_seconds: int) -> None:
         """How close to a target is close enough, and how long whatever holds memory may live unattended."""
 
@@ -72,7 +75,10 @@ class MemoryLimiter(Protocol):
         """Why the limit did not hold through the runs (the balloon was killed), None when it held."""
 
     def release(self) -> None:
-        """Give the memory back before the next step (the cgroup keeps its lease)."""
+        """Give the memory back after a step (the cgroup keeps its lease and the step's limit)."""
+
+    def reset(self) -> None:
+        """The device's whole memory, for an unconstrained reference run between steps."""
 
     def close(self) -> bool:
         """Restore the device (idempotent, from any thread); True when it is back as it was."""
@@ -120,6 +126,9 @@ class CgroupLimiter:
             raise LimitUnavailable(f"{device.serial}: its RAM cannot be set: {reason}")
         return cls(device, stream, int(words[1]), int(words[2]))
 
+    def prepare(self, store: DeviceStore, abi: str) -> None:
+        """Nothing to push: the device sets its own RAM."""
+
     def configure(self, tolerance: int, max_seconds: int) -> None:
         """Nothing: the device's kernel holds the limit exactly, and the lease ends with the connection."""
 
@@ -151,6 +160,9 @@ class CgroupLimiter:
     def release(self) -> None:
         """Nothing: the next step sets its own limit, and close() restores the device."""
 
+    def reset(self) -> None:
+        self._set(self.original)
+
     def close(self) -> bool:
         with self._lock:
             if self._closed:
@@ -176,9 +188,9 @@ class BalloonLimiter:
 
     method = "balloon"
 
-    def __init__(self, device: Device, remote_binary: str) -> None:
+    def __init__(self, device: Device) -> None:
         self.device = device
-        self.remote_binary = remote_binary
+        self.remote_binary: str | None = None  # pushed by prepare()
         self.tolerance = 1 << 20
         self.max_seconds = 3600  # the balloon's own deadline: it ends even if nothing ever hangs it up
         self._running: RunningShell | None = None
@@ -187,7 +199,9 @@ class BalloonLimiter:
         self._closed = False
 
     @classmethod
-    def open(cls, device: Device, store: DeviceStore, abi: str) -> BalloonLimiter:
+    def open(cls, device: Device) -> BalloonLimiter:
+        """A balloon for this device, refused (LimitUnavailable) where it cannot say what it leaves or
+        would squeeze the host instead of the device."""
         meminfo = read_meminfo(device)
         if "MemAvailable" not in meminfo:
             raise LimitUnavailable(
@@ -195,8 +209,10 @@ class BalloonLimiter:
                 "tell what is left"
             )
         _refuse_host_ram(device)
-        remote = store.ensure_file(build_balloon(abi), "balloon")
-        return cls(device, remote)
+        return cls(device)
+
+    def prepare(self, store: DeviceStore, abi: str) -> None:
+        self.remote_binary = store.ensure_file(build_balloon(abi), "balloon")
 
     def configure(self, tolerance: int, max_seconds: int) -> None:
         self.tolerance, self.max_seconds = tolerance, max_seconds
@@ -205,6 +221,8 @@ class BalloonLimiter:
         with self._lock:
             if self._closed:
                 raise DeviceError(f"{self.device.serial}: the sweep was stopped")
+            if self.remote_binary is None:
+                raise DeviceError(f"{self.device.serial}: the balloon was not pushed (prepare() first)")
             argv = balloon_argv(self.remote_binary, target_available, self.tolerance, self.max_seconds)
             self._running = self.device.shell_start(command_text(["exec", *argv]))
             running = self._running
@@ -248,6 +266,9 @@ class BalloonLimiter:
         if state is not None:
             _wait_for_memory_back(self.device, state)
 
+    def reset(self) -> None:
+        self.release()
+
     def close(self) -> bool:
         with self._lock:
             self._closed = True
@@ -286,17 +307,18 @@ def _refuse_host_ram(device: Device) -> None:
         )
 
 
-def open_limiter(device: Device, method: str, store: DeviceStore, abi: str) -> MemoryLimiter:
+def open_limiter(device: Device, method: str) -> MemoryLimiter:
     """The device's way to take memory: ``cgroup``, ``balloon``, or ``auto`` (cgroup where the device has one,
-    else the balloon). LimitUnavailable (one line) when the method asked for is not there."""
+    else the balloon), settled before anything is pushed or run; ``prepare`` it after the profile set-up.
+    LimitUnavailable (one line naming why) when the method asked for is not there."""
     if method == "cgroup":
         return CgroupLimiter.open(device)
     if method == "balloon":
-        return BalloonLimiter.open(device, store, abi)
+        return BalloonLimiter.open(device)
     try:
         return CgroupLimiter.open(device)
     except LimitUnavailable as cgroup_problem:
         try:
-            return BalloonLimiter.open(device, store, abi)
+            return BalloonLimiter.open(device)
         except LimitUnavailable as balloon_problem:
             raise LimitUnavailable(f"{cgroup_problem.message}; and {balloon_problem.message}") from None

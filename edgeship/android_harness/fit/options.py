@@ -48,6 +48,14 @@ class FitOptions:
         default=1,
         metadata={"help": "Warm-up runs at each step (they leave the page cache as that memory allows)."},
     )
+    reference_runs: int = field(
+        default=1,
+        metadata={
+            "help": "Unconstrained runs right before each step, its decode compared with them (so the "
+            "machine's or phone's drift, load or heat, is not taken for memory pressure); 0: compare with "
+            "the first unconstrained runs."
+        },
+    )
 
     def validate(self, profile: ProfileOptions) -> None:
         if self.method not in METHODS:
@@ -62,6 +70,8 @@ class FitOptions:
             raise UsageError("--step-timeout must be positive")
         if self.step_warmup < 0:
             raise UsageError("--step-warmup cannot be negative")
+        if self.reference_runs < 0:
+            raise UsageError("--reference-runs cannot be negative")
         if self.context is not None:
             if self.context < profile.prefill + profile.decode:
                 raise UsageError(
@@ -84,5 +94,6 @@ class FitOptions:
             "threshold": self.threshold,
             "step_timeout_s": step_timeout_s,
             "step_warmup": self.step_warmup,
+            "reference_runs": self.reference_runs,
             "resolution": resolution,
         }

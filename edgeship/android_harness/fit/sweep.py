@@ -67,6 +67,9 @@ MIB = 1 << 20
 FIRST_GUESS_FACTOR = 1.5  # × the unconstrained run's peak RSS: above what it touched, so likely still fast
 RESOLUTION_SHARE = 50  # brackets narrower than first guess ÷ this (2%) are not split further
 BALLOON_GRACE_S = 300
+# Major faults a step may have beyond its reference runs' and still be taken as unpressed by memory (a run
+# reads a few pages again whatever its memory: its log, a page the kernel aged out).
+FAULT_MARGIN = 8
 
 
 @dataclass
@@ -138,9 +141,14 @@ def fit_device(
     """The fit curve of ``build`` on one device; never raises for a device's failure (the outcome says so)."""
     outcome = FitOutcome(device.serial)
     sweep: Sweep | None = None
+    limiter: MemoryLimiter | None = None
     try:
+        # How memory is taken is settled first: a device without a way fails before anything is pushed.
+        limiter = open_limiter(device, fit_options.method)
+        limiters.add(limiter)
         session = set_up_session(device, build, runs_dir, profile_options, config, reporter)
-        sweep = Sweep(session, fit_options, reporter, cancel, limiters)
+        limiter.prepare(session.store, str(session.profile.device.get("abi")))
+        sweep = Sweep(session, limiter, fit_options, reporter, cancel)
         outcome.fit_path = sweep.fit_path
         sweep.run()
     except Exception as exc:  # a device's failure (or a bug) must not stop the others
@@ -152,6 +160,8 @@ def fit_device(
         if sweep is not None:
             sweep.finish()
             outcome.fit = sweep.result
+        elif limiter is not None:
+            limiter.close()
     return outcome
 
 
@@ -161,35 +171,28 @@ class Sweep:
     def __init__(
         self,
         session: ProfileSession,
+        limiter: MemoryLimiter,
         options: FitOptions,
         reporter: Reporter,
         cancel: threading.Event,
-        limiters: OpenLimiters,
     ) -> None:
         self.session = session
         self.device = session.device
+        self.limiter = limiter
         self.options = options
         self.reporter = reporter
         self.cancel = cancel
-        self.limiters = limiters
         self.fit_path = session.out_dir / FIT_FILE_NAME
         self.steps_dir = session.out_dir / "fit"
-        self.limiter: MemoryLimiter | None = None
         self.result: FitResult | None = None
         self.bisection: Bisection | None = None
-        self.baseline_decode: float | None = None
+        self.baseline: Reference | None = None  # the first unconstrained runs
 
     # -- the sweep ---------------------------------------------------------------------------------------
     def run(self) -> None:
         shutil.rmtree(self.steps_dir, ignore_errors=True)  # a previous fit's steps into the same RUNS_DIR
         self.fit_path.unlink(missing_ok=True)
         profile = self.session.profile
-        facts = profile.device
-        # Which way memory is taken is settled before anything runs: a device without one fails at once.
-        self.limiter = open_limiter(
-            self.device, self.options.method, self.session.store, str(facts.get("abi"))
-        )
-        self.limiters.add(self.limiter)
         self.reporter.note(f"{self.device.serial}: memory taken by {self.limiter.method}")
         baseline = self._baseline()
         self.result = FitResult(
@@ -215,6 +218,10 @@ class Sweep:
         # Whatever holds the memory outlives no step by more than a grace period, even left alone.
         runs = self.options.step_warmup + int(profile.config.get("iterations") or 1)
         self.limiter.configure(max(MIB, resolution // 4), int(runs * (step_timeout + 120) + BALLOON_GRACE_S))
+        profile.config["fit"] = (
+            "the unconstrained runs of edgeship fit: the first --iterations, then --reference-runs before "
+            "each step"
+        )
         self.bisection = Bisection(full=full, first_guess=min(first_guess, full), resolution=resolution)
         self._save()
         while True:
@@ -240,12 +247,10 @@ class Sweep:
 
     def finish(self) -> None:
         """Give the device its memory back (whatever happened), then write the last fit.json."""
-        restored = None
-        if self.limiter is not None:
-            try:
-                restored = self.limiter.close()
-            except Exception:  # the device is gone; its end restores itself
-                restored = False
+        try:
+            restored: bool | None = self.limiter.close()
+        except Exception:  # the device is gone; its end restores itself
+            restored = False
         if self.result is None:
             return
         self.result.restored = restored
@@ -261,6 +266,11 @@ class Sweep:
             pass
         if self.result.state == "running":
             self.result.state = "interrupted"
+        # The unconstrained figures over every unconstrained run: the first ones and the references.
+        unconstrained = self.session.profile.iterations
+        self.result.baseline.figures = step_figures(unconstrained)
+        measured = [it for it in unconstrained if not it.warmup]
+        self.result.baseline.runs = f"{sum(1 for it in measured if it.exit.ok)}/{len(measured)} ok"
         self._summarize()
         self._save()
 
@@ -277,11 +287,12 @@ class Sweep:
             first = iterations[0].exit.note if iterations else "no run"
             raise RunError(f"{self.device.serial}: the unconstrained run failed ({first}); a fit needs one")
         figures = step_figures(iterations)
-        self.baseline_decode = figures.decode_tok_s
-        if not self.baseline_decode:
+        try:
+            self.baseline = Reference.of(iterations)
+        except ValueError:
             raise RunError(
                 f"{self.device.serial}: the unconstrained run gave no decode tok/s to compare with"
-            )
+            ) from None
         return FitStep(
             index=0,
             target_available=None,
@@ -305,7 +316,7 @@ class Sweep:
     def _step(self, index: int, target: int, meant_for: str, step_timeout: float) -> FitStep:
         """Take memory down to ``target`` available, run, give it back; a step whose balloon was killed
         runs once more, then is reported as such."""
-        assert self.limiter is not None
+        reference = self._reference()
         first_note = None
         for attempt in (1, 2):
             folder = self.steps_dir / f"step-{index}"
@@ -318,6 +329,7 @@ class Sweep:
                 return FitStep(
                     index, target, None, NO_START, StepFigures(), f"fit/step-{index}/{STEP_FILE_NAME}",
                     runs="0 runs", meant_for=meant_for, note=str(exc),
+                    reference_decode_tok_s=reference.decode_tok_s,
                 )  # fmt: skip
             session = self._step_session(index, attempt, folder, applied, step_timeout)
             label = f"step {index} ({format_bytes(applied.available)} available): "
@@ -333,21 +345,35 @@ class Sweep:
                 first_note = broken
                 self.reporter.note(f"{self.device.serial}: step {index}: {broken}; repeating it once")
                 continue
-            return self._record(index, applied, iterations, meant_for, kills, broken, first_note)
+            return self._record(index, applied, iterations, meant_for, kills, broken, first_note, reference)
         raise AssertionError("unreachable")
+
+    def _reference(self) -> Reference:
+        """What a step is held against: unconstrained runs right before it (the device's whole memory back
+        for them), else the first unconstrained runs."""
+        assert self.baseline is not None
+        if not self.options.reference_runs:
+            return self.baseline
+        self.limiter.reset()
+        runs = run_plan(
+            self.session, 0, self.options.reference_runs, self.cancel, label="unconstrained reference "
+        )
+        self.session.profile.config["iterations"] = len(self.session.profile.measured())
+        save_profile(self.session)
+        return Reference.of(runs, fallback=self.baseline)
 
     def _step_session(
         self, index: int, attempt: int, folder: Path, applied: Applied, step_timeout: float
     ) -> ProfileSession:
         base = self.session
         options = replace(base.options, timeout_s=step_timeout)
-        if self.limiter is not None and self.limiter.method == "balloon":
+        if self.limiter.method == "balloon":
             options.oom_score_adj = 1000  # the runner, not the balloon, is what the OOM killer takes
         config = {
             **options.to_config(),
             "warmup": self.options.step_warmup,
             "fit_step": {"index": index, "target_available": applied.target, "available": applied.available,
-                         "limit": applied.limit, "method": self.limiter.method if self.limiter else None},
+                         "limit": applied.limit, "method": self.limiter.method},
         }  # fmt: skip
         profile = Profile(
             device=base.profile.device,
@@ -370,9 +396,9 @@ class Sweep:
         kills_before: int | None,
         broken: str | None,
         first_note: str | None,
+        reference: Reference,
     ) -> FitStep:
-        assert self.baseline_decode is not None
-        outcome, note, ratio = step_outcome(iterations, self.baseline_decode, self.options.threshold)
+        outcome, note, ratio = step_outcome(iterations, reference, self.options.threshold)
         if broken is not None:
             outcome, note = BALLOON_KILLED, f"{first_note}; again when repeated"
         notes = [text for text in (note, applied.note) if text]
@@ -399,6 +425,8 @@ class Sweep:
             meant_for=meant_for,
             repeated=first_note is not None,
             note="; ".join(notes) or None,
+            reference_decode_tok_s=reference.decode_tok_s,
+            reference_major_faults=reference.major_faults,
         )
 
     # -- the document ----------------------------------------------------------------------------------------
@@ -457,11 +485,36 @@ def step_figures(iterations: Sequence[Iteration]) -> StepFigures:
     )
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What a step is held against: the unconstrained runs right before it (or the first ones)."""
+
+    decode_tok_s: float
+    major_faults: int | None  # the most any of them had (None: not counted)
+
+    @classmethod
+    def of(cls, runs: Sequence[Iteration], fallback: Reference | None = None) -> Reference:
+        ok = [it for it in runs if not it.warmup and it.exit.ok]
+        decode = _median(it.latency.decode_tok_s for it in ok)
+        faults = [(it.memory.faults or {}).get("major") for it in ok]
+        counted = [value for value in faults if value is not None]
+        if decode is None:
+            if fallback is None:
+                raise ValueError("no unconstrained run gave a decode rate")
+            return fallback
+        return cls(decode, max(counted) if counted else None)
+
+
 def step_outcome(
-    iterations: Sequence[Iteration], baseline_decode: float, threshold: float
+    iterations: Sequence[Iteration], reference: Reference, threshold: float
 ) -> tuple[str, str | None, float | None]:
-    """(outcome, note, decode ÷ the unconstrained run's) of a step's runs; the first that did not end ok
-    decides (a step stops at it)."""
+    """(outcome, note, decode ÷ the reference's) of a step's runs; the first that did not end ok decides (a
+    step stops at it).
+
+    Below the threshold a step is slow only when it paid in major faults (more than any reference run, by a
+    margin): memory slows decoding by taking pages the runner then reads again from storage. A slower decode
+    without them is the machine's or phone's own drift — load, heat — and is noted, not called slow.
+    """
     failed = next((it for it in iterations if not it.exit.ok), None)
     if failed is not None:
         status = failed.exit
@@ -472,11 +525,27 @@ def step_outcome(
         if status.status == STATUS_PROBE_ERROR:
             return NO_START, status.note, None
         return FAILED, status.note, None
-    decode = _median(it.latency.decode_tok_s for it in iterations if not it.warmup)
+    measured = [it for it in iterations if not it.warmup]
+    decode = _median(it.latency.decode_tok_s for it in measured)
     if decode is None:
         return FAILED, "no decode figure", None
-    ratio = decode / baseline_decode
-    return (FAST if ratio >= threshold else SLOW), None, round(ratio, 4)
+    ratio = round(decode / reference.decode_tok_s, 4)
+    if ratio >= threshold:
+        return FAST, None, ratio
+    faults = _median((it.memory.faults or {}).get("major") for it in measured)
+    if faults is None or reference.major_faults is None:
+        return SLOW, None, ratio
+    allowance = reference.major_faults + max(FAULT_MARGIN, reference.major_faults // 10)
+    if faults > allowance:
+        return SLOW, None, ratio
+    return (
+        FAST,
+        (
+            f"decode {format_percent(ratio, digits=0)} of its reference but no more major faults than "
+            f"unconstrained ({faults:.0f} ≤ {allowance}): the machine's drift, not memory"
+        ),
+        ratio,
+    )
 
 
 def summarize(result: FitResult, bisection: Bisection) -> None:
@@ -497,15 +566,17 @@ def summarize(result: FitResult, bisection: Bisection) -> None:
         "resolved": knee.width <= bisection.resolution,
     }
     kill = bisection.kill()
-    killed = [step for step in result.steps if step.outcome in (KILLED, FAILED)]
-    worst = max(killed, key=lambda step: step.available or step.target_available or 0) if killed else None
+    # The largest available memory at which runs stopped completing: the kernel (or lmkd) killed the runner,
+    # it failed, or it thrashed past the step's time limit (and the probe killed it there).
+    ended = [step for step in result.steps if step.outcome in (KILLED, FAILED, STALLED)]
+    worst = max(ended, key=lambda step: step.available or step.target_available or 0) if ended else None
     result.kill = {
-        # the largest available memory at which the runner was killed (or failed under the pressure)
         "killed_at": (worst.available or worst.target_available) if worst else None,
         "step": worst.index if worst else None,
+        "outcome": worst.outcome if worst else None,
         "how": (worst.note or worst.outcome) if worst else None,
-        # the bracket: it ran (to the end, or still going at the time limit) down to runs_at, and did not
-        # run — killed, or the memory could not be taken that low — at not_running_at
+        # the bracket: runs complete down to runs_at; they did not at not_running_at (killed, stalled, or the
+        # memory could not be taken that low)
         "runs_at": kill.high,
         "not_running_at": kill.low or None,
         "resolved": kill.width <= bisection.resolution,
@@ -517,7 +588,7 @@ def summarize(result: FitResult, bisection: Bisection) -> None:
 
 def verdict_text(result: FitResult) -> str:
     """The curve in one line: the knee against the bundle's size (the launch claim), where runs only
-    complete slowly, stall, are killed or cannot start."""
+    complete slowly, and where they stop completing (stalled past the time limit, killed, not started)."""
     threshold = float(result.config.get("threshold") or 0.9)
     knee, kill = result.knee or {}, result.kill or {}
 
@@ -545,26 +616,26 @@ def verdict_text(result: FitResult) -> str:
     slow = [s for s in below_knee if s.outcome == SLOW]
     if slow:
         parts.append(f"completes, slower, down to {format_bytes(min(available(s) for s in slow))}")
-    stalled = [s for s in result.steps if s.outcome == STALLED]
-    if stalled:
-        limit = result.config.get("step_timeout_s")
-        parts.append(
-            f"stalls (still running after {limit:g} s) at {format_bytes(max(available(s) for s in stalled))}"
-            if limit
-            else f"stalls at {format_bytes(max(available(s) for s in stalled))}"
-        )
-    killed = [s for s in result.steps if s.outcome in (KILLED, FAILED)]
     refused = [s for s in result.steps if s.outcome == NO_START]
-    if killed:
-        worst = max(killed, key=available)
+    if kill.get("killed_at"):
+        how = kill.get("how") or kill.get("outcome")
+        if kill.get("outcome") == STALLED:
+            limit = result.config.get("step_timeout_s")
+            how = f"still running after {limit:g} s (thrashing)" if limit else "thrashing"
         parts.append(
-            f"does not start below {format_bytes(kill.get('runs_at'))}: {worst.note or worst.outcome} at "
-            f"{format_bytes(available(worst))} available"
+            f"does not run below {format_bytes(kill.get('runs_at'))}: {how} at "
+            f"{format_bytes(kill['killed_at'])} available"
         )
+        oom = [s for s in result.steps if s.outcome == KILLED]
+        if not oom:
+            parts.append("no step was killed by the OOM killer")
+        elif kill.get("outcome") != KILLED:
+            largest = max(oom, key=available)
+            parts.append(f"{largest.note or 'killed'} at {format_bytes(available(largest))}")
     elif result.steps:
         ran = [available(s) for s in result.steps if s.outcome != NO_START]
         down_to = f" (down to {format_bytes(min(ran))} available)" if ran else ""
-        parts.append(f"not killed at any step{down_to}")
+        parts.append(f"every run completed{down_to}")
     if refused:
         parts.append(
             f"{format_bytes(max(available(s) for s in refused))} could not be set: {refused[0].note}"

@@ -65,11 +65,15 @@ def run_plan(
     stop_on_failure: bool = False,
     label: str = "",
 ) -> list[Iteration]:
-    """Warm-up runs then measured runs, each saved to the session's profile as it ends; with
-    ``stop_on_failure`` the first run that does not end ok is the last (a fit's step: a killed runner will be
-    killed again). DeviceError when ``cancel`` is set between runs or the device is lost."""
+    """Warm-up runs then measured runs, each saved to the session's profile as it ends and numbered after
+    the profile's runs of its kind; with ``stop_on_failure`` the first run that does not end ok is the last (a
+    fit's step: a killed runner will be killed again). DeviceError when ``cancel`` is set between runs or the
+    device is lost."""
     device = session.device
-    plan = [(k, True) for k in range(1, warmup + 1)] + [(k, False) for k in range(1, iterations + 1)]
+    warmups_so_far = sum(1 for it in session.profile.iterations if it.warmup)
+    measured_so_far = len(session.profile.iterations) - warmups_so_far
+    plan = [(warmups_so_far + k, True) for k in range(1, warmup + 1)]
+    plan += [(measured_so_far + k, False) for k in range(1, iterations + 1)]
     done: list[Iteration] = []
     for index, is_warmup in plan:
         if cancel is not None and cancel.is_set():
