@@ -341,6 +341,8 @@ class Sweep:
                 broken = self.limiter.broken()
             finally:
                 self.limiter.release()
+            if self.cancel.is_set():  # the memory went back mid-step: what it measured is not this step's
+                raise DeviceError(f"{self.device.serial}: interrupted during step {index} (not recorded)")
             if broken is not None and attempt == 1:
                 first_note = broken
                 self.reporter.note(f"{self.device.serial}: step {index}: {broken}; repeating it once")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,7 @@ def test_a_step_whose_balloon_is_killed_runs_once_more_then_is_reported(
     sweep.steps_dir = tmp_path / "fit"
     sweep.device = type("D", (), {"serial": "127.0.0.1:5555"})()
     sweep.reporter = type("R", (), {"note": lambda self, text: None})()
-    sweep.cancel = None
+    sweep.cancel = threading.Event()
     session = type("S", (), {"options": ProfileOptions(iterations=1)})()
     monkeypatch.setattr(sweep_module.Sweep, "_step_session", lambda self, *args: session)
     result = sweep._step(1, 150 * MIB, "knee", 30.0)
