@@ -1,0 +1,156 @@
+"""The fit curve of a bundle on a virtual device: available memory → decode tok/s, major faults, PLE resident;
+the knee, the kill point, the planner's minimum beside the knee, and the launch claim in numbers (how far
+below the bundle's size the device can go while decode stays within the threshold).
+
+One adb server and one virtual device of ``--ram`` (its own memory cgroup) are started for the run and
+stopped at the end; ``edgeship fit`` runs once per ``--build`` and ``--method`` through the real CLI.
+
+    .venv/bin/python benchmarks/fit_curve.py --build ple-heavy=BUILD_DIR [--build tiny=BUILD_DIR]
+        [--ram 1G] [--method cgroup] [--prefill 32] [--decode 256] [--iterations 3] [--max-steps 8]
+        [--work DIR] [--json-out FILE]
+
+Prints a Markdown table per fit (for BENCHMARKS.md) and the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+from probe_overhead import emit, machine  # noqa: E402
+
+MIB = 1 << 20
+
+
+def mib(value: float | None) -> str:
+    return "—" if value is None else f"{value / MIB:.1f}"
+
+
+def fit_table(fit: dict[str, Any]) -> str:
+    lines = [
+        "| available MiB | outcome | decode tok/s | vs reference | major faults | PLE resident MiB "
+        "| peak PSS MiB |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    steps = [fit["baseline"], *fit["steps"]]
+    for step in sorted(steps, key=lambda s: -(s["available"] or s["target_available"] or 0)):
+        figures = step["figures"]
+        decode = figures["decode_tok_s"]
+        ratio = step["decode_ratio"]
+        label = "unconstrained" if step["index"] == 0 else step["outcome"].replace("_", " ")
+        lines.append(
+            f"| {mib(step['available'] or step['target_available'])} | {label} | "
+            f"{'—' if decode is None else f'{decode:.0f}'} | {'—' if ratio is None else f'{ratio:.0%}'} | "
+            f"{'—' if figures['major_faults'] is None else figures['major_faults']} | "
+            f"{mib(figures['ple_resident'])} | {mib(figures['peak_pss'])} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(name: str, fit: dict[str, Any], seconds: float) -> dict[str, Any]:
+    knee, kill, planner = fit["knee"] or {}, fit["kill"] or {}, fit["planner"] or {}
+    size = fit["bundle"]["bytes"]
+    knee_bytes = knee.get("available") if knee.get("step") else None
+    return {
+        "build": name,
+        "method": fit["method"],
+        "state": fit["state"],
+        "steps": len(fit["steps"]),
+        "wall_s": round(seconds, 1),
+        "bundle_bytes": size,
+        "knee": knee_bytes,
+        "knee_bracket": [knee.get("above"), knee.get("available")],
+        "kill_bracket": [kill.get("not_running_at"), kill.get("runs_at")],
+        "kill_outcome": kill.get("outcome"),
+        "planner_minimum": planner.get("minimum"),
+        "planner_peak": planner.get("peak"),
+        "planner_error_vs_knee": planner.get("error_vs_knee"),
+        "knee_below_bundle": None if knee_bytes is None else (size - knee_bytes) / size,
+        "verdict": fit["verdict"],
+        "restored": fit["restored"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--build", action="append", required=True, help="NAME=BUILD_DIR (repeatable)")
+    parser.add_argument("--ram", default="1G", help="the virtual device's RAM (its profile)")
+    parser.add_argument("--method", action="append", help="cgroup and/or balloon (default cgroup)")
+    parser.add_argument("--prefill", type=int, default=32)
+    parser.add_argument("--decode", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--json-out", type=Path, default=None)
+    args = parser.parse_args()
+    from edgeship.vdevice.memory import parse_size
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="edgeship-fit-curve-"))
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port), "EDGESHIP_HOME": str(work / "home")}
+    adb = adb_binary()
+    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb")
+    profile = work / "fitphone.yaml"
+    profile.write_text(f"model: Fit Phone\ndevice: fitphone\nram_bytes: {parse_size(args.ram)}\n")
+    started = check(
+        edgeship(
+            "vdevice", "start", "--name", "fitphone", "--profile", str(profile),
+            "--root", str(work / "device"), "--adb-server", f"127.0.0.1:{port}", "--json", env=env,
+        ),
+        "vdevice start",
+    )  # fmt: skip
+    serial = json.loads(started.stdout)["serial"]
+    results, tables = [], []
+    began_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        for spec in args.build:
+            name, _, build = spec.partition("=")
+            for method in args.method or ["cgroup"]:
+                runs = work / f"runs-{name}-{method}"
+                began = time.monotonic()
+                result = edgeship(
+                    "fit", build, "--device", serial, "--method", method, "--prefill", str(args.prefill),
+                    "--decode", str(args.decode), "--iterations", str(args.iterations), "--warmup", "1",
+                    "--max-steps", str(args.max_steps), "-o", str(runs), "--json", env=env,
+                )  # fmt: skip
+                seconds = time.monotonic() - began
+                entries = json.loads(result.stdout) if result.stdout.strip() else []
+                if not entries or not entries[0]["result"]:
+                    sys.exit(f"fit of {name} ({method}) failed: {result.stderr.strip()[-2000:]}")
+                fit = entries[0]["result"]
+                results.append({**summary(name, fit, seconds), "fit_json": entries[0]["fit"]})
+                tables.append(f"### {name}, {method}\n\n{fit_table(fit)}\n\n{fit['verdict']}\n")
+    finally:
+        edgeship("vdevice", "stop", "--all", env=env)
+        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
+    figures = {
+        "command": " ".join(sys.argv),
+        "date": began_at,
+        "machine": machine(),
+        "settings": {
+            "ram": args.ram, "prefill": args.prefill, "decode": args.decode, "iterations": args.iterations,
+            "max_steps": args.max_steps,
+        },
+        "fits": results,
+    }  # fmt: skip
+    print("\n".join(tables))
+    emit(figures, args.json_out)
+
+
+if __name__ == "__main__":
+    main()
