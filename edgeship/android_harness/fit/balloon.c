@@ -42,7 +42,8 @@
 #define CHUNK_BYTES ((size_t)64 << 20)
 #define MAX_CHUNKS 8192
 #define MAX_ROUNDS 40
-#define SETTLE_MS 1500 /* how long to wait for MemAvailable to show a change */
+#define SETTLE_MS 5000 /* how long to wait for MemAvailable to settle after a change */
+#define STEADY_MS 600  /* longer than a virtual device's meminfo refresh (500 ms) */
 
 typedef struct {
     unsigned char *ptr;
@@ -149,16 +150,19 @@ static void sleep_ms(long ms) {
     }
 }
 
-/* MemAvailable once it moved by at least half of `expected` from `before` (or after SETTLE_MS). */
-static long long settled_available(long long before, long long expected) {
-    long long now = available();
-    for (int waited = 0; waited < SETTLE_MS; waited += 50) {
-        long long moved = now > before ? now - before : before - now;
-        if (moved * 2 >= expected) break;
-        sleep_ms(50);
-        now = available();
+/* MemAvailable once it is steady: two readings STEADY_MS apart within `tolerance` (at most SETTLE_MS). A
+ * kernel's figure moves at once; a virtual device rewrites its /proc/meminfo every half second, and a reading
+ * taken halfway through a change would make the balloon grow past its target. */
+static long long steady_available(long long tolerance) {
+    long long last = available();
+    for (int waited = 0; waited < SETTLE_MS; waited += STEADY_MS) {
+        sleep_ms(STEADY_MS);
+        long long now = available();
+        long long moved = now > last ? now - last : last - now;
+        if (moved <= tolerance) return now;
+        last = now;
     }
-    return now;
+    return last;
 }
 
 static long long parse_bytes(const char *text, const char *option) {
@@ -200,14 +204,19 @@ int main(int argc, char **argv) {
     if (hold >= 0) {
         if (grow((size_t)hold) != 0) die(3, "cannot map the memory to hold");
     } else {
-        long long now = available();
-        if (now < 0) die(3, "/proc/meminfo has no MemAvailable");
+        if (available() < 0) die(3, "/proc/meminfo has no MemAvailable");
+        long long now = steady_available(tolerance); /* a process that just ended may not show yet */
+        /* Never more than a steady reading says can go: a stale figure must not make it grow past the
+         * target (it would take the device's last pages and be killed for it). */
+        long long most = now - target + tolerance;
         for (; rounds < MAX_ROUNDS && !stopping; rounds++) {
             long long gap = now - target;
             long long size = gap < 0 ? -gap : gap;
             if (size <= tolerance) break;
             if (gap > 0) {
-                if (grow((size_t)gap) != 0) {
+                long long room = most - (long long)held();
+                if (room <= 0) break;
+                if (grow((size_t)(gap < room ? gap : room)) != 0) {
                     fprintf(stderr, "error cannot map more memory (holding %zu bytes, %lld available)\n", held(), now);
                     return 3;
                 }
@@ -215,7 +224,9 @@ int main(int argc, char **argv) {
                 if (held() == 0) break; /* less is available than the target already: nothing to give back */
                 shrink((size_t)-gap);
             }
-            now = settled_available(now, size);
+            now = steady_available(tolerance);
+            long long allowed = now + (long long)held() - target + tolerance;
+            if (allowed > most) most = allowed; /* memory freed meanwhile: the target is still what is left */
         }
     }
     printf("ready pid=%d held=%zu locked=%zu available=%lld swap_free=%lld swap_total=%lld vm_rss=%lld "
