@@ -117,7 +117,10 @@ def main() -> None:
         return
     existing = yaml.safe_load(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
     runners = dict((existing or {}).get("runners") or {})
+    previous = runners.get(calibration.runner) or {}
     runners[calibration.runner] = calibration_to_yaml_entry(calibration)
+    if previous.get("minimum"):  # fitted on fit curves by benchmarks/fit_curve.py --calibrate, not here
+        runners[calibration.runner]["minimum"] = previous["minimum"]
     header = "# Written by benchmarks/calibrate_planner.py (see edgeship/profiles/planner/calibration.py).\n"
     CALIBRATION_FILE.write_text(
         header

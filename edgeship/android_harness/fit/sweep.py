@@ -646,21 +646,23 @@ def verdict_text(result: FitResult) -> str:
 
 
 def planner_minimum(session: ProfileSession) -> dict[str, Any] | None:
-    """The planner's prediction of the least memory the runs need, for the configuration profiled."""
-    from edgeship.profiles.planner import BuildFacts, plan_build, runner_key
-    from edgeship.profiles.planner.model import minimum_memory
+    """The planner's prediction of the least memory the runs decode at full speed in, for the configuration
+    profiled (planner.minimum_memory)."""
+    from edgeship.profiles.planner import BuildFacts, minimum_memory, plan_build, runner_key
 
     profile = session.profile
     config = profile.config
     tokens = int(config.get("prefill") or 0) + int(config.get("decode") or 0)
     runner = runner_key(profile.runner.get("name"), profile.runner.get("version"))
     plan = plan_build(BuildFacts.from_build(session.build), runner=runner, distinct_tokens=tokens)
-    minimum, how = minimum_memory(plan)
+    minimum = minimum_memory(plan, session.build.bytes)
     return {
         "runner": plan.runner,
-        "minimum": minimum,
-        "peak": plan.total,
-        "how": how,
+        "minimum": minimum.bytes,
+        "peak": minimum.peak,
+        "unmapped_read": minimum.unmapped_read,
+        "share": minimum.share,
+        "how": minimum.how,
         "distinct_tokens": tokens,
         "notes": list(plan.notes),
     }

@@ -5,7 +5,9 @@ profiles of the tiny and ple-heavy builds on a virtual device: the runtime's own
 arenas: peak PSS minus every bundle term), how many anonymous bytes the transformer section costs per section
 byte (the runtime repacks its weights), which share of each dense section stays resident from the file, and
 the fault-around window that decides PLE residency. Recalibrate with one command after a runner changes:
-``python benchmarks/calibrate_planner.py`` (it profiles, refits and rewrites the file).
+``python benchmarks/calibrate_planner.py`` (it profiles, refits and rewrites the file). An entry's ``minimum``
+(what the fit curve's knee needs beyond the peak) is fitted by ``python benchmarks/fit_curve.py --calibrate``,
+and kept by calibrate_planner.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Calibration:
     file_resident_share: dict[str, float]  # role → share of the section resident from the file
     fault_around_bytes: int  # pages mapped per fault in a file mapping (Linux fault_around_bytes)
     source: dict[str, Any] = field(default_factory=dict)  # command, date, machine, builds, measurements
+    # The least memory a run decodes at full speed in (model.minimum_memory), fitted on measured fit curves by
+    # benchmarks/fit_curve.py --calibrate: the share of the bundle bytes the engine reads at init but does
+    # not keep mapped that must stay in the page cache beside the peak; 0 when never measured.
+    bundle_read_share: float = 0.0
+    minimum_source: dict[str, Any] = field(default_factory=dict)
 
     def describe_source(self) -> str:
         src = self.source
@@ -61,6 +68,8 @@ def load_calibrations(path: Path = CALIBRATION_FILE) -> dict[str, Calibration]:
             file_resident_share={role: float(entry["file_resident_share"][role]) for role in ROLES},
             fault_around_bytes=int(entry["fault_around_bytes"]),
             source=dict(entry.get("source") or {}),
+            bundle_read_share=float((entry.get("minimum") or {}).get("bundle_read_share") or 0.0),
+            minimum_source=dict((entry.get("minimum") or {}).get("source") or {}),
         )
     if not calibrations:
         raise InputError(f"{path} holds no runner; recalibrate")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from edgeship.exporter.manifest import EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND
 from edgeship.profiles.planner.calibration import Calibration
 from edgeship.profiles.planner.kv import KvLayout, kv_layout
-from edgeship.units import format_decimal_bytes
+from edgeship.units import format_bytes, format_decimal_bytes
 
 ROLE_BY_KIND = {PREFILL_DECODE_KIND: "transformer", EMBEDDER_KIND: "embedder", PLE_SECTION_KIND: "ple"}
 
@@ -99,9 +99,34 @@ def fit_verdict(predicted: int, usable: int) -> str:
     return f"fits with {text} headroom" if margin >= 0 else f"over by {text}"
 
 
-def minimum_memory(plan: Plan) -> tuple[int, str]:
-    """The least available memory the planner expects a run to decode at full speed in, and how it got it."""
-    return plan.total, "the predicted peak PSS: every term resident at once"
+@dataclass(frozen=True)
+class Minimum:
+    """The least available memory a run decodes at full speed in, as the planner predicts it."""
+
+    bytes: int
+    peak: int  # the predicted peak PSS (Plan.total)
+    unmapped_read: int  # bundle bytes the engine reads at init but does not keep mapped
+    share: float  # of them, what must stay in the page cache (calibration: bundle_read_share)
+    how: str
+
+
+def minimum_memory(plan: Plan, bundle_bytes: int) -> Minimum:
+    """The peak is not the minimum: LiteRT-LM reads the whole bundle at init (after one run at full memory
+    144 of the ple-heavy bundle's 153 MiB were in the page cache, while the runner kept 30 MiB of it mapped),
+    and with less memory than the peak plus part of that read, the pages decoding needs next are gone and
+    come back from storage — the major faults below a fit curve's knee. The share is fitted on measured
+    knees (benchmarks/fit_curve.py --calibrate)."""
+    mapped = sum(term.bytes for term in plan.terms if term.kind == "file-backed")
+    unmapped = max(0, bundle_bytes - mapped)
+    share = plan.calibration.bundle_read_share
+    if not share:
+        how = "the predicted peak PSS (no fit curve measured for this runner's minimum)"
+        return Minimum(plan.total, plan.total, unmapped, 0.0, how)
+    how = (
+        f"the predicted peak PSS + {share:.0%} of the {format_bytes(unmapped)} of the bundle the engine "
+        "reads at init and does not keep mapped"
+    )
+    return Minimum(plan.total + int(unmapped * share), plan.total, unmapped, share, how)
 
 
 def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int, rest_share: float) -> int:
