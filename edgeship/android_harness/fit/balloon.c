@@ -8,13 +8,14 @@
  *   balloon --hold BYTES [--max-seconds S]
  *
  * With a target it grows (or gives back) until /proc/meminfo's MemAvailable is within --tolerance of it,
- * reading MemAvailable again after each change (a kernel updates it at once; a virtual device's file is
- * rewritten every half second, so it waits for the figure to move). Then it prints one line on stdout,
+ * reading MemAvailable again after each change once it is steady (a kernel updates it at once; a virtual
+ * device's file is rewritten every half second, and a reading taken halfway through a change would make it
+ * grow past the target and be killed for it). Then it prints one line on stdout,
  *
  *   ready pid=P held=B locked=B available=B swap_free=B swap_total=B vm_rss=B vm_swap=B rounds=N
  *
  * and holds until it is ended. Exit 2: bad arguments; 3: the target could not be reached (no MemAvailable,
- * or no more memory could be mapped); a balloon the kernel or lmkd kills dies of SIGKILL, which its shell
+ * no more memory could be mapped, or MemAvailable never came down to it); a balloon the kernel or lmkd kills dies of SIGKILL, which its shell
  * reports as exit status 137.
  *
  * Why the memory stays taken on a phone that compresses memory (zram):
@@ -206,17 +207,12 @@ int main(int argc, char **argv) {
     } else {
         if (available() < 0) die(3, "/proc/meminfo has no MemAvailable");
         long long now = steady_available(tolerance); /* a process that just ended may not show yet */
-        /* Never more than a steady reading says can go: a stale figure must not make it grow past the
-         * target (it would take the device's last pages and be killed for it). */
-        long long most = now - target + tolerance;
         for (; rounds < MAX_ROUNDS && !stopping; rounds++) {
             long long gap = now - target;
             long long size = gap < 0 ? -gap : gap;
             if (size <= tolerance) break;
             if (gap > 0) {
-                long long room = most - (long long)held();
-                if (room <= 0) break;
-                if (grow((size_t)(gap < room ? gap : room)) != 0) {
+                if (grow((size_t)gap) != 0) {
                     fprintf(stderr, "error cannot map more memory (holding %zu bytes, %lld available)\n", held(), now);
                     return 3;
                 }
@@ -225,8 +221,10 @@ int main(int argc, char **argv) {
                 shrink((size_t)-gap);
             }
             now = steady_available(tolerance);
-            long long allowed = now + (long long)held() - target + tolerance;
-            if (allowed > most) most = allowed; /* memory freed meanwhile: the target is still what is left */
+        }
+        if (!stopping && now - target > tolerance) {
+            fprintf(stderr, "error MemAvailable stayed at %lld after %d rounds holding %zu bytes\n", now, rounds, held());
+            return 3;
         }
     }
     printf("ready pid=%d held=%zu locked=%zu available=%lld swap_free=%lld swap_total=%lld vm_rss=%lld "

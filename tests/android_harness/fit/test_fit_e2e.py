@@ -7,11 +7,8 @@ however the command ends.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 
 from edgeship.profiles.fitcurve import FAST, RUNS, load_fit
 from edgeship.profiles.schema import load_profile
+from tests.cli import EdgeshipCli
 from tests.vdevice.helpers import host_pids_with, require_memory_cgroup
 from tests.vdevice.test_memory import meminfo_of, small_profile
 
@@ -30,14 +28,10 @@ MIB = 1 << 20
 DEVICE_RAM = 384 * MIB
 
 
-def edgeship(adb_server: Any, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship", *args],
-        env={**os.environ, **adb_server.env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+@pytest.fixture
+def edgeship(cli: EdgeshipCli, adb_server: Any) -> EdgeshipCli:
+    """The CLI as a user runs it, talking to the test's adb server."""
+    return cli.with_server(adb_server)
 
 
 def fit_args(build: Path, serial: str, runs: Path, *extra: str) -> list[str]:
@@ -55,12 +49,12 @@ def device_ram(adb_server: Any, serial: str) -> int:
 
 
 def test_fit_of_the_tiny_bundle_finds_a_knee_and_a_kill_point_and_reports_them(
-    tiny_gemma4_build: Path, adb_server: Any, vdevice_factory: Any, tmp_path: Path
+    tiny_gemma4_build: Path, adb_server: Any, vdevice_factory: Any, edgeship: EdgeshipCli, tmp_path: Path
 ) -> None:
     require_memory_cgroup()
     device = vdevice_factory(adb_server, profile=str(small_profile(tmp_path, DEVICE_RAM)))
     runs = tmp_path / "runs"
-    result = edgeship(adb_server, *fit_args(tiny_gemma4_build, device.serial, runs, "--json"))
+    result = edgeship(*fit_args(tiny_gemma4_build, device.serial, runs, "--json"), timeout=600)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     assert entry["ok"] and entry["error"] is None
@@ -101,7 +95,7 @@ def test_fit_of_the_tiny_bundle_finds_a_knee_and_a_kill_point_and_reports_them(
 
     # the report plots the curve beside the fit verdict and puts the planner's minimum next to the knee
     html, summary = tmp_path / "report.html", tmp_path / "summary.json"
-    report = edgeship(adb_server, "report", str(runs), "-o", str(html), "--json", str(summary))
+    report = edgeship("report", str(runs), "-o", str(html), "--json", str(summary))
     assert report.returncode == 0, report.stderr
     [reported] = json.loads(summary.read_text())["entries"]
     assert reported["fit"]["knee"] == fit.knee and reported["fit"]["planner"]["minimum"] > 0
@@ -143,7 +137,12 @@ def balloons() -> list[int]:
 
 @pytest.mark.parametrize("method", ["cgroup", "balloon"])
 def test_an_interrupted_fit_gives_the_device_its_memory_back(
-    method: str, tiny_gemma4_build: Path, adb_server: Any, vdevice_factory: Any, tmp_path: Path
+    method: str,
+    tiny_gemma4_build: Path,
+    adb_server: Any,
+    vdevice_factory: Any,
+    edgeship: EdgeshipCli,
+    tmp_path: Path,
 ) -> None:
     """SIGINT while a step holds the device's memory (its runner hangs): exit 130, the RAM is the
     profile's again, no balloon is left, fit.json says it was interrupted, the device still works."""
@@ -155,13 +154,7 @@ def test_an_interrupted_fit_gives_the_device_its_memory_back(
         tiny_gemma4_build, device.serial, runs, "--method", method, "--reference-runs", "0",
         "--runner", str(runner),
     )  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeship", *args],
-        env={**os.environ, **adb_server.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgeship.popen(*args)
     try:
         deadline = time.monotonic() + 240
         held = False
@@ -187,7 +180,11 @@ def test_an_interrupted_fit_gives_the_device_its_memory_back(
 
 
 def test_a_device_without_a_way_to_take_its_memory_is_named_in_one_line(
-    tiny_gemma4_build: Path, adb_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_gemma4_build: Path,
+    adb_server: Any,
+    edgeship: EdgeshipCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No memory cgroup: the device cannot set its RAM, and a balloon would take the host's memory."""
     from edgeship.vdevice import VirtualDevice, memory
@@ -205,7 +202,6 @@ def test_a_device_without_a_way_to_take_its_memory_is_named_in_one_line(
                 ("auto", "; and "),
             ):
                 result = edgeship(
-                    adb_server,
                     *fit_args(tiny_gemma4_build, device.serial, tmp_path / method, "--method", method),
                 )
                 errors = [line for line in result.stderr.splitlines() if line.startswith("edgeship: error:")]
