@@ -6,18 +6,20 @@ One adb server and one virtual device of ``--ram`` (its own memory cgroup) are s
 stopped at the end; ``edgeship fit`` runs once per ``--build`` and ``--method`` through the real CLI.
 
     .venv/bin/python benchmarks/fit_curve.py --build ple-heavy=BUILD_DIR [--build tiny=BUILD_DIR]
-        [--ram 1G] [--method cgroup] [--prefill 32] [--decode 256] [--iterations 3] [--max-steps 8]
-        [--work DIR] [--json-out FILE]
+        [--ram 512M] [--method cgroup] [--prefill 32] [--decode 256] [--iterations 3] [--max-steps 8]
+        [--work DIR] [--json-out FILE] [--calibrate]
 
-Prints a Markdown table per fit (for BENCHMARKS.md) and the figures as JSON.
+Prints a Markdown table per fit (for BENCHMARKS.md) and the figures as JSON. ``--calibrate`` (two builds or
+more, of different sizes) fits the planner's minimum on the measured knees — knee − predicted peak =
+beyond_peak + bundle_read_share × the bundle bytes read at init and not kept mapped, least squares — and
+writes it into the runner's entry of edgeship/profiles/planner/calibration.yaml (``minimum``). Check it on a
+build it was not fitted on: a later run without --calibrate reports the planner's error against that knee.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +30,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ple_residency import adb_binary, check, edgeship, free_port  # noqa: E402
+from ple_residency import edgeship  # noqa: E402
 from probe_overhead import emit, machine  # noqa: E402
+from vdevice_session import virtual_device  # noqa: E402
 
 MIB = 1 << 20
 
@@ -65,6 +68,7 @@ def summary(name: str, fit: dict[str, Any], seconds: float) -> dict[str, Any]:
     knee_bytes = knee.get("available") if knee.get("step") else None
     return {
         "build": name,
+        "bundle_sha256": fit["bundle"]["sha256"][:12],
         "method": fit["method"],
         "state": fit["state"],
         "steps": len(fit["steps"]),
@@ -76,6 +80,9 @@ def summary(name: str, fit: dict[str, Any], seconds: float) -> dict[str, Any]:
         "kill_outcome": kill.get("outcome"),
         "planner_minimum": planner.get("minimum"),
         "planner_peak": planner.get("peak"),
+        "planner_unmapped_read": planner.get("unmapped_read"),
+        "planner_runner": planner.get("runner"),
+        "planner_how": planner.get("how"),
         "planner_error_vs_knee": planner.get("error_vs_knee"),
         "knee_below_bundle": None if knee_bytes is None else (size - knee_bytes) / size,
         "verdict": fit["verdict"],
@@ -83,12 +90,60 @@ def summary(name: str, fit: dict[str, Any], seconds: float) -> dict[str, Any]:
     }
 
 
+def fit_minimum(fits: list[dict[str, Any]]) -> tuple[int, float]:
+    """(beyond_peak, bundle_read_share) by least squares over the fits' (unmapped read, knee − peak), the
+    share held within [0, 1] and beyond_peak ≥ 0."""
+    points = [(f["planner_unmapped_read"], f["knee"] - f["planner_peak"]) for f in fits if f["knee"]]
+    if len({x for x, _ in points}) < 2:
+        sys.exit("--calibrate needs knees of two builds or more whose bundles differ in size")
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    share = min(1.0, max(0.0, slope))
+    beyond = mean_y - share * mean_x
+    if beyond < 0:  # through the origin instead
+        beyond = 0.0
+        share = min(1.0, max(0.0, sum(x * y for x, y in points) / sum(x * x for x, _ in points)))
+    return int(beyond), round(share, 4)
+
+
+def calibrate(results: list[dict[str, Any]], figures: dict[str, Any]) -> dict[str, Any]:
+    import yaml
+
+    from edgeship.profiles.planner.calibration import CALIBRATION_FILE, write_calibration_file
+
+    [runner] = {r["planner_runner"] for r in results}
+    beyond, share = fit_minimum(results)
+    entry = {
+        "beyond_peak": beyond,
+        "bundle_read_share": share,
+        "source": {
+            "command": figures["command"],
+            "date": figures["date"],
+            "machine": f"{figures['machine']['cpus']} cores, load {figures['machine']['load_avg_1m']:.1f}",
+            "settings": figures["settings"],
+            "fits": [
+                {k: r[k] for k in ("build", "bundle_sha256", "knee", "knee_bracket", "planner_peak",
+                                   "planner_unmapped_read")}
+                for r in results
+            ],
+        },
+    }  # fmt: skip
+    existing = yaml.safe_load(CALIBRATION_FILE.read_text()) or {}
+    runners = dict(existing.get("runners") or {})
+    if runner not in runners:
+        sys.exit(f"{CALIBRATION_FILE} has no entry for {runner}: run benchmarks/calibrate_planner.py first")
+    runners[runner] = {**runners[runner], "minimum": entry}
+    write_calibration_file(runners)
+    return {"runner": runner, "beyond_peak": beyond, "bundle_read_share": share}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--build", action="append", required=True, help="NAME=BUILD_DIR (repeatable)")
-    parser.add_argument("--ram", default="1G", help="the virtual device's RAM (its profile)")
+    parser.add_argument("--ram", default="512M", help="the virtual device's RAM (its profile)")
     parser.add_argument("--method", action="append", help="cgroup and/or balloon (default cgroup)")
     parser.add_argument("--prefill", type=int, default=32)
     parser.add_argument("--decode", type=int, default=256)
@@ -96,28 +151,17 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--calibrate", action="store_true", help="fit the planner's minimum on the knees")
     args = parser.parse_args()
     from edgeship.vdevice.memory import parse_size
 
     work = args.work or Path(tempfile.mkdtemp(prefix="edgeship-fit-curve-"))
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port), "EDGESHIP_HOME": str(work / "home")}
-    adb = adb_binary()
-    check(subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True), "adb")
     profile = work / "fitphone.yaml"
     profile.write_text(f"model: Fit Phone\ndevice: fitphone\nram_bytes: {parse_size(args.ram)}\n")
-    started = check(
-        edgeship(
-            "vdevice", "start", "--name", "fitphone", "--profile", str(profile),
-            "--root", str(work / "device"), "--adb-server", f"127.0.0.1:{port}", "--json", env=env,
-        ),
-        "vdevice start",
-    )  # fmt: skip
-    serial = json.loads(started.stdout)["serial"]
     results, tables = [], []
     began_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    try:
+    with virtual_device(work, "fitphone", str(profile)) as (serial, env):
         for spec in args.build:
             name, _, build = spec.partition("=")
             for method in args.method or ["cgroup"]:
@@ -135,11 +179,8 @@ def main() -> None:
                 fit = entries[0]["result"]
                 results.append({**summary(name, fit, seconds), "fit_json": entries[0]["fit"]})
                 tables.append(f"### {name}, {method}\n\n{fit_table(fit)}\n\n{fit['verdict']}\n")
-    finally:
-        edgeship("vdevice", "stop", "--all", env=env)
-        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True)
     figures = {
-        "command": " ".join(sys.argv),
+        "command": " ".join(["python", "benchmarks/fit_curve.py", *sys.argv[1:]]),
         "date": began_at,
         "machine": machine(),
         "settings": {
@@ -148,6 +189,8 @@ def main() -> None:
         },
         "fits": results,
     }  # fmt: skip
+    if args.calibrate:
+        figures["calibrated"] = calibrate(results, figures)
     print("\n".join(tables))
     emit(figures, args.json_out)
 

@@ -658,11 +658,7 @@ def planner_minimum(session: ProfileSession) -> dict[str, Any] | None:
     minimum = minimum_memory(plan, session.build.bytes)
     return {
         "runner": plan.runner,
-        "minimum": minimum.bytes,
-        "peak": minimum.peak,
-        "unmapped_read": minimum.unmapped_read,
-        "share": minimum.share,
-        "how": minimum.how,
+        **minimum.to_dict(),
         "distinct_tokens": tokens,
         "notes": list(plan.notes),
     }
