@@ -152,9 +152,11 @@ def test_an_interrupted_fit_gives_the_device_its_memory_back(
     device = vdevice_factory(adb_server, profile=str(small_profile(tmp_path, DEVICE_RAM)))
     runs = tmp_path / "runs"
     runner = hanging_runner(tmp_path, f"/data/local/tmp/edgeship-test-counter-{uuid.uuid4().hex}")
+    # The run in flight at Ctrl-C ends at its time limit (the device has its memory back before): 5 s leaves
+    # the SIGINT, sent ~1 s after the memory was taken, well inside the hung run.
     args = fit_args(
         tiny_gemma4_build, device.serial, runs, "--method", method, "--reference-runs", "0",
-        "--runner", str(runner),
+        "--runner", str(runner), "--step-timeout", "5",
     )  # fmt: skip
     process = edgeship.popen(*args)
     try:
