@@ -18,7 +18,13 @@ import click
 
 from edgeship.android_harness.fit.options import FitOptions
 from edgeship.android_harness.profile.options import ProfileOptions
-from edgeship.commands.options import DeviceSelection, options_from, output_options, selection_options
+from edgeship.commands.options import (
+    DeviceSelection,
+    options_from,
+    output_options,
+    runs_dir_option,
+    selection_options,
+)
 from edgeship.console import Output
 
 
@@ -27,15 +33,7 @@ from edgeship.console import Output
 @selection_options
 @options_from(FitOptions)
 @options_from(ProfileOptions)
-@click.option(
-    "--output",
-    "-o",
-    "runs_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="RUNS_DIR: profile.json (the unconstrained run), fit.json and fit/step-<k>/ go under "
-    "RUNS_DIR/<serial>/<bundle-sha12>/.",
-)
+@runs_dir_option("profile.json (the unconstrained run), fit.json and fit/step-<k>/")
 @output_options
 def fit_command(
     build_dir: Path,
