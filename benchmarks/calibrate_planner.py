@@ -32,7 +32,7 @@ from ple_residency import check, edgeship  # noqa: E402
 from vdevice_session import virtual_device  # noqa: E402
 
 from edgeship.profiles.planner import CALIBRATION_FILE, read_build_facts  # noqa: E402
-from edgeship.profiles.planner.calibration import CALIBRATION_SCHEMA  # noqa: E402
+from edgeship.profiles.planner.calibration import write_calibration_file  # noqa: E402
 from edgeship.profiles.planner.fit import Measurement, calibration_to_yaml_entry, fit_calibration  # noqa: E402
 from edgeship.profiles.schema import load_profile  # noqa: E402
 
@@ -117,12 +117,11 @@ def main() -> None:
         return
     existing = yaml.safe_load(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
     runners = dict((existing or {}).get("runners") or {})
+    previous = runners.get(calibration.runner) or {}
     runners[calibration.runner] = calibration_to_yaml_entry(calibration)
-    header = "# Written by benchmarks/calibrate_planner.py (see edgeship/profiles/planner/calibration.py).\n"
-    CALIBRATION_FILE.write_text(
-        header
-        + yaml.safe_dump({"schema": CALIBRATION_SCHEMA, "runners": runners}, sort_keys=False, width=110)
-    )
+    if previous.get("minimum"):  # fitted on fit curves by benchmarks/fit_curve.py --calibrate, not here
+        runners[calibration.runner]["minimum"] = previous["minimum"]
+    write_calibration_file(runners)
     sys.stdout.write(f"\nwrote {CALIBRATION_FILE}\n")
 
 

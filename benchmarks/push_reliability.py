@@ -127,6 +127,26 @@ def wait_for_bytes(
     return received
 
 
+def wait_for_attempts_to_end(device: dict[str, Any], sha: str, timeout: float = 60) -> float:
+    """Wait until no attempt folder of the interrupted push is left in staging/<sha>/; returns the wait.
+
+    A killed push's device script ends when the device sees the host's CLSE, and on a paced link that CLSE
+    queues behind the data the adb server had already taken from the push (seconds of it). Until the script
+    ends (its EXIT trap removes its attempt folder) the push is alive on the device and nobody may take its
+    partial prefix: a re-push at once would rightly send everything again.
+    """
+    started = time.monotonic()
+    staging = device["sandbox"] / "edgeship" / "staging" / sha
+    while time.monotonic() - started < timeout:
+        try:
+            if not any(entry.name.startswith("attempt-") for entry in staging.iterdir()):
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def push(lab: Lab, build: Path, serial: str) -> tuple[int, list[dict[str, Any]], str]:
     result = lab.edgeship("push", str(build), "--device", serial, "--json", "--quiet", timeout=600)
     rows = json.loads(result.stdout) if result.stdout.strip().startswith("[") else []
@@ -251,6 +271,8 @@ def run_trials(
                 }
             )
             recover(lab, kind, device)
+            waited = wait_for_attempts_to_end(device, sha)
+            summary["cuts"][-1]["attempt_ended_after_s"] = round(waited, 2)
             bad = corrupt_final_paths(device)
             if bad:
                 summary["corrupt_final_paths"] += len(bad)

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("edgeship.commands.probe:probe_group", "Build the native memory probe."),
     "runner": ("edgeship.commands.runner:runner_group", "Runner helpers: parse saved runner logs."),
     "profile": ("edgeship.commands.profile:profile_command", "Profile a bundle on devices."),
+    "fit": (
+        "edgeship.commands.fit:fit_command",
+        "Fit curve: decode speed at decreasing available memory, the knee and the kill point.",
+    ),
     "report": (
         "edgeship.commands.report:report_command",
         "Per-device report (HTML, Markdown, JSON) of profiles.",

@@ -9,6 +9,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -85,6 +86,18 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         with_selection = option(with_selection)
     return with_selection
+
+
+def runs_dir_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """-o/--output RUNS_DIR (required) as ``runs_dir``; ``what`` goes under RUNS_DIR/<serial>/<sha12>/."""
+    return click.option(
+        "--output",
+        "-o",
+        "runs_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help=f"RUNS_DIR: {what} go under RUNS_DIR/<serial>/<bundle-sha12>/.",
+    )
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

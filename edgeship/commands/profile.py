@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from edgeship.android_harness.profile.options import ProfileOptions
-from edgeship.commands.options import DeviceSelection, options_from, output_options, selection_options
+from edgeship.commands.options import (
+    DeviceSelection,
+    options_from,
+    output_options,
+    runs_dir_option,
+    selection_options,
+)
 from edgeship.console import Output
 
 
@@ -16,14 +22,7 @@ from edgeship.console import Output
 @click.argument("build_dir", type=click.Path(file_okay=False, path_type=Path))
 @selection_options
 @options_from(ProfileOptions)
-@click.option(
-    "--output",
-    "-o",
-    "runs_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="RUNS_DIR: raw outputs and profile.json go under RUNS_DIR/<serial>/<bundle-sha12>/.",
-)
+@runs_dir_option("raw outputs and profile.json")
 @output_options
 def profile_command(
     build_dir: Path,

@@ -43,10 +43,14 @@ STATUS_SIGNAL = "signal"  # killed by a signal it did not ask for (SIGKILL: like
 STATUS_CRASH = "crash"  # exited with a non-zero code
 STATUS_NO_METRICS = "no_metrics"  # exited 0 but printed no benchmark figures
 STATUS_PROBE_ERROR = "probe_error"  # the probe itself could not run or left no output
+# SIGKILL with the kernel's word that it was a memory kill: the device's memory cgroup counted an OOM kill
+# during the run, or lmkd / the kernel logged the runner's pid (android_harness/profile/oom.py).
+STATUS_OOM_KILLED = "oom_killed"
 EXIT_STATUSES = (
     STATUS_OK,
     STATUS_TIMEOUT,
     STATUS_SIGNAL,
+    STATUS_OOM_KILLED,
     STATUS_CRASH,
     STATUS_NO_METRICS,
     STATUS_PROBE_ERROR,

@@ -104,6 +104,7 @@ class VirtualDevice:
         self.processes = ProcessTracker(logger=self.log, launching=self.sandbox.launching)
         self.handshake_timeout = handshake_timeout
         self._streams = StreamBudget(MAX_STREAMS)
+        self.ram_lease = threading.Lock()  # held by the one open vdevice-ram stream (services/ram.py)
         self._banner = packets.make_banner(self.profile.banner_properties(), FEATURES)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None

@@ -161,7 +161,7 @@ class MemoryCgroup:
         if limit_bytes < MIN_RAM_BYTES:
             minimum = MIN_RAM_BYTES // 2**20
             raise MemoryLimitError(
-                f"{limit_bytes} bytes is below the {minimum} MiB a device needs for its shell"
+                f"{limit_bytes / 2**20:.1f} MiB is below the {minimum} MiB a device needs for its shell"
             )
         names = self.names
         if self.version == 1:

@@ -25,6 +25,41 @@ def _grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), PIPE_SIZE)
 
 
+def _group_members(group: int) -> list[int]:
+    """The processes of a process group, read from /proc (a member gone meanwhile is skipped)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # the fields after "(comm)": state, ppid, pgrp, ...
+            members.append(int(entry.name))
+    return members
+
+
+def _hangup_targets(group: int) -> list[int]:
+    """Who gets the SIGHUP adbd sends when the host goes: the group, less bubblewrap's own processes.
+
+    A hung-up bwrap dies at once and takes the device's PID namespace with it (every process in it is
+    SIGKILLed), so a script's HUP trap would not run; on a phone it does (the push's assembly script
+    removes its attempt folder that way). The namespace's init ignores signals it has no handler for.
+    """
+    targets = []
+    for pid in _group_members(group):
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as comm:
+                if comm.read().strip() == b"bwrap":
+                    continue
+        except OSError:
+            continue
+        targets.append(pid)
+    return targets
+
+
 class ProcessTracker:
     """Starts a device's commands (inside ``launching()``: its network namespace) and kills them by group."""
 
@@ -81,8 +116,9 @@ class ProcessTracker:
             # Reaped (and its group killed) earlier: its id may belong to someone else by now.
             self.forget(process)
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGHUP)
+        for pid in _hangup_targets(process.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGHUP)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(grace)
         with contextlib.suppress(ProcessLookupError, PermissionError):

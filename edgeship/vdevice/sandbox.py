@@ -208,6 +208,11 @@ class Sandbox:
             self.memory_unavailable = str(exc)
             self.log.warning("no memory cgroup (%s): the device has the host's RAM", exc)
 
+    def refresh_meminfo(self) -> None:
+        """Rewrite /proc/meminfo now (after a RAM change), not at the next refresh."""
+        if self._meminfo is not None:
+            self._meminfo.refresh()
+
     def close(self) -> None:
         """Undo prepare(): the meminfo refresher, the memory cgroup, the network namespace, open folders."""
         if self._meminfo is not None:

@@ -11,11 +11,21 @@ from pathlib import Path
 import pytest
 
 from edgeship.profiles.planner import (
+    BuildFacts,
     architecture_bytes,
     budget_for,
     fit_verdict,
     full_attention_bytes,
+    minimum_memory,
+    plan_memory,
     ple_resident,
+)
+from edgeship.profiles.planner import Plan as PlanOf
+from edgeship.profiles.planner.calibration import (
+    Calibration,
+    MinimumCalibration,
+    load_calibrations,
+    write_calibration_file,
 )
 from edgeship.profiles.planner.kv import layout_from_attention, layout_from_manifest
 from tests.cli import EdgeshipCli
@@ -76,6 +86,61 @@ def test_ple_residency_follows_fault_around_windows() -> None:
     # the ple-heavy measurements of BENCHMARKS.md (32+16 … 32+512 tokens) lie within 20% of the model
     for tokens, measured_mib in ((48, 3.56), (96, 6.43), (288, 17.70), (544, 29.89)):
         assert ple_resident(table, table, tokens, window, 0.0) / MIB == pytest.approx(measured_mib, rel=0.2)
+
+
+def a_plan(minimum: MinimumCalibration | None) -> PlanOf:
+    calibration = Calibration(
+        runner="r 1",
+        overhead_pss=50 * MIB,
+        transformer_anon_per_byte=2.0,
+        file_resident_share={"transformer": 0.5, "embedder": 1.0, "ple": 0.0, "other": 1.0},
+        fault_around_bytes=64 * 1024,
+        minimum=minimum,
+    )
+    build = BuildFacts(
+        "sha",
+        (
+            ("tf_lite_prefill_decode", 20 * MIB),
+            ("tf_lite_embedder", 2 * MIB),
+            ("tf_lite_per_layer_embedder", 100 * MIB),
+        ),
+        {"table_bytes": 100 * MIB, "vocab": 1000, "row_bytes": 100 * 1024},
+        0,
+        {},
+    )
+    return plan_memory(build, calibration, distinct_tokens=10)
+
+
+def test_the_minimum_is_the_peak_until_fit_curves_calibrate_what_a_run_needs_beyond_it() -> None:
+    uncalibrated = a_plan(None)
+    bundle = 123 * MIB
+    alone = minimum_memory(uncalibrated, bundle)
+    assert alone.bytes == alone.peak == uncalibrated.total and "no fit curve" in alone.how
+    # the terms mapped from the file: half the transformer, the embedder, ~ten 64 KiB PLE windows
+    mapped = 10 * MIB + 2 * MIB + 10 * 64 * 1024
+    assert alone.unmapped_read == pytest.approx(bundle - mapped, abs=64 * 1024)
+    calibrated = a_plan(MinimumCalibration(beyond_peak=16 * MIB, bundle_read_share=0.5))
+    minimum = minimum_memory(calibrated, bundle)
+    assert minimum.peak == calibrated.total == uncalibrated.total  # the peak does not change
+    assert minimum.bytes == calibrated.total + 16 * MIB + alone.unmapped_read // 2
+    assert "16.0 MiB beside it" in minimum.how and "50%" in minimum.how
+    assert minimum.to_dict()["minimum"] == minimum.bytes
+    # a bundle smaller than what its terms map reads nothing more at init
+    assert minimum_memory(calibrated, mapped // 2).unmapped_read == 0
+
+
+def test_the_fitted_minimum_survives_a_rewrite_of_the_calibration_file(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.yaml"
+    entry = {
+        "overhead_pss": 1, "transformer_anon_per_byte": 1.0, "fault_around_bytes": 4096,
+        "file_resident_share": {"transformer": 0.0, "embedder": 0.0, "ple": 0.0, "other": 0.0},
+    }  # fmt: skip
+    write_calibration_file(
+        {"a 1": entry, "b 1": {**entry, "minimum": {"beyond_peak": 7, "bundle_read_share": 0.25}}}, path
+    )
+    loaded = load_calibrations(path)
+    assert loaded["a 1"].minimum is None
+    assert loaded["b 1"].minimum == MinimumCalibration(7, 0.25, {})
 
 
 def test_fit_verdict_and_budget(plan: Plan) -> None:

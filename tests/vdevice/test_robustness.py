@@ -164,6 +164,26 @@ def test_stream_close_and_connection_drop_kill_the_process_group(tmp_path):
         assert len(device.processes) == 0
 
 
+def test_a_hung_up_command_runs_its_hup_trap(tmp_path):
+    """adbd SIGHUPs a command when the host goes and a trap may tidy up (the push's assembly script removes
+    its attempt folder so). Main hung up bubblewrap too: it died at once and took the device's PID namespace
+    with it, SIGKILLing the command in the middle of its trap."""
+    marker = str(random.randint(10**6, 10**7))
+    with VirtualDevice(name="hup", root=tmp_path / "hup") as device:
+        host = RawHost(device.port)
+        host.connect()
+        trap = "trap 'sleep 0.2; echo tidied > /data/local/tmp/hup; exit 0' HUP"
+        local, reply = host.open(f"shell,v2:{trap}; while :; do sleep {marker}; done")
+        assert wait_until_present(marker)
+        host.send(int.from_bytes(b"CLSE", "little"), local, reply.arg0)
+        assert wait_until_gone(marker) == []
+        deadline = time.monotonic() + 5
+        while not (device.sandbox_root / "hup").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (device.sandbox_root / "hup").read_text() == "tidied\n"
+        host.close()
+
+
 def test_adbutils_timeout_kills_the_command(adb_server, vdevice):
     marker = str(random.randint(10**6, 10**7))
     device = adb_server.client().device(vdevice.serial)

@@ -3,11 +3,18 @@
 Modules: ``servers`` (adb servers: connect, start the local one), ``shell`` (command lines, results),
 ``sync`` (the host side of the sync protocol), ``device`` (``Device``), ``tagged`` (one script per question,
 its output cut by '@tag' lines; shared shell fragments), ``selection`` (--device/--label/--all),
-``facts`` (what a phone is and its state now).
+``facts`` (what a phone is and its state now), ``service`` (a raw service stream in lines).
 """
 
 from edgeship.android_harness.adb.device import Device
-from edgeship.android_harness.adb.facts import Battery, DeviceFacts, device_facts, device_state, inventory
+from edgeship.android_harness.adb.facts import (
+    Battery,
+    DeviceFacts,
+    device_facts,
+    device_state,
+    inventory,
+    meminfo_values,
+)
 from edgeship.android_harness.adb.selection import (
     ONLINE,
     STATE_HINTS,
@@ -21,6 +28,7 @@ from edgeship.android_harness.adb.servers import (
     connect_server,
     connect_servers,
 )
+from edgeship.android_harness.adb.service import LineStream, ServiceRefused
 from edgeship.android_harness.adb.shell import ShellResult
 from edgeship.android_harness.adb.tagged import END, df_section, parse_df_available, split_sections, tag
 
@@ -32,7 +40,9 @@ __all__ = [
     "Device",
     "DeviceFacts",
     "DeviceListing",
+    "LineStream",
     "ServerClient",
+    "ServiceRefused",
     "ShellResult",
     "connect_reachable",
     "connect_server",
@@ -42,6 +52,7 @@ __all__ = [
     "df_section",
     "inventory",
     "list_all_devices",
+    "meminfo_values",
     "parse_df_available",
     "select_devices",
     "split_sections",

@@ -20,11 +20,13 @@ from adbutils import AdbDevice
 from adbutils.errors import AdbError, AdbTimeout
 
 from edgeship.android_harness.adb import sync
+from edgeship.android_harness.adb.service import LineStream, ServiceRefused
 from edgeship.android_harness.adb.shell import RunningShell, ShellResult, command_text, one_line, v1_service
 from edgeship.config import AdbServer
 from edgeship.errors import DeviceError
 
 SYNC_TIMEOUT_S = 120.0
+SERVICE_TIMEOUT_S = 30.0
 Progress = Callable[[int], Any]
 
 
@@ -69,6 +71,28 @@ class Device:
         except (AdbError, OSError) as exc:
             raise self.failure(f"starting {one_line(command, 60)!r} failed", exc) from None
         return RunningShell(self.serial, command, connection, use_v2, self.failure)
+
+    # -- other services ----------------------------------------------------------------------------------
+
+    def open_service(self, service: str) -> LineStream:
+        """A line stream to a device service by name; ServiceRefused when the device has no such service."""
+        try:
+            connection = self.adb.open_transport(timeout=SERVICE_TIMEOUT_S)
+            _no_delay(connection)
+            connection.send_command(service)
+        except (AdbError, OSError) as exc:
+            raise self.failure(f"cannot open {service}", exc) from None
+        try:
+            connection.check_okay()
+        except AdbError as exc:
+            connection.close()
+            raise ServiceRefused(
+                f"{self.serial}: the device refused {service} ({one_line(str(exc))})"
+            ) from None
+        except OSError as exc:
+            connection.close()
+            raise self.failure(f"cannot open {service}", exc) from None
+        return LineStream(self.serial, service, connection)
 
     # -- files -------------------------------------------------------------------------------------------
 

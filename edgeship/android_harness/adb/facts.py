@@ -104,12 +104,18 @@ def parse_props(lines: list[str]) -> dict[str, str]:
     return props
 
 
-def parse_meminfo(lines: list[str]) -> tuple[int | None, int | None]:
+def meminfo_values(lines: list[str]) -> dict[str, int]:
+    """/proc/meminfo lines → field → bytes (the kB fields)."""
     values: dict[str, int] = {}
     for line in lines:
-        match = re.match(r"^(\w+):\s+(\d+)\s*kB", line)
+        match = re.match(r"^([\w()]+):\s+(\d+)\s*kB", line)
         if match:
             values[match.group(1)] = int(match.group(2)) * 1024
+    return values
+
+
+def parse_meminfo(lines: list[str]) -> tuple[int | None, int | None]:
+    values = meminfo_values(lines)
     return values.get("MemTotal"), values.get("MemAvailable")
 
 

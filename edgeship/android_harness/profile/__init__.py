@@ -2,7 +2,8 @@
 
 Modules: ``options`` (what was asked; the CLI's options are generated from it), ``session`` (set-up on one
 device, the profile.json it fills), ``run`` (one run on the device), ``outcome`` (one run's pulled files →
-an Iteration), ``cooldown`` (the thermal wait), ``orchestrate`` (the runs per device, devices in parallel).
+an Iteration), ``oom`` (who killed it: the kernel's record), ``cooldown`` (the thermal wait), ``orchestrate``
+(the runs per device, devices in parallel).
 Names resolve lazily: the CLI reads ``ProfileOptions`` without importing adb and the rest.
 """
 
@@ -15,6 +16,9 @@ _PUBLIC = {
     "profile_device": "edgeship.android_harness.profile.orchestrate",
     "profile_devices": "edgeship.android_harness.profile.orchestrate",
     "raise_for_outcomes": "edgeship.android_harness.profile.orchestrate",
+    "run_plan": "edgeship.android_harness.profile.orchestrate",
+    "on_each_device": "edgeship.android_harness.profile.orchestrate",
+    "device_failure": "edgeship.android_harness.profile.orchestrate",
 }
 __all__ = sorted(_PUBLIC)
 __getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -56,6 +56,9 @@ class ProfileOptions:
         default=None, metadata={"help": "KV cache size (default: prefill + decode)."}
     )
 
+    # Not a `profile` option: a fit's balloon steps set it (profile/run.py probe_shell_command says why).
+    oom_score_adj: int | None = None
+
     def validate(self) -> None:
         if self.iterations < 1:
             raise UsageError("--iterations must be at least 1")
@@ -100,4 +103,5 @@ class ProfileOptions:
             "max_tokens": self.effective_max_tokens,
             "timeout_s": self.timeout_s,
             "cooldown_c": self.cooldown_c,
+            **({} if self.oom_score_adj is None else {"oom_score_adj": self.oom_score_adj}),
         }

@@ -15,10 +15,11 @@ plan per device and the devices in parallel.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from edgeship.android_harness.adb import Device
 from edgeship.android_harness.profile.options import ProfileOptions
@@ -35,6 +36,8 @@ from edgeship.errors import DeviceError, EdgeshipError, RunError
 from edgeship.exporter.manifest import Build, read_build
 from edgeship.profiles.schema import PROFILE_FILE_NAME, Iteration, Profile
 from edgeship.units import format_rate
+
+T = TypeVar("T")
 
 # -- one device ------------------------------------------------------------------------------------------
 
@@ -54,6 +57,49 @@ class DeviceOutcome:
         return self.error is None and self.failed_runs == 0
 
 
+def run_plan(
+    session: ProfileSession,
+    warmup: int,
+    iterations: int,
+    cancel: threading.Event | None = None,
+    stop_on_failure: bool = False,
+    label: str = "",
+) -> list[Iteration]:
+    """Warm-up runs then measured runs, each saved to the session's profile as it ends and numbered after
+    the profile's runs of its kind; with ``stop_on_failure`` the first run that does not end ok is the last (a
+    fit's step: a killed runner will be killed again). DeviceError when ``cancel`` is set between runs or the
+    device is lost."""
+    device = session.device
+    warmups_so_far = sum(1 for it in session.profile.iterations if it.warmup)
+    measured_so_far = len(session.profile.iterations) - warmups_so_far
+    plan = [(warmups_so_far + k, True) for k in range(1, warmup + 1)]
+    plan += [(measured_so_far + k, False) for k in range(1, iterations + 1)]
+    done: list[Iteration] = []
+    for index, is_warmup in plan:
+        if cancel is not None and cancel.is_set():
+            raise DeviceError(
+                f"{device.serial}: interrupted before {'warm-up' if is_warmup else 'run'} {index}"
+            )
+        iteration = run_once(session, index, is_warmup)
+        session.profile.iterations.append(iteration)
+        save_profile(session)
+        done.append(iteration)
+        kind = "warm-up" if is_warmup else "iteration"
+        session.reporter.note(f"{device.serial}: {label}{kind} {index}: {_describe(iteration)}")
+        if stop_on_failure and not iteration.exit.ok:
+            break
+    return done
+
+
+def device_failure(serial: str, exc: BaseException) -> str:
+    """The one line a device's failure is reported with (a bug says it is one)."""
+    if isinstance(exc, EdgeshipError):
+        return exc.message if exc.message.startswith(serial) else f"{serial}: {exc.message}"
+    if isinstance(exc, OSError):  # the local disk (runs dir) or the adb socket
+        return f"{serial}: {exc}"
+    return f"{serial}: unexpected {type(exc).__name__}: {exc} (please report)"
+
+
 def profile_device(
     device: Device,
     build: Build,
@@ -71,29 +117,11 @@ def profile_device(
         outcome.profile_path = session.out_dir / PROFILE_FILE_NAME
         outcome.profile = session.profile
         save_profile(session)
-        plan = [(k, True) for k in range(1, options.warmup + 1)] + [
-            (k, False) for k in range(1, options.iterations + 1)
-        ]
-        for index, warmup in plan:
-            if cancel is not None and cancel.is_set():
-                raise DeviceError(
-                    f"{device.serial}: interrupted before {'warm-up' if warmup else 'run'} {index}"
-                )
-            iteration = run_once(session, index, warmup)
-            session.profile.iterations.append(iteration)
-            save_profile(session)
-            label = "warm-up" if warmup else "iteration"
-            reporter.note(f"{device.serial}: {label} {index}: {_describe(iteration)}")
+        run_plan(session, options.warmup, options.iterations, cancel)
         session.profile.state["after"] = plain_device_state(device)
         save_profile(session)
-    except EdgeshipError as exc:
-        outcome.error = (
-            exc.message if exc.message.startswith(device.serial) else f"{device.serial}: {exc.message}"
-        )
-    except OSError as exc:  # the local disk (runs dir) or the adb socket
-        outcome.error = f"{device.serial}: {exc}"
-    except Exception as exc:  # a bug must not stop the other devices' runs; the message says it is one
-        outcome.error = f"{device.serial}: unexpected {type(exc).__name__}: {exc} (please report)"
+    except Exception as exc:  # a device's failure (or a bug) must not stop the other devices' runs
+        outcome.error = device_failure(device.serial, exc)
     if session is not None:
         outcome.failed_runs = len(session.profile.failed())
     return outcome
@@ -137,21 +165,39 @@ def profile_devices(
     reporter = reporter or Reporter()
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
+    return on_each_device(
+        devices,
+        lambda device, cancel: profile_device(device, build, runs_dir, options, config, reporter, cancel),
+        reporter,
+        "interrupted: stopping after the current runs; profile.json keeps the finished ones",
+    )
+
+
+def on_each_device(
+    devices: Sequence[Device],
+    work: Callable[[Device, threading.Event], T],
+    reporter: Reporter,
+    interrupted: str,
+    on_interrupt: Callable[[], None] | None = None,
+) -> list[T]:
+    """``work(device, cancel)`` on every device at once (one thread each); results in device order.
+
+    Ctrl-C: threads cannot be killed, so ``cancel`` asks each to stop after its current run (bounded by the
+    run's timeout) and ``on_interrupt`` runs at once (a fit gives the devices their memory back before
+    waiting); the KeyboardInterrupt is raised again once they stopped. A second Ctrl-C leaves at once.
+    """
     if not devices:
         return []
     cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="profile")
-    futures = [
-        pool.submit(profile_device, device, build, runs_dir, options, config, reporter, cancel)
-        for device in devices
-    ]
+    pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="device")
+    futures = [pool.submit(work, device, cancel) for device in devices]
     try:
         return [future.result() for future in futures]
     except KeyboardInterrupt:
-        # Threads cannot be killed: ask each device to stop after its current run (bounded by --timeout);
-        # profile.json already holds every finished run. A second Ctrl-C leaves at once.
         cancel.set()
-        reporter.note("interrupted: stopping after the current runs; profile.json keeps the finished ones")
+        reporter.note(interrupted)
+        if on_interrupt is not None:
+            on_interrupt()
         for future in futures:
             future.result()
         raise

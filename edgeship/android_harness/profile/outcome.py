@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.android_harness.probe import ProbeRun, read_probe_output
+from edgeship.android_harness.profile.oom import KillRecord, attribute_kill
 from edgeship.android_harness.runners import RunnerAdapter, RunnerMetrics
 from edgeship.errors import EdgeshipError
 from edgeship.exporter.manifest import Section
@@ -128,11 +129,14 @@ def iteration_from_outputs(
     shell_problem: str | None,
     shell_wall: float,
     shell_exit: int | None = None,
+    kill_record: KillRecord | None = None,
 ) -> tuple[Iteration, str | None]:
     """The Iteration of one run from its pulled files, and the probe's version when its output names one.
 
     ``shell_problem``/``shell_wall``/``shell_exit`` are what the adb shell call saw: the note when the probe
     left nothing usable, the wall time when it recorded none, 128 + signal when the probe itself was killed.
+    ``kill_record`` is what the device recorded of memory kills meanwhile (oom.py): a SIGKILL it confirms
+    becomes ``oom_killed``.
     """
     relative_dir = local_dir.name
     timeline = local_dir / "timeline.csv"
@@ -182,6 +186,7 @@ def iteration_from_outputs(
     status = classify_exit(exit_code, signal, run.timed_out, has_metrics, timeout_s)
     if probe_killed and status.note:
         status.note = f"probe and runner {status.note}"
+    status = attribute_kill(status, kill_record, run.pid)
     if status.status == STATUS_PROBE_ERROR and shell_problem:
         status.note = shell_problem
     if status.status == STATUS_CRASH and status.signal is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import signal
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from edgeship.android_harness.adb import Device
 from edgeship.android_harness.probe import probe_command
 from edgeship.android_harness.profile.cooldown import wait_for_cooldown
+from edgeship.android_harness.profile.oom import KillRecord, kill_log_lines, read_oom_kills
 from edgeship.android_harness.profile.outcome import iteration_from_outputs, last_line
 from edgeship.android_harness.profile.session import (
     ProfileSession,
@@ -41,8 +43,14 @@ def probe_shell_command(
     runner_argv: Sequence[str],
     env: dict[str, str] | None = None,
     smaps_interval_ms: int | None = None,
+    oom_score_adj: int | None = None,
 ) -> str:
-    """The one device shell line of a run: make the run dir, go there, exec the probe (every word quoted)."""
+    """The one device shell line of a run: make the run dir, go there, exec the probe (every word quoted).
+
+    ``oom_score_adj`` (a fit's balloon steps) is set on the shell first, so the probe and the runner inherit
+    it: raising one's own score needs no privilege, and it makes the runner, not the balloon, the process the
+    OOM killer and lmkd take first when the runner does not fit.
+    """
     probe_argv = probe_command(
         probe,
         out_dir,
@@ -55,7 +63,12 @@ def probe_shell_command(
     env_words = [f"{name}={value}" for name, value in sorted((env or {}).items())]
     exec_words = (["env", *env_words] if env_words else []) + probe_argv
     quote = shlex.quote
-    return f"mkdir -p {quote(out_dir)} && cd {quote(out_dir)} && exec " + " ".join(
+    score = (
+        ""
+        if oom_score_adj is None
+        else f"{{ echo {int(oom_score_adj)} > /proc/self/oom_score_adj; }} 2>/dev/null; "
+    )
+    return f"{score}mkdir -p {quote(out_dir)} && cd {quote(out_dir)} && exec " + " ".join(
         quote(w) for w in exec_words
     )
 
@@ -106,7 +119,9 @@ def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
         runner_argv=runner_argv,
         env=session.runner_env,
         smaps_interval_ms=options.smaps_interval_ms,
+        oom_score_adj=options.oom_score_adj,
     )
+    oom_before = read_oom_kills(device)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     shell_problem: str | None = None
@@ -130,7 +145,13 @@ def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
         session.profile.iterations.append(lost)
         save_profile(session)
         raise
-    iteration = _read_outputs(session, index, warmup, local_dir, shell_problem, shell_wall, shell_exit)
+    # The probe exits 128 + the runner's signal (and the shell so when the probe itself was killed): only a
+    # SIGKILL sends us to the device's logs for lmkd's or the kernel's word on it.
+    killed = shell_exit == 128 + signal.SIGKILL
+    kills = KillRecord(oom_before, read_oom_kills(device), kill_log_lines(device) if killed else ())
+    iteration = _read_outputs(
+        session, index, warmup, local_dir, shell_problem, shell_wall, shell_exit, kill_record=kills
+    )
     iteration.cooldown = cooldown
     iteration.started_at = started_at
     return iteration
@@ -154,6 +175,7 @@ def _read_outputs(
     shell_problem: str | None,
     shell_wall: float,
     shell_exit: int | None = None,
+    kill_record: KillRecord | None = None,
 ) -> Iteration:
     """The run's Iteration from its pulled files; the probe's version goes into the profile's probe record."""
     iteration, probe_version = iteration_from_outputs(
@@ -166,6 +188,7 @@ def _read_outputs(
         shell_problem=shell_problem,
         shell_wall=shell_wall,
         shell_exit=shell_exit,
+        kill_record=kill_record,
     )
     if probe_version:
         session.profile.probe["version"] = probe_version

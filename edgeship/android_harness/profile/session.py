@@ -86,6 +86,9 @@ class ProfileSession:
     profile: Profile
     reporter: Reporter
     started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    # A fit's steps save theirs as step.json, so `report` and `gate` (which look for profile.json) do not
+    # take a constrained step for a profile of the device.
+    profile_name: str = PROFILE_FILE_NAME
 
 
 def plain_device_state(device: Device) -> dict[str, Any] | None:
@@ -207,4 +210,4 @@ def _clear_old_runs(out_dir: Path) -> None:
 def save_profile(session: ProfileSession) -> None:
     """Summarize the runs so far and rewrite profile.json atomically."""
     session.profile.summary = summarize_iterations(session.profile.iterations)
-    write_profile(session.profile, session.out_dir / PROFILE_FILE_NAME)
+    write_profile(session.profile, session.out_dir / session.profile_name)

@@ -428,8 +428,12 @@ def assemble_script(
         *_FUNCTIONS,
         sh("writer=; linker=; beat="),
         # A failed attempt's own file is of no use (pieces and the partial link are what resume): drop it.
-        sh("""trap 'kill $writer $linker $beat 2>/dev/null || true; rm -rf "$A"' EXIT"""),
-        sh("trap 'exit 129' HUP INT TERM"),  # adbd HUPs the script when the host goes: end, via EXIT
+        sh("""give_up() { kill $writer $linker $beat 2>/dev/null || true; rm -rf "$A"; }"""),
+        sh("trap give_up EXIT"),
+        # adbd HUPs the script when the host goes. The HUP trap tidies up itself: under `set -e`, mksh
+        # leaves a command the signal failed (the hashing pipeline) through errexit, and then an `exit` in
+        # a trap skips the EXIT trap, which left the attempt looking alive for ATTEMPT_LIVE_S.
+        sh("trap 'give_up; trap - EXIT; exit 129' HUP INT TERM"),
         # The heartbeat says this push lives (on the device's clock): `touch -c` never recreates the
         # stamp once it is removed, and the loop ends with the script.
         sh(': > "$A"/{alive}', alive=ALIVE_STAMP),

@@ -24,7 +24,16 @@ from edgeship.profiles.planner.kv import (
     kv_layout,
     layout_bytes_at,
 )
-from edgeship.profiles.planner.model import BuildFacts, Plan, Term, fit_verdict, plan_memory, ple_resident
+from edgeship.profiles.planner.model import (
+    BuildFacts,
+    Minimum,
+    Plan,
+    Term,
+    fit_verdict,
+    minimum_memory,
+    plan_memory,
+    ple_resident,
+)
 
 
 def read_build_facts(build_dir: str | Path) -> BuildFacts:
@@ -56,6 +65,7 @@ __all__ = [
     "BuildFacts",
     "Calibration",
     "KvLayout",
+    "Minimum",
     "Plan",
     "Term",
     "architecture_bytes",
@@ -66,6 +76,7 @@ __all__ = [
     "kv_layout",
     "layout_bytes_at",
     "load_calibrations",
+    "minimum_memory",
     "plan_build",
     "plan_memory",
     "ple_resident",

@@ -5,7 +5,9 @@ profiles of the tiny and ple-heavy builds on a virtual device: the runtime's own
 arenas: peak PSS minus every bundle term), how many anonymous bytes the transformer section costs per section
 byte (the runtime repacks its weights), which share of each dense section stays resident from the file, and
 the fault-around window that decides PLE residency. Recalibrate with one command after a runner changes:
-``python benchmarks/calibrate_planner.py`` (it profiles, refits and rewrites the file).
+``python benchmarks/calibrate_planner.py`` (it profiles, refits and rewrites the file). An entry's ``minimum``
+(what a run needs beyond its peak to decode at full speed: model.minimum_memory) is fitted on measured fit
+curves by ``python benchmarks/fit_curve.py --calibrate``, and kept by calibrate_planner.py.
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ ROLES = ("transformer", "embedder", "ple", "other")
 
 
 @dataclass(frozen=True)
+class MinimumCalibration:
+    """What a run needs beyond its peak PSS to decode at full speed (model.minimum_memory), fitted on the
+    knees of measured fit curves by benchmarks/fit_curve.py --calibrate."""
+
+    beyond_peak: int  # bytes charged to the device beside the runner's PSS (probe, shell, kernel memory)
+    bundle_read_share: float  # of the bundle bytes read at init and not kept mapped, what must stay cached
+    source: dict[str, Any] = field(default_factory=dict)  # command, date, machine, the fits
+
+
+@dataclass(frozen=True)
 class Calibration:
     runner: str  # "<runner name> <runner version>", as profile.json records it
     overhead_pss: int  # the runtime itself at peak (bytes)
@@ -32,6 +44,7 @@ class Calibration:
     file_resident_share: dict[str, float]  # role → share of the section resident from the file
     fault_around_bytes: int  # pages mapped per fault in a file mapping (Linux fault_around_bytes)
     source: dict[str, Any] = field(default_factory=dict)  # command, date, machine, builds, measurements
+    minimum: MinimumCalibration | None = None  # None: no fit curve measured for this runner
 
     def describe_source(self) -> str:
         src = self.source
@@ -61,10 +74,30 @@ def load_calibrations(path: Path = CALIBRATION_FILE) -> dict[str, Calibration]:
             file_resident_share={role: float(entry["file_resident_share"][role]) for role in ROLES},
             fault_around_bytes=int(entry["fault_around_bytes"]),
             source=dict(entry.get("source") or {}),
+            minimum=_minimum(entry.get("minimum")),
         )
     if not calibrations:
         raise InputError(f"{path} holds no runner; recalibrate")
     return calibrations
+
+
+def _minimum(entry: dict[str, Any] | None) -> MinimumCalibration | None:
+    if not entry:
+        return None
+    return MinimumCalibration(
+        int(entry["beyond_peak"]), float(entry["bundle_read_share"]), dict(entry.get("source") or {})
+    )
+
+
+def write_calibration_file(runners: dict[str, Any], path: Path = CALIBRATION_FILE) -> None:
+    """calibration.yaml with ``runners`` (name → entry as in the file)."""
+    header = (
+        "# Written by benchmarks/calibrate_planner.py; each runner's `minimum` by benchmarks/fit_curve.py "
+        "--calibrate\n# (see edgeship/profiles/planner/calibration.py).\n"
+    )
+    body = yaml.safe_dump({"schema": CALIBRATION_SCHEMA, "runners": runners}, sort_keys=False, width=110)
+    path.write_text(header + body)
+    load_calibrations.cache_clear()
 
 
 def calibration_for(runner: str | None) -> tuple[Calibration, str | None]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from edgeship.exporter.manifest import EMBEDDER_KIND, PLE_SECTION_KIND, PREFILL_DECODE_KIND
 from edgeship.profiles.planner.calibration import Calibration
 from edgeship.profiles.planner.kv import KvLayout, kv_layout
-from edgeship.units import format_decimal_bytes
+from edgeship.units import format_bytes, format_decimal_bytes
 
 ROLE_BY_KIND = {PREFILL_DECODE_KIND: "transformer", EMBEDDER_KIND: "embedder", PLE_SECTION_KIND: "ple"}
 
@@ -97,6 +97,51 @@ def fit_verdict(predicted: int, usable: int) -> str:
     margin = usable - predicted
     text = format_decimal_bytes(abs(margin))
     return f"fits with {text} headroom" if margin >= 0 else f"over by {text}"
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """The least available memory a run decodes at full speed in, as the planner predicts it."""
+
+    bytes: int
+    peak: int  # the predicted peak PSS (Plan.total)
+    beyond_peak: int  # charged to the device beside the runner's PSS (calibration)
+    unmapped_read: int  # bundle bytes the engine reads at init but does not keep mapped
+    share: float  # of them, what must stay in the page cache (calibration)
+    how: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "minimum": self.bytes,
+            "peak": self.peak,
+            "beyond_peak": self.beyond_peak,
+            "unmapped_read": self.unmapped_read,
+            "share": self.share,
+            "how": self.how,
+        }
+
+
+def minimum_memory(plan: Plan, bundle_bytes: int) -> Minimum:
+    """The peak is not the minimum. Beside the runner's PSS the device holds the probe, the shell and the
+    kernel's own memory for them; and LiteRT-LM reads the whole bundle at init (after one ple-heavy run 144
+    of its 153 MiB were in the page cache while the runner kept 30 MiB mapped). With less memory than the
+    peak plus part of that read, the pages decoding needs next are reclaimed with the rest and come back
+    from storage: the major faults below a fit curve's knee. Both are fitted on measured knees
+    (benchmarks/fit_curve.py --calibrate); without them the minimum is the peak."""
+    mapped = sum(term.bytes for term in plan.terms if term.kind == "file-backed")
+    unmapped = max(0, bundle_bytes - mapped)
+    fitted = plan.calibration.minimum
+    if fitted is None:
+        how = "the predicted peak PSS (no fit curve measured for this runner)"
+        return Minimum(plan.total, plan.total, 0, unmapped, 0.0, how)
+    read = int(unmapped * fitted.bundle_read_share)
+    how = (
+        f"the predicted peak PSS + {format_bytes(fitted.beyond_peak)} beside it + "
+        f"{fitted.bundle_read_share:.0%} of the {format_bytes(unmapped)} the engine reads at init and does "
+        "not keep mapped"
+    )
+    total = plan.total + fitted.beyond_peak + read
+    return Minimum(total, plan.total, fitted.beyond_peak, unmapped, fitted.bundle_read_share, how)
 
 
 def ple_resident(section_bytes: int, table_bytes: int, tokens: int, window: int, rest_share: float) -> int:

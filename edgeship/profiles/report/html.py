@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from edgeship import __version__
+from edgeship.profiles.fitcurve import CURVE_HEADERS, CURVE_NUMERIC, curve_rows
 from edgeship.profiles.report.model import Entry, Report
-from edgeship.profiles.report.plots import legend
+from edgeship.profiles.report.plots import fit_legend, legend
 from edgeship.profiles.report.rows import (
     check_summary,
+    fit_summary,
     latency_rows,
     matrix_rows,
     memory_rows,
@@ -37,6 +39,10 @@ class EntryView:
     check: list[list[str]]
     svg: str | None
     legend: list[tuple[str, str, str]]
+    fit: list[list[str]]  # the fit curve's findings (empty: no fit.json beside the profile)
+    fit_rows: list[list[str]]
+    fit_svg: str | None
+    fit_legend: list[tuple[str, str, str]]
 
 
 def _draw(job: tuple[Timeline, str]) -> str:
@@ -65,10 +71,23 @@ def draw_timelines(entries: list[Entry]) -> list[str | None]:
     return svgs
 
 
+def draw_fit_curves(entries: list[Entry]) -> list[str | None]:
+    """One SVG per entry with a fit curve (few per report: drawn here, not by workers)."""
+    if not any(entry.fit is not None and entry.fit.steps for entry in entries):
+        return [None] * len(entries)
+    from edgeship.profiles.report.plots import fit_curve_svg
+
+    return [
+        fit_curve_svg(entry.fit, f"edgeship-fit-{i}") if entry.fit is not None and entry.fit.steps else None
+        for i, entry in enumerate(entries)
+    ]
+
+
 def report_html(report: Report) -> str:
     import jinja2
 
     svgs = draw_timelines(report.entries)
+    fit_svgs = draw_fit_curves(report.entries)
     views = [
         EntryView(
             entry=entry,
@@ -82,8 +101,12 @@ def report_html(report: Report) -> str:
             check=check_summary(entry),
             svg=svg,
             legend=legend(entry.timeline) if entry.timeline is not None else [],
+            fit=fit_summary(entry),
+            fit_rows=curve_rows(entry.fit) if entry.fit is not None else [],
+            fit_svg=fit_svg,
+            fit_legend=fit_legend(entry.fit) if entry.fit is not None else [],
         )
-        for entry, svg in zip(report.entries, svgs, strict=True)
+        for entry, svg, fit_svg in zip(report.entries, svgs, fit_svgs, strict=True)
     ]
     environment = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
@@ -94,5 +117,7 @@ def report_html(report: Report) -> str:
         "views": views,
         "matrix": matrix_rows(report),
         "version": __version__,
+        "curve_headers": CURVE_HEADERS,
+        "curve_numeric": CURVE_NUMERIC,
     }
     return template.render(**context)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from edgeship.profiles.fitcurve import CURVE_HEADERS, CURVE_NUMERIC, curve_rows
 from edgeship.profiles.markdown import pipe_table
 from edgeship.profiles.report.model import Report
 from edgeship.profiles.report.rows import (
     STAT_HEADERS,
     check_summary,
+    fit_summary,
     latency_rows,
     matrix_rows,
     memory_rows,
@@ -31,6 +33,7 @@ def report_markdown(report: Report) -> str:
             "",
             f"Runs: {entry.runs}. Fit: **{entry.check.verdict}**.",
             "",
+            *([f"Fit curve: {entry.fit.verdict}.", ""] if entry.fit is not None else []),
             "<details><summary>latency, memory, sections, planner, launch claims</summary>",
             "",
         ]
@@ -42,6 +45,9 @@ def report_markdown(report: Report) -> str:
             "",
         ]
         lines += [pipe_table(["planner", ""], check_summary(entry)), ""]
+        if entry.fit is not None:
+            lines += [pipe_table(["fit curve", ""], fit_summary(entry)), ""]
+            lines += [pipe_table(list(CURVE_HEADERS), curve_rows(entry.fit), right=CURVE_NUMERIC), ""]
         for claim in entry.claims:
             lines.append(f"- {claim.claim}: {claim.measured} _({claim.configuration})_")
         lines += ["", "</details>"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgeship.profiles.collect import LoadedProfile
 from edgeship.profiles.figures import FIGURES_BY_NAME, figure_values
+from edgeship.profiles.fitcurve import FIT_FILE_NAME, FitResult, load_fit
 from edgeship.profiles.identity import bundle_label, device_label
 from edgeship.profiles.planner import (
     Budget,
@@ -118,6 +119,9 @@ class Entry:
     claims: list[ClaimRow]
     build_dir: str | None
     versions: dict[str, str] = field(default_factory=dict)
+    fit: FitResult | None = None  # `edgeship fit`'s curve beside this profile (fit.json), when there is one
+    fit_path: str | None = None
+    fit_note: str | None = None  # why a fit.json beside the profile is not shown
 
 
 @dataclass
@@ -340,6 +344,26 @@ def _claims(profile: Profile, build: BuildFacts | None, sections: list[SectionRo
     return rows
 
 
+def find_fit(loaded: LoadedProfile) -> tuple[FitResult | None, str | None, str | None]:
+    """`edgeship fit`'s fit.json beside the profile (the fit's unconstrained run), if it is of the same
+    device and bundle: (fit, its path, why it is not shown)."""
+    from edgeship.errors import InputError
+
+    path = loaded.folder / FIT_FILE_NAME
+    if not path.is_file():
+        return None, None, None
+    try:
+        fit = load_fit(path)
+    except InputError as exc:
+        return None, str(path), str(exc)
+    profile = loaded.profile
+    if fit.bundle.get("sha256") != profile.bundle.get("sha256") or fit.device.get(
+        "serial"
+    ) != profile.device.get("serial"):
+        return None, str(path), f"{path} is of another device or bundle than the profile beside it"
+    return fit, str(path), None
+
+
 def build_entry(loaded: LoadedProfile, extra_builds: dict[str, Path]) -> Entry:
     profile = loaded.profile
     build, build_dir, why = find_build(profile, extra_builds)
@@ -351,6 +375,7 @@ def build_entry(loaded: LoadedProfile, extra_builds: dict[str, Path]) -> Entry:
         "minor": Stat.of([f.get("minflt") for f in rusages]),
         "major": Stat.of([f.get("majflt") for f in rusages]),
     }
+    fit, fit_path, fit_note = find_fit(loaded)
     versions = {}
     if build is not None:
         versions = {
@@ -375,6 +400,9 @@ def build_entry(loaded: LoadedProfile, extra_builds: dict[str, Path]) -> Entry:
         claims=_claims(profile, build, sections),
         build_dir=build_dir,
         versions=versions,
+        fit=fit,
+        fit_path=fit_path,
+        fit_note=fit_note,
     )
 
 

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from edgeship.profiles.fitcurve import FitResult
 from edgeship.profiles.report.timeline import Timeline
 
 MIB = 1024 * 1024
@@ -149,3 +150,105 @@ def scope_ids(svg: str, key: str) -> str:
 def _finite(faults: dict[str, list[float]]) -> list[float]:
     values = [v for series in faults.values() for v in series if not math.isnan(v)]
     return values or [1.0]
+
+
+# -- the fit curve (edgeship fit) ---------------------------------------------------------------------------
+
+OUTCOME_COLORS = {
+    "fast": "#2d7d46",
+    "slow": "#e39c37",
+    "stalled": "#b65a8f",
+    "killed": "#c0392b",
+    "failed": "#c0392b",
+    "no_start": "#888888",
+    "balloon_killed": "#888888",
+}
+MARKS = {"knee": ("#2d7d46", "-"), "kill": ("#c0392b", "-"), "planner": (ANON, "--"), "bundle": (FILE, ":")}
+
+
+def fit_marks(fit: FitResult) -> dict[str, float]:
+    """Available memory (MiB) of the knee, the kill point, the planner's minimum and the bundle's size."""
+    knee, kill, planner = fit.knee or {}, fit.kill or {}, fit.planner or {}
+    values = {
+        "knee": knee.get("available") if knee.get("step") else None,
+        "kill": kill.get("killed_at"),
+        "planner": planner.get("minimum"),
+        "bundle": fit.bundle.get("bytes"),
+    }
+    return {name: value / MIB for name, value in values.items() if value}
+
+
+def fit_curve_svg(fit: FitResult, key: str) -> str:
+    """Decode tok/s by available memory (each step coloured by its outcome, the threshold dashed), major
+    faults and PLE residency below it; the knee, kill point, planner's minimum and bundle size as lines. The
+    unconstrained run sits far to the right on a phone's whole RAM, so it is named in a corner, not drawn."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": 8}):
+        fig = Figure(figsize=(7.2, 3.8))
+        fig.subplots_adjust(left=0.08, right=0.92, top=0.93, bottom=0.12, hspace=0.08)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+        steps = [(float(step.available or step.target_available or 0) / MIB, step) for step in fit.steps]
+        marks = fit_marks(fit)
+        right = max([x for x, _ in steps] + list(marks.values()) + [1.0]) * 1.12
+        baseline = fit.baseline.figures.decode_tok_s or 0.0
+        decoded = sorted((x, s.figures.decode_tok_s) for x, s in steps if s.figures.decode_tok_s is not None)
+        if decoded:
+            top.plot(*zip(*decoded, strict=True), color=PSS, lw=1.0, zorder=2)
+        for x, step in steps:
+            value = step.figures.decode_tok_s
+            top.plot(
+                [x], [value if value is not None else 0.0], marker="o" if value is not None else "x",
+                color=OUTCOME_COLORS.get(step.outcome, PSS), ms=5, zorder=3, ls="none",
+            )  # fmt: skip
+        threshold = float(fit.config.get("threshold") or 0.9)
+        if baseline:
+            top.axhline(baseline, color=FILE, lw=0.8)
+            top.axhline(threshold * baseline, color=FILE, lw=0.8, ls="--")
+        ceiling = max([baseline, *(v for _, v in decoded)]) * 1.15 or 1.0
+        top.set_ylim(0, ceiling)
+        top.set_ylabel("decode tok/s")
+        unconstrained = fit.baseline.available or 0
+        top.text(
+            0.99, 0.97, f"unconstrained: {unconstrained / MIB:.0f} MiB, {baseline:.0f} tok/s",
+            transform=top.transAxes, ha="right", va="top", fontsize=7, color="#555555",
+        )  # fmt: skip
+        faults = sorted((x, s.figures.major_faults) for x, s in steps if s.figures.major_faults is not None)
+        if faults:
+            bottom.plot(*zip(*faults, strict=True), color=FAULT_COLORS["major"], lw=1.0, marker=".")
+        bottom.set_ylabel("major faults")
+        bottom.set_ylim(bottom=0)
+        ple = sorted(
+            (x, s.figures.ple_resident / MIB) for x, s in steps if s.figures.ple_resident is not None
+        )
+        if ple:
+            twin = bottom.twinx()
+            twin.plot(*zip(*ple, strict=True), color=SECTION_COLORS[0], lw=1.0, marker=".")
+            twin.set_ylabel("PLE resident MiB")
+            twin.set_ylim(bottom=0)
+        for name, x in marks.items():
+            color, style = MARKS[name]
+            for axis in (top, bottom):
+                axis.axvline(x, color=color, ls=style, lw=1.0, zorder=1)
+            top.text(x, ceiling * 0.99, f" {name}", color=color, fontsize=7, va="top", ha="left", rotation=90)
+        bottom.set_xlim(0, right)
+        bottom.set_xlabel("available memory before the run, MiB")
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return scope_ids(text[text.index("<svg") :], key)
+
+
+def fit_legend(fit: FitResult) -> list[tuple[str, str, str]]:
+    seen = list(dict.fromkeys(step.outcome for step in fit.steps))
+    entries = [(outcome.replace("_", " "), OUTCOME_COLORS.get(outcome, PSS), "line") for outcome in seen]
+    entries += [
+        (f"{name}", MARKS[name][0], "dashed" if MARKS[name][1] != "-" else "line") for name in fit_marks(fit)
+    ]
+    entries += [("major faults", FAULT_COLORS["major"], "line")]
+    if any(step.figures.ple_resident is not None for step in fit.steps):
+        entries.append(("PLE resident", SECTION_COLORS[0], "line"))
+    return entries

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from edgeship.profiles.figures import FIGURES_BY_NAME
 from edgeship.profiles.report.model import MEMORY_ROWS, Entry, Report, Stat
-from edgeship.units import MISSING, format_bytes, format_figure, format_percent, format_signed_bytes
+from edgeship.units import (
+    MISSING,
+    format_bytes,
+    format_change,
+    format_figure,
+    format_percent,
+    format_signed_bytes,
+)
 
 LATENCY_LABELS = {
     "init_s": "init",
@@ -87,4 +94,27 @@ def matrix_rows(report: Report) -> list[list[str]]:
     return [
         [device, *[matrix_cell(report.cell(device, bundle)) for bundle in report.bundles]]
         for device in report.devices
+    ]
+
+
+def fit_summary(entry: Entry) -> list[list[str]]:
+    """The fit curve's findings beside the planner's fit verdict: knee, kill point, planner's minimum."""
+    fit = entry.fit
+    if fit is None:
+        return []
+    knee, kill, planner = fit.knee or {}, fit.kill or {}, fit.planner or {}
+    measured_knee = format_bytes(knee.get("available")) if knee.get("step") else MISSING
+    if knee.get("step") and knee.get("above"):
+        measured_knee += f" (slower at {format_bytes(knee['above'])})"
+    minimum = format_bytes(planner.get("minimum"))
+    if planner.get("how"):
+        minimum += f" ({planner['how']})"
+    return [
+        ["measured", fit.verdict or MISSING],
+        ["knee (available memory)", measured_knee],
+        ["planner's minimum", minimum],
+        ["planner vs knee", format_change(planner.get("error_vs_knee"))],
+        ["runs down to", format_bytes(kill.get("runs_at"))],
+        ["killed at", format_bytes(kill.get("killed_at"))],
+        ["method", f"{fit.method}; {fit.state}; {len(fit.steps)} step(s)"],
     ]

@@ -71,6 +71,34 @@ def _entry(entry: Entry) -> dict[str, Any]:
             "note": check.note,
         },
         "claims": [asdict(claim) for claim in entry.claims],
+        "fit": _fit(entry),
+    }
+
+
+def _fit(entry: Entry) -> dict[str, Any] | None:
+    """`edgeship fit`'s findings beside the profile, and its curve (one point per measured step)."""
+    fit = entry.fit
+    if fit is None:
+        return None
+    return {
+        "path": entry.fit_path,
+        "method": fit.method,
+        "state": fit.state,
+        "verdict": fit.verdict,
+        "knee": fit.knee,
+        "kill": fit.kill,
+        "planner": fit.planner,
+        "curve": [
+            {
+                "step": step.index,
+                "available": step.available,
+                "target_available": step.target_available,
+                "outcome": step.outcome,
+                "decode_ratio": step.decode_ratio,
+                **asdict(step.figures),
+            }
+            for step in fit.curve()
+        ],
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgeship.vdevice.services import misc, shell, sync
+from edgeship.vdevice.services import misc, ram, shell, sync
 
 if TYPE_CHECKING:
     from edgeship.vdevice.device import VirtualDevice
@@ -25,4 +25,6 @@ def open_service(device: VirtualDevice, name: str) -> ServiceHandler | None:
         return shell.open_exec(device, name[len("exec:") :])
     if name == "sync:":
         return sync.open_sync(device)
+    if name == ram.SERVICE:
+        return ram.open_ram(device, name)
     return misc.open_named(device, name)

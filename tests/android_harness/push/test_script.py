@@ -29,6 +29,7 @@ from edgeship.android_harness.push.script import (
 )
 from edgeship.android_harness.store import (
     BLOCK,
+    DeviceIndex,
     DeviceStore,
     index_text,
     partial_name,
@@ -340,3 +341,35 @@ def test_a_rebuild_whose_writer_dies_ends_at_once(tmp_path: Path) -> None:
     code, final, stderr = _run_assembly(tmp_path / "root", old_dir, new_dir, 4 * BLOCK, env=env, timeout=60)
     assert code not in (0, -9), f"exit {code} after {time.monotonic() - started:.0f} s: {stderr[-300:]}"
     assert "writer" in stderr and not final.exists()
+
+
+@pytest.mark.parametrize("shell", ["mksh", "sh"])
+def test_a_hung_up_push_removes_its_attempt_at_once_and_keeps_its_prefix(tmp_path: Path, shell: str) -> None:
+    """adbd HUPs the script when the host goes. Under mksh (a phone's sh) with `set -e`, main's HUP trap
+    (`exit 129`, cleanup left to the EXIT trap) never tidied up: the hashing pipeline the signal failed took
+    the shell out through errexit and the trap's `exit` skipped the EXIT trap, so the attempt folder and its
+    `alive` stamp stayed and a re-push could not take the partial prefix for ATTEMPT_LIVE_S."""
+    new_dir = write_build(tmp_path / "new", random_sections([9 * BLOCK + 5]))
+    new = read_build(new_dir)
+    root = tmp_path / "root"
+    store = DeviceStore(_PathsOnly(), root=str(root))  # type: ignore[arg-type]
+    staging = root / "staging" / new.sha256
+    attempt = staging / "attempt-hup"
+    attempt.mkdir(parents=True)
+    for side in side_files(new):
+        shutil.copy(side.path, attempt / side.name)
+    plan = plan_transfer(new, DeviceIndex(), grid=4 * BLOCK)
+    script = assemble_script(store, new, plan, {}, verify=True, attempt=attempt.name)
+    prefix = new.bundle_path.read_bytes()[: 3 * BLOCK]
+    with subprocess.Popen([shell, "-c", script], stderr=subprocess.PIPE, start_new_session=True) as process:
+        (_, _, remote), *_ = data_targets(store, plan, attempt.name)
+        Path(remote).write_bytes(prefix)  # part of the SEND arrived, then the host went
+        partial = staging / "pieces" / partial_name(attempt.name)
+        deadline = time.monotonic() + 30
+        while not partial.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert partial.exists(), "the script never linked the arriving file"
+        os.killpg(process.pid, signal.SIGHUP)
+        process.wait(timeout=30)
+    assert not attempt.exists()
+    assert partial.read_bytes() == prefix
