@@ -3,10 +3,14 @@ the one rule for a file name that crosses a trust boundary (a manifest's, a devi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from edgeship.errors import InputError
 
 # One path component that no shell, option parser or path join can misread: no separator, no `..`, no
 # leading `.` (hidden, temporary) or `-` (an option), no whitespace or shell metacharacter.
@@ -38,3 +42,26 @@ def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> Path
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json_document(
+    path: str | Path, file_name: str, missing_hint: str, invalid_hint: str = ""
+) -> tuple[Path, Any]:
+    """A JSON file contract (or the folder holding ``file_name``): its path and parsed data; a missing or
+    unparseable file is an InputError naming it (``missing_hint``: what makes one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    try:
+        return path, json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; {missing_hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}){invalid_hint}") from None
+
+
+def refuse_invalid(path: Path, what: str, problems: list[str]) -> None:
+    """InputError naming the first of a document's validation problems (and how many more there are)."""
+    if problems:
+        extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{path} is not an {what}: {problems[0]}{extra}")

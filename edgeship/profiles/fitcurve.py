@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.errors import InputError
-from edgeship.files import write_text_atomic
+from edgeship.files import read_json_document, refuse_invalid, write_text_atomic
 
 FIT_SCHEMA = "edgeship.fit/1"
 FIT_FILE_NAME = "fit.json"
@@ -149,19 +148,8 @@ def fit_from_dict(data: dict[str, Any]) -> FitResult:
 
 def load_fit(path: str | Path) -> FitResult:
     """Read and validate a fit.json (or the folder holding one); InputError names the first problem."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FIT_FILE_NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist; run `edgeship fit` first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc})") from None
-    problems = validate_fit(data)
-    if problems:
-        extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InputError(f"{path} is not an {FIT_SCHEMA} document: {problems[0]}{extra}")
+    path, data = read_json_document(path, FIT_FILE_NAME, "run `edgeship fit` first")
+    refuse_invalid(path, f"{FIT_SCHEMA} document", validate_fit(data))
     return fit_from_dict(data)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeship.errors import InputError
-from edgeship.files import write_text_atomic
+from edgeship.files import read_json_document, refuse_invalid, write_text_atomic
 
 PROFILE_SCHEMA = "edgeship.profile/1"
 PROFILE_FILE_NAME = "profile.json"
@@ -261,23 +261,14 @@ def _known(cls: type, values: dict[str, Any], skip: tuple[str, ...] = ()) -> dic
 
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile.json (or a folder holding one); InputError names the first problem."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / PROFILE_FILE_NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist; run `edgeship profile` first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); was the profile interrupted?") from None
+    path, data = read_json_document(
+        path, PROFILE_FILE_NAME, "run `edgeship profile` first", "; was the profile interrupted?"
+    )
     schema = data.get("schema") if isinstance(data, dict) else None
     if isinstance(schema, str) and schema.startswith("edgeship.profile/") and schema != PROFILE_SCHEMA:
         raise InputError(
             f"{path} is a {schema} profile; this edgeship reads {PROFILE_SCHEMA} "
             "(profile again with this version, or use the edgeship that wrote it)"
         )
-    problems = validate_profile(data)
-    if problems:
-        extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InputError(f"{path} is not an {PROFILE_SCHEMA} profile: {problems[0]}{extra}")
+    refuse_invalid(path, f"{PROFILE_SCHEMA} profile", validate_profile(data))
     return profile_from_dict(data)
