@@ -211,6 +211,24 @@ def test_concurrent_shells_and_pushes(adb_server, vdevice, tmp_path):
         assert all(job.result(timeout=120) for job in jobs)
 
 
+def test_concurrent_pushes_of_one_path_all_succeed(adb_server, vdevice, tmp_path):
+    """adbd lets two pushes of one path both succeed (the last one's bytes stay); two `edgeship push` runs
+    write the store marker at once. Main's device removed the old file, then created the new one with O_EXCL,
+    and a SEND that lost the race in between failed with "couldn't create file: File exists"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    device = adb_server.client().device(vdevice.serial)
+    sources = []
+    for index in range(4):
+        source = tmp_path / f"marker-{index}"
+        source.write_bytes(bytes([index]) * 100)
+        sources.append(source)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(25):
+            list(pool.map(lambda source: device.sync.push(str(source), "/data/local/tmp/marker"), sources))
+    assert (vdevice.sandbox_root / "marker").read_bytes() in {source.read_bytes() for source in sources}
+
+
 def test_several_devices_on_one_server(adb_server, vdevice_factory):
     devices = [
         vdevice_factory(adb_server, name=f"multi{i}", profile=p)

@@ -215,8 +215,9 @@ class SyncSession:
                 info = None
             if info is not None and stat.S_ISDIR(info.st_mode):
                 raise SandboxPathError(errno.EISDIR, location.device_path)
-            if info is not None:
-                os.unlink(name, dir_fd=parent)  # adbd replaces an existing file or symlink
+            if info is not None:  # adbd replaces an existing file or symlink
+                with contextlib.suppress(FileNotFoundError):  # a concurrent SEND of it took it first
+                    os.unlink(name, dir_fd=parent)
             yield parent
 
     def _receive_file(self, location: Location, mode: int) -> None:
@@ -224,8 +225,7 @@ class SyncSession:
         with contextlib.ExitStack() as stack:
             try:
                 parent = stack.enter_context(self._target_folder(location))
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                fd = os.open(name, flags, 0o600, dir_fd=parent)
+                fd = _create_replacing(parent, name)
             except (SandboxPathError, OSError) as exc:
                 self._discard_and_fail(f"couldn't create file: {_write_error(exc)}")
                 return
@@ -391,6 +391,25 @@ def _stat_v2_fields(info: os.stat_result) -> tuple[int, ...]:
         int(info.st_mtime),
         int(info.st_ctime),
     )
+
+
+def _create_replacing(folder_fd: int, name: str, tries: int = 8) -> int:
+    """A new file ``name`` in the folder, replacing one a concurrent SEND of the same path created meanwhile
+    (adbd lets two pushes of one path both succeed, the last one's bytes staying; two edgeship pushes write
+    the store marker at once). O_EXCL with O_NOFOLLOW: never through a symlink planted in between."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(tries - 1):
+        try:
+            return os.open(name, flags, 0o600, dir_fd=folder_fd)
+        except FileExistsError:
+            try:
+                info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone again: try once more
+            if stat.S_ISDIR(info.st_mode):
+                raise
+            _unlink_quietly(folder_fd, name)
+    return os.open(name, flags, 0o600, dir_fd=folder_fd)
 
 
 def _unlink_quietly(folder_fd: int, name: str) -> None:
