@@ -15,7 +15,13 @@ from typing import Any
 from edgeship.profiles.schema import Profile
 
 # Settings that change what a figure means; sampling cadence (interval_ms, smaps) does not.
-CONFIG_KEYS_THAT_MATTER = ("backend", "threads", "prefill", "decode", "max_tokens")
+CONFIG_KEYS_THAT_MATTER = ("backend", "threads", "prefill", "decode", "max_tokens", "weight_cache")
+# A profile written before a setting existed ran with what is now its default.
+CONFIG_DEFAULTS = {"weight_cache": "keep"}
+
+
+def setting(profile: Profile, key: str) -> Any:
+    return profile.config.get(key, CONFIG_DEFAULTS.get(key))
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def runner_identity(profile: Profile) -> tuple[Any, Any]:
 
 
 def config_identity(profile: Profile) -> tuple[Any, ...]:
-    return tuple(profile.config.get(key) for key in CONFIG_KEYS_THAT_MATTER)
+    return tuple(setting(profile, key) for key in CONFIG_KEYS_THAT_MATTER)
 
 
 def device_label(profile: Profile) -> str:
@@ -92,6 +98,6 @@ def differences(baseline: Profile, current: Profile) -> list[str]:
     if runner_identity(baseline) != runner_identity(current):
         reasons.append("runner {} {} vs {} {}".format(*runner_identity(baseline), *runner_identity(current)))
     for key in CONFIG_KEYS_THAT_MATTER:
-        if baseline.config.get(key) != current.config.get(key):
-            reasons.append(f"{key} {baseline.config.get(key)} vs {current.config.get(key)}")
+        if setting(baseline, key) != setting(current, key):
+            reasons.append(f"{key} {setting(baseline, key)} vs {setting(current, key)}")
     return reasons

@@ -125,7 +125,17 @@ def test_incomparable_pairs_are_reported_not_compared(run_gate: Gate, tmp_path: 
     base = write(make_profile([100, 101, 99]), tmp_path, "base")
     other_runner = write(make_profile([50, 50, 50], runner_version="other"), tmp_path, "runner")
     other_config = write(make_profile([50, 50, 50], config={"decode": 256}), tmp_path, "config")
-    for current, reason in ((other_runner, "runner"), (other_config, "decode 128 vs 256")):
+    # The baseline has no weight_cache key (older profiles): it ran with LiteRT-LM's own cache, "keep".
+    assert "weight_cache" not in json.loads(base.read_text())["config"]
+    no_cache = write(make_profile([50, 50, 50], config={"weight_cache": "off"}), tmp_path, "off")
+    same_cache = write(make_profile([100, 101, 99], config={"weight_cache": "keep"}), tmp_path, "keep")
+    result = run_gate("--baseline", str(base), "--current", str(same_cache), "--json")
+    assert [pair["status"] for pair in json.loads(result.stdout)["pairs"]] == ["compared"]
+    for current, reason in (
+        (other_runner, "runner"),
+        (other_config, "decode 128 vs 256"),
+        (no_cache, "weight_cache keep vs off"),
+    ):
         result = run_gate("--baseline", str(base), "--current", str(current), "--json")
         assert result.returncode == 0, result.stderr
         [pair] = json.loads(result.stdout)["pairs"]

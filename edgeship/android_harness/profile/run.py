@@ -18,6 +18,7 @@ from edgeship.android_harness.adb import Device
 from edgeship.android_harness.probe import probe_command
 from edgeship.android_harness.profile.cooldown import wait_for_cooldown
 from edgeship.android_harness.profile.oom import KillRecord, kill_log_lines, read_oom_kills
+from edgeship.android_harness.profile.options import WEIGHT_CACHE_COLD, WEIGHT_CACHE_OFF
 from edgeship.android_harness.profile.outcome import iteration_from_outputs, last_line
 from edgeship.android_harness.profile.session import (
     ProfileSession,
@@ -105,8 +106,11 @@ def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
         decode=options.decode,
         iterations=1,  # one engine run per probe run: each iteration gets its own memory timeline
         max_tokens=options.effective_max_tokens,
+        disable_weight_cache=options.weight_cache == WEIGHT_CACHE_OFF,
         log_sink_path=log_sink,
     )
+    if options.weight_cache == WEIGHT_CACHE_COLD:
+        remove_weight_caches(device, session.remote_bundle)
     runner_argv = session.adapter.build_command(
         session.remote_bundle, run_config, runner_path=session.runner_path
     )
@@ -155,6 +159,15 @@ def run_once(session: ProfileSession, index: int, warmup: bool) -> Iteration:
     iteration.cooldown = cooldown
     iteration.started_at = started_at
     return iteration
+
+
+def remove_weight_caches(device: Device, remote_bundle: str) -> None:
+    """Delete the weight caches LiteRT-LM wrote beside the bundle (``<bundle>_<mtime>_<size>.xnnpack_cache``,
+    and the GPU's ``…_weight_cache.bin``): the next run starts as a first launch does."""
+    result = device.shell(f"rm -f -- {shlex.quote(remote_bundle)}_*")
+    if result.exit_code != 0:
+        problem = last_line(result.stderr)
+        raise DeviceError(f"cannot remove the weight cache beside {remote_bundle}: {problem}")
 
 
 def _pull_run_dir(device: Device, remote_dir: str, local_dir: Path) -> None:

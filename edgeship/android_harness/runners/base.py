@@ -20,6 +20,7 @@ class RunConfig:
     decode: int = 256
     iterations: int = 1
     max_tokens: int | None = None
+    disable_weight_cache: bool = False  # LiteRT-LM runners: no XNNPACK weight cache file (--disable_cache)
     log_sink_path: str | None = None
     warmup: int = 1  # benchmark_model only: warm-up runs inside the process
     signature: str | None = None  # benchmark_model only: signature to run (e.g. "decode")

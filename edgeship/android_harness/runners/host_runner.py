@@ -38,6 +38,7 @@ SEPARATOR = "-" * 50
 KIB = 1024
 DEFAULT_PROMPT = "How are you"  # litert_lm.Benchmark's: padded or cut to the prefill tokens
 INPUT_TEXT = 0  # litert_lm._ffi.InputDataType.TEXT
+NO_CACHE_DIR = ":nocache"  # LiteRT-LM's cache dir that means no weight cache
 
 
 class FlagError(Exception):
@@ -179,7 +180,10 @@ def run_once(flags: HostRunnerFlags) -> tuple[RunFigures, LiveEngine]:
         lib.litert_lm_engine_settings_set_max_num_tokens(settings, flags.max_num_tokens)
     lib.litert_lm_engine_settings_set_num_prefill_tokens(settings, flags.benchmark_prefill_tokens)
     lib.litert_lm_engine_settings_set_num_decode_tokens(settings, flags.benchmark_decode_tokens)
-    if flags.cache_dir and not flags.disable_cache:
+    # litert_lm_main's meaning: no cache at all. Without a cache dir LiteRT-LM writes one beside the model.
+    if flags.disable_cache:
+        lib.litert_lm_engine_settings_set_cache_dir(settings, NO_CACHE_DIR)
+    elif flags.cache_dir:
         lib.litert_lm_engine_settings_set_cache_dir(settings, flags.cache_dir)
     engine = lib.litert_lm_engine_create(settings)
     lib.litert_lm_engine_settings_delete(settings)

@@ -210,6 +210,8 @@ class LiteRtLmMainAdapter:
             args.append(f"--max_num_tokens={cfg.max_tokens}")
         if cfg.threads is not None:
             args.append(f"--num_cpu_threads={cfg.threads}")
+        if cfg.disable_weight_cache:
+            args.append("--disable_cache")
         if cfg.log_sink_path:
             args.append(f"--log_sink_file={cfg.log_sink_path}")
         args.extend(cfg.extra_args)

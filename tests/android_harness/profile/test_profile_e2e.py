@@ -453,3 +453,45 @@ def test_profiling_again_replaces_the_runs_and_each_run_is_one_engine_iteration(
     # The old runs' folders are gone, not mixed in; iter-1 is the new run's.
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["iter-1"]
     assert (folder / "iter-1" / "result.json").read_bytes() != old["iter-1"]
+
+
+def test_weight_cache_keep_cold_and_off(
+    tiny_gemma4_build: Path, vdevice: Any, adb_server: Any, edgeship: EdgeshipCli, tmp_path: Path
+) -> None:
+    """LiteRT-LM writes an XNNPACK weight cache beside the bundle unless told not to. keep: it is there after
+    a run; cold: whatever cache was there is gone before each run (a planted one disappears); off: the runner
+    gets --disable_cache and writes none. profile.json config says which."""
+    shell = adb_server.client().device(vdevice.serial).shell
+    sha256 = json.loads((tiny_gemma4_build / "manifest.json").read_text())["bundle"]["sha256"]
+    bundle_dir = f"/data/local/tmp/edgeship/bundles/{sha256}"
+
+    def caches() -> list[str]:
+        return sorted(
+            name for name in shell(f"ls -1 {bundle_dir}").split() if name.startswith("model.litertlm_")
+        )
+
+    def profile(mode: str) -> dict[str, Any]:
+        runs = tmp_path / mode
+        args = profile_args(tiny_gemma4_build, vdevice.serial, runs, "--iterations", "1", "--warmup", "0")
+        result = run_edgeship(edgeship, *args, "--weight-cache", mode)
+        assert result.returncode == 0, result.stderr
+        [path] = runs.glob("*/*/profile.json")
+        data = json.loads(path.read_text())
+        assert data["config"]["weight_cache"] == mode
+        data["argv"] = json.loads((path.parent / "iter-1" / "result.json").read_text())["argv"]
+        return data
+
+    kept = profile("keep")
+    assert "--disable_cache" not in kept["argv"]
+    [written] = caches()
+    assert written.endswith(".xnnpack_cache"), written
+
+    planted = "model.litertlm_0_0.xnnpack_cache"
+    shell(f"echo stale > {bundle_dir}/{planted}")
+    profile("cold")
+    assert planted not in caches() and written in caches()  # removed before the run; the run wrote its own
+
+    shell(f"rm -f {bundle_dir}/model.litertlm_*")
+    off = profile("off")
+    assert "--disable_cache" in off["argv"]
+    assert caches() == []

@@ -230,7 +230,7 @@ def test_benchmark_model_periodic_monitoring_line_wins() -> None:
 
 def test_litert_lm_main_command_line() -> None:
     cfg = RunConfig(backend="gpu", threads=4, prefill=1024, decode=256, iterations=3, max_tokens=4096,
-                    log_sink_path="/data/local/tmp/x/sink.txt")  # fmt: skip
+                    disable_weight_cache=True, log_sink_path="/data/local/tmp/x/sink.txt")  # fmt: skip
     argv = get_adapter("litert_lm_main").build_command("/data/m.litertlm", cfg, runner_path="/bin/llm")
     assert argv == [
         "/bin/llm",
@@ -242,9 +242,11 @@ def test_litert_lm_main_command_line() -> None:
         "--num_iterations=3",
         "--max_num_tokens=4096",
         "--num_cpu_threads=4",
+        "--disable_cache",
         "--log_sink_file=/data/local/tmp/x/sink.txt",
     ]
-    assert get_adapter("litert_lm_main").build_command("m", RunConfig())[0] == "--model_path=m"
+    default = get_adapter("litert_lm_main").build_command("m", RunConfig())
+    assert default[0] == "--model_path=m" and "--disable_cache" not in default
 
 
 def test_benchmark_model_command_line() -> None:

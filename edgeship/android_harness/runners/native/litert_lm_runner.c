@@ -301,7 +301,10 @@ static engine_t run_once(const litert_lm_api_t *api, const flags_t *flags, run_f
     if (flags->max_num_tokens > 0) api->settings_set_max_num_tokens(settings, flags->max_num_tokens);
     api->settings_set_num_prefill_tokens(settings, flags->benchmark_prefill_tokens);
     api->settings_set_num_decode_tokens(settings, flags->benchmark_decode_tokens);
-    if (flags->cache_dir && flags->cache_dir[0] && !flags->disable_cache)
+    /* litert_lm_main's meaning: no cache at all. Without a cache dir LiteRT-LM writes one beside the model. */
+    if (flags->disable_cache)
+        api->settings_set_cache_dir(settings, ":nocache");
+    else if (flags->cache_dir && flags->cache_dir[0])
         api->settings_set_cache_dir(settings, flags->cache_dir);
     live.engine = api->engine_create(settings);
     api->settings_delete(settings);
