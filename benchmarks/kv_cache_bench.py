@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ple_residency import check, edgeship
 from vdevice_session import virtual_device
 
+from edgeship.android_harness.profile.options import WEIGHT_CACHE_KEEP, WEIGHT_CACHE_MODES
+
 PROMPT = "Once upon a time, in a small village by the sea,"
 
 
@@ -94,9 +96,9 @@ def main() -> None:
     parser.add_argument("--profile", default="vflagship", help="virtual device profile")
     # One runner thread: with several, which buffers the engine's init leaves allocated varies from run to run
     # (~120-190 MiB on Gemma 3 270M, as large as the difference measured); with one, every run after the
-    # warm-up lands on the same anonymous memory to 0.1%.
+    # first landed within 0.05% (BENCHMARKS.md, KV cache layouts).
     parser.add_argument("--threads", type=int, default=1, help="runner CPU threads")
-    parser.add_argument("--weight-cache", default="keep", choices=("keep", "cold", "off"))
+    parser.add_argument("--weight-cache", default=WEIGHT_CACHE_KEEP, choices=WEIGHT_CACHE_MODES)
     parser.add_argument("--builds", help="RING_DIR,FULL_DIR already exported (default: export both)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeship-kv-bench")
     parser.add_argument(

@@ -98,6 +98,7 @@ def differences(baseline: Profile, current: Profile) -> list[str]:
     if runner_identity(baseline) != runner_identity(current):
         reasons.append("runner {} {} vs {} {}".format(*runner_identity(baseline), *runner_identity(current)))
     for key in CONFIG_KEYS_THAT_MATTER:
-        if setting(baseline, key) != setting(current, key):
-            reasons.append(f"{key} {setting(baseline, key)} vs {setting(current, key)}")
+        before, now = setting(baseline, key), setting(current, key)
+        if before != now:
+            reasons.append(f"{key} {before} vs {now}")
     return reasons

@@ -12,10 +12,8 @@ if TYPE_CHECKING:
     from edgeship.exporter.manifest import Build
 
 # The XNNPACK weight cache LiteRT-LM keeps beside the bundle (<bundle>_<mtime>_<size>.xnnpack_cache): its
-# first run packs the weights into anonymous memory and writes the file, later runs map the file instead.
-# On Gemma 3 270M that is ~120 MiB of anonymous memory and ~4 s of init, and LiteRT-LM 0.18.1 does not
-# reuse it on every run (a profile's runs alternated between the two levels), so a figure that must not
-# depend on it (a KV cache layout's anonymous memory) is measured with it cold or off.
+# first run packs the weights into anonymous memory and writes the file (272 MB for Gemma 3 270M int8), later
+# runs map the file instead, so a first launch and the ones after it differ in init time and anonymous memory.
 WEIGHT_CACHE_KEEP = "keep"  # LiteRT-LM's own behaviour, as an app that has run once
 WEIGHT_CACHE_COLD = "cold"  # removed before each run: every run is a first launch, and writes it again
 WEIGHT_CACHE_OFF = "off"  # --disable_cache (cache dir ":nocache"): packed in anonymous memory, no file
