@@ -171,17 +171,6 @@ def test_mixed48_quantizes_each_section_kind_its_own_way(build_factory) -> None:
     run_in_engine(mixed_build / "model.litertlm")
 
 
-@pytest.mark.parametrize(("recipe", "granularity"), [("int4", "channelwise"), ("int4-b32", "blockwise-32")])
-def test_int4_presets_export_and_run(build_factory, recipe: str, granularity: str) -> None:
-    build = build_factory("gemma4", "tiny", recipe)
-    int8 = {s["kind"]: s for s in read_build(build_factory("gemma4", "tiny", "int8")).manifest["sections"]}
-    for section in read_build(build).manifest["sections"]:
-        if section["data_type"] == "TFLiteModel":
-            assert (section["quant"]["bits"], section["quant"]["granularity"]) == (4, granularity)
-            assert section["bytes"] < int8[section["kind"]]["bytes"], section["kind"]
-    run_in_engine(build / "model.litertlm")
-
-
 def test_inspect_json_and_table(build_factory, cli: EdgeshipCli) -> None:
     build = build_factory("gemma4", "tiny", "int8")
     manifest = read_build(build).manifest

@@ -74,7 +74,20 @@ def test_quantize_is_byte_reproducible(
     assert sha256_file(again / "model.litertlm") == json_out(result)["bundle"]["sha256"]
 
 
-@pytest.mark.parametrize("preset", ["int4", "mixed48", "ple4-main8"])
+@pytest.mark.parametrize(("preset", "granularity"), [("int4", "channelwise"), ("int4-b32", "blockwise-32")])
+def test_int4_presets_are_4_bit_in_their_granularity_and_smaller_than_int8(
+    preset: str, granularity: str, preset_builds: dict[str, Path]
+) -> None:
+    """As `export --recipe` gives them too: quantize and export make the same bytes (tested above)."""
+    int8 = {s["kind"]: s for s in load_manifest(preset_builds["int8"])["sections"]}
+    graphs = [s for s in load_manifest(preset_builds[preset])["sections"] if s["data_type"] == "TFLiteModel"]
+    assert graphs
+    for section in graphs:
+        assert (section["quant"]["bits"], section["quant"]["granularity"]) == (4, granularity)
+        assert section["bytes"] < int8[section["kind"]]["bytes"], section["kind"]
+
+
+@pytest.mark.parametrize("preset", ["int4", "int4-b32", "mixed48", "ple4-main8"])
 def test_quantized_bundle_runs_in_litert_lm(
     preset: str, preset_builds: dict[str, Path], tmp_path: Path
 ) -> None:
