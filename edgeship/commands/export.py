@@ -44,10 +44,11 @@ from edgeship.units import format_bytes, format_percent
 )
 @click.option(
     "--memory-path",
-    type=click.Choice(["frugal", "in-process"]),
-    default="frugal",
+    type=click.Choice(["auto", "frugal", "in-process"]),
+    default="auto",
     show_default=True,
-    help="frugal: the largest graph in its own process, lightweight conversion; in-process: one process.",
+    help="frugal: the largest graph in its own process, lightweight conversion; in-process: one process; "
+    "auto: frugal where it is predicted to save 15%% of the peak or more.",
 )
 @click.option(
     "--ignore-memory-check",

@@ -39,6 +39,12 @@ FLOAT32 = 4
 IN_PROCESS = "in-process"  # every graph and its quantization in one litert-torch process
 FRUGAL = "frugal"  # the largest graph in a process of its own, lightweight conversion (worker.py)
 PATHS = (IN_PROCESS, FRUGAL)
+# auto (the default): frugal where it saves at least this share of the in-process peak (a large model:
+# Gemma 3 270M 0.76x), in-process where it does not (a small one: the same memory, and one process is faster:
+# tiny Gemma 4, 1.43 GB either way, 81 s in-process vs 96 s frugal; BENCHMARKS.md).
+AUTO = "auto"
+PATH_CHOICES = (AUTO, *PATHS)
+FRUGAL_MIN_SAVING = 0.15
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,15 @@ def predict_peak(
             if not recipe.scheme_for(kind).is_float:
                 stages[f"quantize {kind}"] = int(base + carried + c.quantize_per_byte * weights.by_kind[kind])
     return MemoryPrediction(path, max(stages.values()), stages)
+
+
+def choose_path(ckpt: Checkpoint, recipe: Recipe, path: str, externalize_embedder: bool) -> MemoryPrediction:
+    """The prediction of the path an export takes: ``path``, or for auto the one FRUGAL_MIN_SAVING picks."""
+    if path != AUTO:
+        return predict_peak(ckpt, recipe, path, externalize_embedder)
+    whole = predict_peak(ckpt, recipe, IN_PROCESS, externalize_embedder)
+    frugal = predict_peak(ckpt, recipe, FRUGAL, externalize_embedder)
+    return frugal if frugal.peak_bytes <= (1 - FRUGAL_MIN_SAVING) * whole.peak_bytes else whole
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,9 @@ class ExportOptions:
     prefill_lengths: tuple[int, ...] = DEFAULT_PREFILL
     cache_length: int = DEFAULT_CACHE_LENGTH
     force: bool = False  # replace a non-empty BUILD_DIR
-    # frugal: the largest graph in a process of its own, lightweight conversion (memory.py, worker.py)
-    memory_path: str = memory.FRUGAL
+    # frugal: the largest graph in a process of its own, lightweight conversion (memory.py, worker.py);
+    # auto: frugal where the prediction says it pays, in-process where it does not (memory.choose_path)
+    memory_path: str = memory.AUTO
     # Sliding layers get a ring-buffer cache of their window (when the model has them and it is shorter).
     sliding_cache: bool = True
     # Export even when the predicted peak exceeds the memory available (--ignore-memory-check).
@@ -138,15 +139,18 @@ def export_build(
             f"--cache-length {options.cache_length} must be larger than the longest prefill"
             f" {max(options.prefill_lengths)}"
         )
-    if options.memory_path not in memory.PATHS:
-        raise UsageError(f"unknown memory path '{options.memory_path}'; use one of {', '.join(memory.PATHS)}")
+    if options.memory_path not in memory.PATH_CHOICES:
+        choices = ", ".join(memory.PATH_CHOICES)
+        raise UsageError(f"unknown memory path '{options.memory_path}'; use one of {choices}")
     ckpt = read_checkpoint(checkpoint_dir)
     check_output_dir(out, options.force)
+    externalize = litert.default_externalize_embedder(ckpt)
+    prediction = memory.choose_path(ckpt, recipe, options.memory_path, externalize)
+    options = replace(options, memory_path=prediction.path)  # the bytes depend on the path run, not on auto
     settings = _settings(ckpt, options)
     unsupported = _ring_plan(ckpt, options).unsupported
     if unsupported:
         reporter.note(f"note: {unsupported}")
-    prediction = memory.predict_peak(ckpt, recipe, options.memory_path, settings.externalize_embedder)
     if not options.ignore_memory:
         memory.check_fits(prediction, IGNORE_MEMORY_FLAG)
     reporter.note(f"Predicted peak memory: {prediction.summary()}")

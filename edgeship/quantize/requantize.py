@@ -34,6 +34,7 @@ from edgeship.exporter.manifest import (
     section_entries,
     write_manifest,
 )
+from edgeship.exporter.memory import FRUGAL
 from edgeship.exporter.pipeline import (
     ExportOptions,
     check_output_dir,
@@ -176,7 +177,7 @@ def _write_build(build: BuildInput, recipe: Recipe, staging: Path, reporter: Rep
         recipe=recipe.name,
         prefill_lengths=tuple(export["prefill_lengths"]),
         cache_length=export["cache_length"],
-        memory_path=(export.get("memory") or {}).get("path", ExportOptions.memory_path),
+        memory_path=(export.get("memory") or {}).get("path", FRUGAL),  # a manifest older than the key: frugal
     )
     ring = (export.get("kv_layout") or {}).get("sliding_ring_buffer")
     seed = reproducibility_seed(

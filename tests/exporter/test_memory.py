@@ -40,6 +40,30 @@ def test_frugal_path_never_predicts_more_than_in_process(tiny_gemma4_checkpoint:
     assert not [stage for stage in float_stages if stage.startswith("quantize")]
 
 
+def test_auto_takes_the_frugal_path_only_where_it_saves_enough(
+    tiny_gemma4_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    int8 = resolve_recipe("int8")
+    tiny = read_checkpoint(tiny_gemma4_checkpoint)
+    # Small: the same memory either way, so one process (faster). A path asked for is the path taken.
+    assert memory.choose_path(tiny, int8, memory.AUTO, True) == memory.predict_peak(
+        tiny, int8, memory.IN_PROCESS, True
+    )
+    assert memory.choose_path(tiny, int8, memory.FRUGAL, True).path == memory.FRUGAL
+    # The rule itself, on given predictions: frugal from a saving of FRUGAL_MIN_SAVING on.
+    whole_peak = 10 * memory.GB
+    for frugal_peak, chosen in ((8.4, memory.FRUGAL), (8.6, memory.IN_PROCESS)):
+        peaks = {memory.IN_PROCESS: whole_peak, memory.FRUGAL: int(frugal_peak * memory.GB)}
+        monkeypatch.setattr(
+            memory,
+            "predict_peak",
+            lambda ckpt, recipe, path, externalize, peaks=peaks: memory.MemoryPrediction(
+                path, peaks[path], {"convert": peaks[path]}
+            ),
+        )
+        assert memory.choose_path(tiny, int8, memory.AUTO, True).path == chosen, frugal_peak
+
+
 def test_e2b_prediction_scales_with_the_ple_table() -> None:
     """Gemma 4 E2B from its real geometry (meta device, no weights): the 9.4 GB float PLE graph dominates."""
     spec = synthetic_spec("gemma4", "e2b")
