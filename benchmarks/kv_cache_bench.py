@@ -94,8 +94,8 @@ def main() -> None:
     parser.add_argument("--decode", type=int, default=600)
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--profile", default="vflagship", help="virtual device profile")
-    # One runner thread by default: the memory figures are the same at 1 and 4 threads (BENCHMARKS.md, KV cache
-    # layouts), and on a 2-core box one thread keeps the two layouts' tok/s comparable beside other work.
+    # One runner thread by default: the memory figures are the same at 1 and 4 threads (BENCHMARKS.md, KV
+    # cache layouts), and on a 2-core box one thread keeps the layouts' tok/s comparable beside other work.
     parser.add_argument("--threads", type=int, default=1, help="runner CPU threads")
     parser.add_argument("--weight-cache", default=WEIGHT_CACHE_KEEP, choices=WEIGHT_CACHE_MODES)
     parser.add_argument("--builds", help="RING_DIR,FULL_DIR already exported (default: export both)")
