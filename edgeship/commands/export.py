@@ -12,6 +12,7 @@ from rich.table import Table
 
 from edgeship.commands.options import output_options
 from edgeship.console import Output, stdout_console
+from edgeship.exporter import memory
 from edgeship.exporter.arch import supported_summary
 from edgeship.quantize.recipes import PRESETS
 from edgeship.units import format_bytes, format_percent
@@ -44,11 +45,11 @@ from edgeship.units import format_bytes, format_percent
 )
 @click.option(
     "--memory-path",
-    type=click.Choice(["auto", "frugal", "in-process"]),
-    default="auto",
+    type=click.Choice(memory.PATH_CHOICES),
+    default=memory.AUTO,
     show_default=True,
     help="frugal: the largest graph in its own process, lightweight conversion; in-process: one process; "
-    "auto: frugal where it is predicted to save 15%% of the peak or more.",
+    f"auto: frugal where it is predicted to save {memory.FRUGAL_MIN_SAVING:.0%} of the peak or more.",
 )
 @click.option(
     "--ignore-memory-check",
