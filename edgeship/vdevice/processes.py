@@ -17,6 +17,12 @@ F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the fcntl module only from P
 PIPE_SIZE = 1024 * 1024
 
 
+# adbd never SIGKILLs a hung-up command; the device does, to leave nothing behind, once a trap has had time
+# to tidy up. 0.5 s was too short for a trap that sleeps 0.2 s on a loaded CI machine (a fresh-clone run
+# saw it killed mid-trap); a command that ends on SIGHUP is waited for only as long as it takes.
+HANGUP_GRACE_S = 2.0
+
+
 def _grow_pipe(fd: int) -> None:
     """A 1 MiB pipe lets a command write a whole WRTE's worth while the host acknowledges the last one."""
     import fcntl
@@ -110,7 +116,7 @@ class ProcessTracker:
             self._processes.add(process)
         return process
 
-    def kill(self, process: subprocess.Popen[bytes], grace: float = 0.5) -> None:
+    def kill(self, process: subprocess.Popen[bytes], grace: float = HANGUP_GRACE_S) -> None:
         """SIGHUP the group like adbd does, then SIGKILL what is left after ``grace`` seconds."""
         if process.returncode is not None:
             # Reaped (and its group killed) earlier: its id may belong to someone else by now.
